@@ -1,0 +1,217 @@
+"""The one configuration file (`ichigen.toml`), validated with pydantic.
+
+Every part of the product reads its settings from here: channel base URLs and credentials, paths, schedules,
+allocation and guard rails. String values may name environment variables as `${VAR}` or `${VAR:-default}`,
+so credentials never live in the file. Errors name the bad key (e.g. `channels.shopify.base_url`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "ichigen.toml"
+SLUGS = ("shopify", "rakuten", "amazon", "yahoo", "erp", "pos", "b2b", "carrier")
+
+_ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable, or a key holds a bad value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Strict):
+    """Where data lives. Relative paths are resolved against the config file's folder."""
+
+    landing: Path = Path("var/landing")
+    warehouse: Path = Path("var/warehouse/warehouse.duckdb")
+    serving: Path = Path("var/serving/ichigen.duckdb")
+    push_log: Path = Path("var/push_log")
+    dagster_home: Path = Path("var/dagster")
+    sandbox: Path = Path("var/sandbox")
+
+    @property
+    def quarantine(self) -> Path:
+        return self.landing / "_quarantine"
+
+
+class ShopifyConfig(_Strict):
+    enabled: bool = True
+    base_url: str = "http://127.0.0.1:8701"
+    api_version: str = "2026-10"
+    access_token: str = Field(default="shpat_sandbox", repr=False)
+    location_id: str | None = None  # None: the first active location the shop reports
+    page_size: int = Field(default=100, ge=1, le=250)
+    lookback_minutes: int = Field(default=10, ge=0)
+    backfill_start: str = "2025-01-01T00:00:00Z"
+    requests_per_second: float = Field(default=4.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8701")
+        return value.rstrip("/")
+
+
+class ChannelsConfig(_Strict):
+    shopify: ShopifyConfig = ShopifyConfig()
+
+
+class ErpConfig(_Strict):
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: Path = Path("var/sandbox/erp.sqlite")
+    postgres_dsn: str = Field(default="postgresql://postgres@127.0.0.1:5432/ichigen_erp", repr=False)
+
+
+class SchedulesConfig(_Strict):
+    """Cron strings (UTC) per data type."""
+
+    orders: str = "*/5 * * * *"
+    stock: str = "*/5 * * * *"
+    customers: str = "0 * * * *"
+    products: str = "0 3 * * *"
+    full_cycle: str = "*/15 * * * *"
+
+
+class StockConfig(_Strict):
+    default_safety_stock: int = Field(default=0, ge=0)
+    channel_buffer: dict[str, int] = Field(default_factory=lambda: {"shopify": 0})
+
+    @field_validator("channel_buffer")
+    @classmethod
+    def _known_channels(cls, value: dict[str, int]) -> dict[str, int]:
+        for slug, buffer in value.items():
+            if slug not in SLUGS:
+                raise ValueError(f"unknown channel {slug!r}; known: {', '.join(SLUGS)}")
+            if buffer < 0:
+                raise ValueError(f"buffer for {slug} must be >= 0")
+        return value
+
+
+class GuardRailsConfig(_Strict):
+    max_zeroed_fraction: float = Field(default=0.5, ge=0, le=1)
+    max_price_change_fraction: float = Field(default=0.3, ge=0)
+    max_quantity: int = Field(default=100_000, gt=0)
+    max_target_age_minutes: int = Field(default=120, gt=0)
+
+
+class SandboxConfig(_Strict):
+    seed: int = 42
+    skus: int = Field(default=60, ge=1)
+    customers: int = Field(default=200, ge=1)
+    history_days: int = Field(default=30, ge=1)
+    orders_per_day: int = Field(default=40, ge=0)
+    shopify_port: int = Field(default=8701, ge=0, le=65535)
+
+
+class Config(_Strict):
+    paths: PathsConfig = PathsConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+    erp: ErpConfig = ErpConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
+    stock: StockConfig = StockConfig()
+    guard_rails: GuardRailsConfig = GuardRailsConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    base_dir: Path = PROJECT_ROOT
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.resolve(self.paths.landing)
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.resolve(self.paths.quarantine)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.resolve(self.paths.warehouse)
+
+    @property
+    def serving_path(self) -> Path:
+        return self.resolve(self.paths.serving)
+
+    @property
+    def push_log_dir(self) -> Path:
+        return self.resolve(self.paths.push_log)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.resolve(self.paths.dagster_home)
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.resolve(self.paths.sandbox)
+
+    @property
+    def erp_sqlite_path(self) -> Path:
+        return self.resolve(self.erp.sqlite_path)
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """A copy with dotted-key overrides, e.g. `{"channels.shopify.base_url": url}` (tests, CLI)."""
+        data = self.model_dump()
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return _validate(data, source="overrides")
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is None:
+                raise ConfigError(f"environment variable {name} is not set (referenced as ${{{name}}})")
+            return default
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            problems.append(f"  {key}: {err['msg']}")
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(problems)) from None
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Load and validate the config file (default: $ICHIGEN_CONFIG or ./ichigen.toml at the project root)."""
+    path = Path(path or os.environ.get("ICHIGEN_CONFIG") or DEFAULT_CONFIG_PATH)
+    if not path.exists():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = _expand_env(raw)
+    data.setdefault("base_dir", str(path.resolve().parent))
+    return _validate(data, source=str(path))
