@@ -1,0 +1,249 @@
+"""The `ichigen` command: what people run by hand. The Makefile targets call it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ichigen.config import PROJECT_ROOT, Config, ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="ichigen: one view of every channel and the ERP.")
+sync_app = typer.Typer(no_args_is_help=True, help="Reverse sync: push reconciled stock to the channels.")
+app.add_typer(sync_app, name="sync")
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="config file (default: ichigen.toml)")]
+
+
+def _config(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _start_sandbox(config: Config, port: int):
+    """Start the embedded world in this process (threads), with its ERP SQLite under paths.sandbox."""
+    from sandbox import start_world
+
+    s = config.sandbox
+    return start_world(
+        data_dir=config.sandbox_dir, seed=s.seed, skus=s.skus, customers=s.customers,
+        history_days=s.history_days, orders_per_day=s.orders_per_day, port=port,
+        access_token=config.channels.shopify.access_token,
+    )
+
+
+def _point_at_world(config: Config, world) -> Config:
+    return config.with_overrides(**{
+        "channels.shopify.base_url": world.shopify_url,
+        "erp.kind": "sqlite",
+        "erp.sqlite_path": str(world.erp_sqlite_path),
+    })
+
+
+def print_summary(summary) -> None:
+    table = Table(title="ichigen — one full cycle", show_lines=False)
+    table.add_column("step")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, (rows, quarantined) in sorted(summary.landed.items()):
+        table.add_row("ingest", f"{key} rows landed", str(rows))
+        if quarantined:
+            table.add_row("ingest", f"{key} rows quarantined", str(quarantined))
+    table.add_row("dbt", "models built", str(summary.models_built))
+    table.add_row("dbt", "tests passed", str(summary.tests_passed))
+    table.add_row("dbt", "tests failed", str(summary.tests_failed))
+    table.add_row("publish", "serving copy version", summary.published_version or "— (not published)")
+    for channel, counts in sorted(summary.pushes.items()):
+        for what in ("planned", "applied", "failed", "refused"):
+            table.add_row("reverse sync", f"{channel} stock pushes {what}", str(counts[what]))
+    console.print(table)
+    for reason in summary.guard_rail_refusals:
+        console.print(f"[yellow]guard rail:[/yellow] {reason}")
+
+
+@app.command()
+def once(config_path: ConfigOption = None) -> None:
+    """Headless: start the sandbox, run one full cycle, print a summary, stop. Exit 0 on success."""
+    from ichigen.cycle import prepare_dagster_home, reset_world_data, run_full_cycle
+
+    config = _config(config_path)
+    prepare_dagster_home(config)
+    reset_world_data(config)
+    console.print("starting the sandbox world …")
+    with _start_sandbox(config, port=0) as world:
+        console.print(f"sandbox Shopify at {world.shopify_url}, ERP at {world.erp_sqlite_path}")
+        import dagster as dg
+
+        summary = _run_cycle(_point_at_world(config, world), dg.DagsterInstance.get())
+    print_summary(summary)
+    if not summary.success:
+        console.print(f"[red]the cycle failed:[/red] {summary.failure}")
+        raise typer.Exit(1)
+    empty = [key for key, (rows, _) in summary.landed.items() if rows == 0]
+    if empty:
+        console.print(f"[red]nothing landed for:[/red] {', '.join(empty)}")
+        raise typer.Exit(1)
+    console.print("[green]one full cycle: OK[/green]")
+
+
+def _run_cycle(config: Config, instance):
+    from ichigen.cycle import run_full_cycle
+
+    with console.status("running ingest → dbt build → publish → reverse sync …"):
+        return run_full_cycle(config, instance)
+
+
+@app.command()
+def sandbox(
+    config_path: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="Shopify port (default: sandbox.shopify_port)")] = None,
+    simulate_every: Annotated[float, typer.Option(help="seconds between simulated orders (0: none)")] = 10.0,
+) -> None:
+    """Run the sandbox world in the foreground until Ctrl-C."""
+    config = _config(config_path)
+    s = config.sandbox
+    cmd = [
+        sys.executable, "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
+        "--customers", str(s.customers), "--history-days", str(s.history_days),
+        "--orders-per-day", str(s.orders_per_day), "--port", str(port or s.shopify_port),
+        "--data-dir", str(config.sandbox_dir), "--simulate-every", str(simulate_every),
+    ]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+@app.command()
+def demo(config_path: ConfigOption = None) -> None:
+    """Start the sandbox, Dagster (UI :3000, schedules live) and the dashboards (:8501). Ctrl-C stops all."""
+    import httpx
+
+    from ichigen.cycle import prepare_dagster_home, reset_world_data
+
+    config = _config(config_path)
+    home = prepare_dagster_home(config)
+    reset_world_data(config)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ICHIGEN_CONFIG": str(config_path or "")}
+    if not config_path:
+        env.pop("ICHIGEN_CONFIG")
+    bin_dir = Path(sys.executable).parent
+    s = config.sandbox
+    procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(name: str, cmd: list[str]) -> None:
+        log = open(config.sandbox_dir.parent / f"{name}.log", "w")  # noqa: SIM115 — closed with the process
+        procs.append((name, subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True)))
+
+    def stop_all(*_: object) -> None:
+        for _name, proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _name, proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    config.sandbox_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        start("sandbox", [str(bin_dir / "python"), "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
+                          "--customers", str(s.customers), "--history-days", str(s.history_days),
+                          "--orders-per-day", str(s.orders_per_day), "--port", str(s.shopify_port),
+                          "--data-dir", str(config.sandbox_dir), "--simulate-every", "10"])
+        url = config.channels.shopify.base_url
+        for _ in range(120):
+            try:
+                if httpx.get(f"{url}/_sandbox/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError(f"the sandbox did not come up at {url} (see var/sandbox.log)")
+        console.print("sandbox up; running the first full cycle so the dashboards have data …")
+        import dagster as dg
+
+        summary = _run_cycle(config, dg.DagsterInstance.get())
+        print_summary(summary)
+        start("dagster", [str(bin_dir / "dagster"), "dev", "-m", "orchestration.definitions",
+                          "-h", "127.0.0.1", "-p", "3000"])
+        start("dashboards", [str(bin_dir / "streamlit"), "run", "dashboards/app.py", "--server.port", "8501",
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"])
+        console.print(
+            "\n[bold]ichigen is running[/bold]\n"
+            "  Dashboards (ja/en):  http://127.0.0.1:8501\n"
+            "  Dagster UI:          http://127.0.0.1:3000\n"
+            f"  Sandbox Shopify:     {url}/admin/api/2026-10/graphql.json\n"
+            f"  Logs:                {config.sandbox_dir.parent}/*.log\n"
+            "Ctrl-C stops everything."
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(proc.poll() is None for _, proc in procs):
+            time.sleep(1)
+        dead = [name for name, proc in procs if proc.poll() is not None]
+        console.print(f"[red]{', '.join(dead)} stopped unexpectedly; see the logs[/red]")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("\nstopping …")
+    finally:
+        stop_all()
+    console.print("stopped.")
+
+
+@sync_app.command("plan")
+def sync_plan(config_path: ConfigOption = None, channel: str = "shopify") -> None:
+    """Show what a stock sync would change (a dry run: nothing is pushed, no state advances)."""
+    _sync(config_path, channel, dry_run=True)
+
+
+@sync_app.command("apply")
+def sync_apply(
+    config_path: ConfigOption = None,
+    channel: str = "shopify",
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
+    """Plan, check the guard rails, push, and log."""
+    _sync(config_path, channel, dry_run=dry_run)
+
+
+def _sync(config_path: Path | None, channel: str, dry_run: bool) -> None:
+    from reverse_sync.stock import sync_stock
+
+    config = _config(config_path)
+    result = sync_stock(config, channel, dry_run=dry_run)
+    table = Table(title=f"{channel} stock sync {'(dry run) ' if dry_run else ''}— run {result.run_id}")
+    for col in ("sku", "old", "new", "status", "error"):
+        table.add_column(col)
+    for r in result.records[:50]:
+        table.add_row(r.sku, str(r.old_value), str(r.new_value), r.status, (r.error or "")[:80])
+    console.print(table)
+    console.print(f"planned {result.planned}, unchanged {result.unchanged}, applied {result.applied}, "
+                  f"failed {result.failed}, refused {result.refused}")
+    for reason in result.verdict.reasons:
+        console.print(f"[yellow]guard rail:[/yellow] {reason}")
+    if not result.verdict.allowed or result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("check-config")
+def check_config(config_path: ConfigOption = None) -> None:
+    """Validate the configuration file and print where things live."""
+    config = _config(config_path)
+    console.print(f"OK: shopify at {config.channels.shopify.base_url}; ERP {config.erp.kind}; "
+                  f"landing {config.landing_dir}; serving copy {config.serving_path}")
+
+
+if __name__ == "__main__":
+    app()

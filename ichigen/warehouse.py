@@ -1,0 +1,29 @@
+"""How the product reaches its dbt project: paths and environment that dbt's profile and sources read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ichigen.config import PROJECT_ROOT, Config
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def dbt_env(config: Config) -> dict[str, str]:
+    """Environment variables the dbt profile and sources read (DECISIONS.md D6)."""
+    return {
+        "ICHIGEN_WAREHOUSE_PATH": str(config.warehouse_path),
+        "ICHIGEN_LANDING_ROOT": str(config.landing_dir),
+        "ICHIGEN_PUSH_LOG_ROOT": str(config.push_log_dir),
+    }
+
+
+def export_dbt_env(config: Config) -> None:
+    """Put the dbt environment into this process, so dbt subprocesses started from it inherit it."""
+    os.environ.update(dbt_env(config))
+    config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def manifest_path() -> Path:
+    return DBT_PROJECT_DIR / "target" / "manifest.json"

@@ -1,0 +1,143 @@
+"""Thin Dagster assets over the plain libraries: ingest → dbt build → publish → reverse sync.
+
+Asset keys follow the one-slug rule: `<slug>/<entity>` for landed data (the same keys dagster-dbt gives the
+dbt sources, so lineage from landing into staging is automatic), dbt models by model name, `serving_copy`
+for the published warehouse, `<slug>/stock_push` for a channel's reverse sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+import ingestion
+from ichigen.config import Config
+from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
+from ichigen.warehouse import export_dbt_env
+from reverse_sync.stock import sync_stock
+
+SERVING_COPY = dg.AssetKey("serving_copy")
+
+
+def build_ingest_assets(config: Config) -> list[dg.AssetsDefinition]:
+    """One asset per source/entity the ingestion library knows (`ingestion.ENTITIES`)."""
+    assets = []
+    for source, entities in ingestion.ENTITIES.items():
+        for entity in entities:
+            assets.append(_ingest_asset(config, source, entity))
+    return assets
+
+
+def _ingest_asset(config: Config, source: str, entity: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dg.AssetKey([source, entity]),
+        group_name=f"land_{source}",
+        kinds={"python", "parquet"},
+        description=f"{source} {entity}, landed as immutable Parquet batches (incremental, cursor from landed data).",
+        pool=f"channel_{source}",  # one budget per channel: runs queue instead of exceeding it
+    )
+    def _ingest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        result = ingestion.ingest(config, source, entity)
+        context.log.info(
+            f"{source}/{entity}: landed {result.rows_landed} rows, quarantined {result.rows_quarantined}"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "rows_landed": result.rows_landed,
+                "rows_quarantined": result.rows_quarantined,
+                "batch_id": result.batch_id or "",
+                "cursor_to": str(result.cursor_to or ""),
+            }
+        )
+
+    return _ingest
+
+
+class IchigenDbtTranslator(DagsterDbtTranslator):
+    def get_group_name(self, dbt_resource_props: dict[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        layer = fqn[1] if len(fqn) > 2 else "warehouse"
+        return f"dbt_{layer}"
+
+
+def build_dbt_assets(config: Config, project: DbtProject) -> dg.AssetsDefinition:
+    translator = IchigenDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator)
+    def warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        export_dbt_env(config)
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        yield from invocation.stream()
+        report = BuildReport.from_run_results(invocation.get_artifact("run_results.json"))
+        record_build(config.warehouse_path, report)
+        if not report.success:
+            raise dg.Failure(
+                description=f"dbt build failed: {report.tests_failed} tests failed, {report.errors} errors; "
+                "the serving copy was not replaced",
+                metadata={"failures": dg.MetadataValue.json(list(report.failures))},
+            )
+
+    return warehouse
+
+
+def build_publish_asset(config: Config, dbt_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=SERVING_COPY,
+        deps=list(dbt_asset.keys),
+        group_name="publish",
+        kinds={"duckdb"},
+        description="Read-only serving copy of the warehouse, swapped in only after a build whose tests passed.",
+    )
+    def serving_copy(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        report = last_build(config.warehouse_path)
+        if report is None:
+            raise dg.Failure("no dbt build has been recorded yet; nothing to publish")
+        try:
+            manifest = publish(config.warehouse_path, config.serving_path, report)
+        except PublishRefused as exc:
+            raise dg.Failure(str(exc)) from None
+        context.log.info(f"published version {manifest['version']}")
+        return dg.MaterializeResult(
+            metadata={
+                "version": manifest["version"],
+                "models_built": report.models_built,
+                "tests_passed": report.tests_passed,
+                "tests_failed": report.tests_failed,
+                "path": str(config.serving_path),
+            }
+        )
+
+    return serving_copy
+
+
+def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dg.AssetKey([channel, "stock_push"]),
+        deps=[SERVING_COPY, dg.AssetKey([channel, "inventory_levels"])],
+        group_name=f"sync_{channel}",
+        kinds={"python"},
+        description=f"Reverse sync of stock targets to {channel}: plan → guard rails → push → push log.",
+        pool=f"channel_{channel}",
+    )
+    def stock_push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        result = sync_stock(config, channel)
+        if not result.verdict.allowed:
+            for reason in result.verdict.reasons:
+                context.log.warning(reason)
+        return dg.MaterializeResult(
+            metadata={
+                "run_id": result.run_id,
+                "planned": result.planned,
+                "unchanged": result.unchanged,
+                "applied": result.applied,
+                "failed": result.failed,
+                "refused": result.refused,
+                "guard_rails": dg.MetadataValue.json(list(result.verdict.reasons)),
+            }
+        )
+
+    return stock_push
+

@@ -1,0 +1,88 @@
+"""Dagster definitions: assets, the full-cycle job, schedules per data type. Load with
+`dagster dev -m orchestration.definitions` (the demo does) or `build_definitions(config)` in tests."""
+
+from __future__ import annotations
+
+import subprocess
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject
+
+from ichigen.config import Config, load_config
+from ichigen.warehouse import DBT_PROJECT_DIR, export_dbt_env, manifest_path
+from orchestration.assets import (
+    build_dbt_assets,
+    build_ingest_assets,
+    build_publish_asset,
+    build_stock_push_asset,
+)
+
+FULL_CYCLE_JOB = "full_cycle"
+
+
+def dbt_project(config: Config) -> DbtProject:
+    """The dbt project, with its manifest parsed if this checkout has none yet."""
+    export_dbt_env(config)
+    if not manifest_path().exists():
+        subprocess.run(
+            [_dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
+            check=True,
+        )
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _dbt_executable() -> str:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def build_definitions(config: Config) -> dg.Definitions:
+    project = dbt_project(config)
+    ingest_assets = build_ingest_assets(config)
+    warehouse = build_dbt_assets(config, project)
+    serving = build_publish_asset(config, warehouse)
+    pushes = [build_stock_push_asset(config, "shopify")] if config.channels.shopify.enabled else []
+
+    full_cycle = dg.define_asset_job(
+        FULL_CYCLE_JOB,
+        selection=dg.AssetSelection.all(),
+        description="ingest every source → dbt build (tests as checks) → publish → reverse sync",
+    )
+    ingest_stock = dg.define_asset_job(
+        "ingest_stock",
+        selection=dg.AssetSelection.keys(*[a.key for a in ingest_assets if a.key.path[-1] in ("inventory_levels", "stock")]),
+    )
+    ingest_orders = dg.define_asset_job(
+        "ingest_orders", selection=dg.AssetSelection.keys(*[a.key for a in ingest_assets if a.key.path[-1] == "orders"])
+    )
+    ingest_products = dg.define_asset_job(
+        "ingest_products",
+        selection=dg.AssetSelection.keys(
+            *[a.key for a in ingest_assets if a.key.path[-1] in ("products", "product_variants", "warehouses")]
+        ),
+    )
+    running = dg.DefaultScheduleStatus.RUNNING
+    schedules = [
+        dg.ScheduleDefinition(job=full_cycle, cron_schedule=config.schedules.full_cycle, default_status=running),
+        dg.ScheduleDefinition(job=ingest_orders, cron_schedule=config.schedules.orders, default_status=running),
+        dg.ScheduleDefinition(job=ingest_stock, cron_schedule=config.schedules.stock, default_status=running),
+        dg.ScheduleDefinition(job=ingest_products, cron_schedule=config.schedules.products, default_status=running),
+    ]
+    return dg.Definitions(
+        assets=[*ingest_assets, warehouse, serving, *pushes],
+        jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
+        schedules=schedules,
+        resources={"dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR))},
+    )
+
+
+def _load() -> dg.Definitions:
+    return build_definitions(load_config())
+
+
+defs = _load()

@@ -1,0 +1,150 @@
+"""Plan: diff the published targets against what each channel last showed, keep only real changes.
+
+The channel's last known state is the newest of (a) what ingestion last landed from the channel and (b) what
+we pushed since and the channel accepted (push log), so a second apply right after the first plans nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ichigen.publish import published_version
+
+
+@dataclass(frozen=True)
+class ChannelListing:
+    """One SKU as a channel holds it: the channel's own reference and the quantity it showed last."""
+
+    sku: str
+    target_ref: str  # the channel's id for what we push to, e.g. "<inventoryItemId>@<locationId>"
+    quantity: int
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    channel: str
+    field: str
+    sku: str
+    target_ref: str
+    old_value: int
+    new_value: int
+    reason: str
+
+
+@dataclass
+class Plan:
+    channel: str
+    field: str
+    run_id: str
+    planned_at: datetime
+    targets_version: str | None
+    targets_published_at: datetime | None
+    changes: list[PlannedChange]
+    listed: int  # SKUs the channel lists that have a target
+    unchanged: int
+    without_listing: list[str] = field(default_factory=list)  # targets for SKUs the channel does not list
+    without_target: list[str] = field(default_factory=list)  # listings for which no target exists
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.changes
+
+
+def new_run_id(channel: str) -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}Z-{channel}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class StockTarget:
+    sku: str
+    target_quantity: int
+    explain: str
+
+
+def read_stock_targets(serving_path: Path, channel: str) -> tuple[dict[str, StockTarget], dict | None]:
+    """Targets for one channel from the published serving copy (read-only), with the published manifest."""
+    if not serving_path.exists():
+        raise FileNotFoundError(
+            f"no published serving copy at {serving_path}: run a build first (ichigen once)"
+        )
+    con = duckdb.connect(str(serving_path), read_only=True)
+    try:
+        rows = con.execute(
+            "select sku, target_quantity, explain from mart_channel_stock_targets where channel = ?",
+            [channel],
+        ).fetchall()
+    finally:
+        con.close()
+    targets = {sku: StockTarget(sku, int(qty), explain or "") for sku, qty, explain in rows}
+    return targets, published_version(serving_path)
+
+
+def plan_stock(
+    channel: str,
+    targets: dict[str, StockTarget],
+    listings: dict[str, ChannelListing],
+    manifest: dict | None,
+) -> Plan:
+    """Changes that bring the channel's shown quantity to the target, one per listed SKU that differs."""
+    changes: list[PlannedChange] = []
+    unchanged = 0
+    for sku in sorted(targets.keys() & listings.keys()):
+        target, listing = targets[sku], listings[sku]
+        if target.target_quantity == listing.quantity:
+            unchanged += 1
+            continue
+        changes.append(
+            PlannedChange(
+                channel=channel,
+                field="stock",
+                sku=sku,
+                target_ref=listing.target_ref,
+                old_value=listing.quantity,
+                new_value=target.target_quantity,
+                reason=target.explain,
+            )
+        )
+    published_at = None
+    if manifest and manifest.get("published_at"):
+        published_at = datetime.fromisoformat(manifest["published_at"])
+    return Plan(
+        channel=channel,
+        field="stock",
+        run_id=new_run_id(channel),
+        planned_at=datetime.now(UTC),
+        targets_version=(manifest or {}).get("version"),
+        targets_published_at=published_at,
+        changes=changes,
+        listed=len(targets.keys() & listings.keys()),
+        unchanged=unchanged,
+        without_listing=sorted(targets.keys() - listings.keys()),
+        without_target=sorted(listings.keys() - targets.keys()),
+    )
+
+
+def latest_listings(landed: pl.DataFrame, pushed: pl.DataFrame) -> dict[str, ChannelListing]:
+    """Newest known quantity per channel reference, from landed channel state and applied pushes.
+
+    Both frames have columns sku, target_ref, quantity, seen_at (UTC).
+    """
+    frames = [f.select("sku", "target_ref", "quantity", "seen_at") for f in (landed, pushed) if f.height]
+    if not frames:
+        return {}
+    newest = (
+        pl.concat(frames, how="vertical_relaxed")
+        .sort("seen_at")
+        .group_by("target_ref", maintain_order=True)
+        .last()
+    )
+    return {
+        row["sku"]: ChannelListing(row["sku"], row["target_ref"], int(row["quantity"]), row["seen_at"])
+        for row in newest.iter_rows(named=True)
+        if row["sku"]
+    }

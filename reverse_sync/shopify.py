@@ -1,0 +1,200 @@
+"""Shopify stock push: `inventorySetQuantities` (≤ 250 quantities a call) with compare-and-swap.
+
+- `changeFromQuantity` is the quantity we last saw. If the shop sold a unit since, Shopify refuses the whole
+  call with CHANGE_FROM_QUANTITY_STALE; we re-read the items that changed, lower each target by the units sold
+  since our read (never resurrecting a sold unit), and retry with the fresh quantity. Bounded attempts.
+- `@idempotent(key:)` (required since 2026-04) carries a key fixed per chunk and attempt, so when the HTTP
+  loop retries a request whose response was lost, Shopify answers from its record instead of applying twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ingestion.http import ChannelClient
+from reverse_sync.plan import PlannedChange
+from reverse_sync.push_log import PushRecord
+
+MAX_PER_CALL = 250
+MAX_STALE_ROUNDS = 3
+
+SET_QUANTITIES = """
+mutation SetAvailable($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey) {
+    inventoryAdjustmentGroup {
+      createdAt
+      reason
+      changes { name delta quantityAfterChange item { id } location { id } }
+    }
+    userErrors { code field message }
+  }
+}
+"""
+
+CHANGED_ITEMS = """
+query ChangedItems($first: Int!, $after: String, $query: String) {
+  inventoryItems(first: $first, after: $after, query: $query) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id
+      sku
+      inventoryLevels(first: 10) {
+        nodes { location { id } quantities(names: ["available"]) { name quantity } }
+      }
+    }
+  }
+}
+"""
+
+
+def split_ref(target_ref: str) -> tuple[str, str]:
+    item, _, location = target_ref.partition("@")
+    return item, location
+
+
+@dataclass
+class _Pending:
+    change: PlannedChange
+    believed: int  # what we believe the shop shows now (changeFromQuantity)
+    value: int  # what we will set
+
+
+class ShopifyStockPusher:
+    def __init__(self, client: ChannelClient, api_version: str):
+        self.client = client
+        self.path = f"/admin/api/{api_version}/graphql.json"
+
+    def _graphql(self, operation: str, query: str, variables: dict) -> dict:
+        response = self.client.request(
+            "POST", self.path, operation=operation, json={"query": query, "variables": variables}
+        )
+        return response.json()["data"]
+
+    def current_available(self, since: datetime) -> dict[str, int]:
+        """Available quantity per target_ref for items the shop changed since `since` (bounded paging)."""
+        found: dict[str, int] = {}
+        after = None
+        for _ in range(200):
+            data = self._graphql(
+                "inventoryItems",
+                CHANGED_ITEMS,
+                {"first": 250, "after": after, "query": f"updated_at:>='{since:%Y-%m-%dT%H:%M:%SZ}'"},
+            )["inventoryItems"]
+            for item in data["nodes"]:
+                for level in item["inventoryLevels"]["nodes"]:
+                    qty = {q["name"]: q["quantity"] for q in level["quantities"]}.get("available")
+                    if qty is not None:
+                        found[f"{item['id']}@{level['location']['id']}"] = int(qty)
+            if not data["pageInfo"]["hasNextPage"]:
+                break
+            after = data["pageInfo"]["endCursor"]
+        return found
+
+    def push(
+        self,
+        run_id: str,
+        changes: list[PlannedChange],
+        planned_at: datetime,
+        state_seen_at: datetime,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[PushRecord]:
+        records: list[PushRecord] = []
+        done = 0
+        for index in range(0, len(changes), MAX_PER_CALL):
+            chunk = [_Pending(c, c.old_value, c.new_value) for c in changes[index : index + MAX_PER_CALL]]
+            records.extend(self._push_chunk(run_id, index // MAX_PER_CALL, chunk, planned_at, state_seen_at))
+            done += len(chunk)
+            if on_progress:
+                on_progress(done, len(changes))
+        return records
+
+    def _push_chunk(
+        self, run_id: str, chunk_no: int, chunk: list[_Pending], planned_at: datetime, seen_at: datetime
+    ) -> list[PushRecord]:
+        records: list[PushRecord] = []
+        for attempt in range(1, MAX_STALE_ROUNDS + 1):
+            quantities = []
+            for p in chunk:
+                item, location = split_ref(p.change.target_ref)
+                quantities.append(
+                    {"inventoryItemId": item, "locationId": location, "quantity": p.value,
+                     "changeFromQuantity": p.believed}
+                )
+            variables = {
+                "input": {
+                    "name": "available",
+                    "reason": "correction",
+                    "referenceDocumentUri": f"ichigen://sync/{run_id}",
+                    "quantities": quantities,
+                },
+                "idempotencyKey": f"{run_id}-{chunk_no}-{attempt}",
+            }
+            try:
+                payload = self._graphql("inventorySetQuantities", SET_QUANTITIES, variables)[
+                    "inventorySetQuantities"
+                ]
+            except Exception as exc:  # noqa: BLE001 — every failure is logged per row and retried next cycle
+                now = datetime.now(UTC)
+                return records + [
+                    self._record(run_id, p, "failed", f"{type(exc).__name__}: {exc}", planned_at, now, attempt)
+                    for p in chunk
+                ]
+            now = datetime.now(UTC)
+            errors = payload.get("userErrors") or []
+            if not errors:
+                return records + [self._record(run_id, p, "applied", None, planned_at, now, attempt) for p in chunk]
+
+            stale = [e for e in errors if e.get("code") == "CHANGE_FROM_QUANTITY_STALE"]
+            if len(stale) != len(errors):
+                # A row the shop rejects (unknown item, bad quantity) fails the call; log it and push the rest.
+                bad_rows = _rows_named(errors, len(chunk))
+                message = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+                if not bad_rows:
+                    return records + [
+                        self._record(run_id, p, "failed", message, planned_at, now, attempt) for p in chunk
+                    ]
+                records += [
+                    self._record(run_id, chunk[i], "failed", message, planned_at, now, attempt) for i in bad_rows
+                ]
+                chunk = [p for i, p in enumerate(chunk) if i not in bad_rows]
+                if not chunk:
+                    return records
+                continue
+
+            # Someone bought since our read: take the fresh quantity and subtract what sold from our target.
+            fresh = self.current_available(seen_at)
+            for p in chunk:
+                current = fresh.get(p.change.target_ref)
+                if current is None or current == p.believed:
+                    continue
+                sold_since = max(0, p.believed - current)
+                p.value = max(0, p.value - sold_since)
+                p.believed = current
+        now = datetime.now(UTC)
+        return records + [
+            self._record(run_id, p, "stale", "shop kept changing; retried next cycle", planned_at, now,
+                         MAX_STALE_ROUNDS)
+            for p in chunk
+        ]
+
+    @staticmethod
+    def _record(run_id, pending: _Pending, status, error, planned_at, pushed_at, attempt) -> PushRecord:
+        c = pending.change
+        return PushRecord(
+            run_id=run_id, channel=c.channel, field=c.field, sku=c.sku, target_ref=c.target_ref,
+            old_value=pending.believed, new_value=pending.value, status=status, error=error,
+            planned_at=planned_at, pushed_at=pushed_at, attempt=attempt,
+        )
+
+
+def _rows_named(errors: list[dict], size: int) -> set[int]:
+    """Indexes of `quantities` rows that userErrors point at (field: ["input", "quantities", "3", ...])."""
+    rows: set[int] = set()
+    for error in errors:
+        path = error.get("field") or []
+        for i, part in enumerate(path[:-1]):
+            if part == "quantities" and str(path[i + 1]).isdigit() and int(path[i + 1]) < size:
+                rows.add(int(path[i + 1]))
+    return rows

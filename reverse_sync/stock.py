@@ -1,0 +1,121 @@
+"""One stock sync run for a channel: plan → guard → push (or dry run) → log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from ichigen.config import Config
+from ichigen.publish import last_build
+from ingestion.http import ChannelClient
+from ingestion.landing import LandingZone
+from reverse_sync.guard import GuardVerdict, check_plan
+from reverse_sync.plan import Plan, latest_listings, plan_stock, read_stock_targets
+from reverse_sync.push_log import PushRecord, applied_state, write_push_log
+from reverse_sync.shopify import ShopifyStockPusher
+
+SUPPORTED_CHANNELS = ("shopify",)
+
+
+class SyncError(RuntimeError):
+    """A sync run could not be planned (missing targets, ambiguous channel state)."""
+
+
+@dataclass
+class SyncResult:
+    channel: str
+    run_id: str
+    dry_run: bool
+    planned: int
+    unchanged: int
+    verdict: GuardVerdict
+    records: list[PushRecord] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.records if r.status == status)
+
+    @property
+    def applied(self) -> int:
+        return self.count("applied")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed") + self.count("stale")
+
+    @property
+    def refused(self) -> int:
+        return self.count("refused")
+
+
+def shopify_listings_state(config: Config) -> pl.DataFrame:
+    """What the shop last showed per inventory item × location, from the landing zone."""
+    landed = LandingZone(config.landing_dir).landed("shopify", "inventory_levels")
+    if landed is None:
+        return pl.DataFrame(schema={"sku": pl.String, "target_ref": pl.String, "quantity": pl.Int64,
+                                    "seen_at": pl.Datetime("us", "UTC")})
+    frame = landed.select("sku", "inventory_item_id", "location_id", "available", "_fetched_at").collect()
+    location = config.channels.shopify.location_id
+    if location is None:
+        locations = frame.get_column("location_id").unique().to_list()
+        if len(locations) > 1:
+            raise SyncError(
+                f"shopify: the shop has {len(locations)} locations ({', '.join(sorted(locations)[:5])}); "
+                "set channels.shopify.location_id to the one ichigen manages"
+            )
+    else:
+        frame = frame.filter(pl.col("location_id") == location)
+    return frame.select(
+        "sku",
+        (pl.col("inventory_item_id") + "@" + pl.col("location_id")).alias("target_ref"),
+        pl.col("available").cast(pl.Int64).alias("quantity"),
+        pl.col("_fetched_at").alias("seen_at"),
+    )
+
+
+def plan_channel_stock(config: Config, channel: str) -> tuple[Plan, datetime | None]:
+    if channel not in SUPPORTED_CHANNELS:
+        raise SyncError(f"stock sync for {channel!r} is not built yet; supported: {SUPPORTED_CHANNELS}")
+    targets, manifest = read_stock_targets(config.serving_path, channel)
+    landed = shopify_listings_state(config)
+    listings = latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
+    seen_at = landed.get_column("seen_at").min() if landed.height else None
+    return plan_stock(channel, targets, listings, manifest), seen_at
+
+
+def sync_stock(
+    config: Config,
+    channel: str = "shopify",
+    *,
+    dry_run: bool = False,
+    client: ChannelClient | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SyncResult:
+    plan, seen_at = plan_channel_stock(config, channel)
+    verdict = check_plan(plan, config.guard_rails, last_build(config.warehouse_path))
+    result = SyncResult(channel, plan.run_id, dry_run, len(plan.changes), plan.unchanged, verdict)
+
+    if not verdict.allowed or dry_run:
+        status = "dry_run" if verdict.allowed else "refused"
+        error = None if verdict.allowed else " | ".join(verdict.reasons)
+        result.records = [
+            PushRecord(plan.run_id, c.channel, c.field, c.sku, c.target_ref, c.old_value, c.new_value,
+                       status, error, plan.planned_at, None, 0)
+            for c in plan.changes
+        ]
+        # A dry run advances no state: its rows are logged as dry_run, which the planner ignores.
+        write_push_log(config.push_log_dir, result.records)
+        return result
+
+    if plan.is_empty:
+        return result
+    shopify = config.channels.shopify
+    client = client or ChannelClient.for_shopify(shopify)
+    pusher = ShopifyStockPusher(client, shopify.api_version)
+    result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, seen_at or plan.planned_at,
+                                 on_progress)
+    write_push_log(config.push_log_dir, result.records)
+    return result
+

@@ -1,0 +1,51 @@
+"""Fixtures shared across the suite: a per-test configuration in tmp, and real PostgreSQL databases."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ichigen.config import Config, load_config
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_HOW_TO_START = (
+    "PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth). Start it with:\n"
+    "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+)
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path) -> Config:
+    """The project's configuration with every data path moved into this test's tmp folder."""
+    return load_config().with_overrides(
+        **{
+            "base_dir": str(tmp_path),
+            "paths.landing": "landing",
+            "paths.warehouse": "warehouse/warehouse.duckdb",
+            "paths.serving": "serving/ichigen.duckdb",
+            "paths.push_log": "push_log",
+            "paths.dagster_home": "dagster",
+            "paths.sandbox": "sandbox",
+            "erp.sqlite_path": "sandbox/erp.sqlite",
+        }
+    )
+
+
+@pytest.fixture
+def pg_database():
+    """A fresh PostgreSQL database for one test, dropped afterwards. Fails (never skips) without a server."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"{PG_HOW_TO_START}\n({exc})")
+    name = f"ichigen_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
