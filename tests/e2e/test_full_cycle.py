@@ -1,0 +1,99 @@
+"""The walking skeleton end to end, through the same Dagster job the schedules run.
+
+GIVEN a sandbox world (Shopify over real HTTP on a random port, an ERP in SQLite)
+WHEN the full_cycle job runs in-process (ingest → dbt build → publish → reverse sync)
+THEN the published daily sales equal what the sandbox sold (computed here from the sandbox's own truth),
+     the shop's stock equals the published targets, and a second cycle pushes nothing.
+"""
+
+from collections import defaultdict
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import duckdb
+import httpx
+import pytest
+
+from ichigen.config import Config
+from ichigen.cycle import run_full_cycle
+from sandbox import start_world
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+JST = ZoneInfo("Asia/Tokyo")
+
+
+@pytest.fixture
+def world(tmp_config: Config):
+    with start_world(data_dir=tmp_config.sandbox_dir, seed=11, skus=30, customers=60, history_days=10,
+                     orders_per_day=25, port=0, access_token="shpat_sandbox") as running:
+        yield running
+
+
+def pointed_at(config: Config, world) -> Config:
+    return config.with_overrides(**{
+        "channels.shopify.base_url": world.shopify_url,
+        "channels.shopify.access_token": "shpat_sandbox",
+        "erp.kind": "sqlite",
+        "erp.sqlite_path": str(world.erp_sqlite_path),
+        "channels.shopify.backfill_start": "2020-01-01T00:00:00Z",
+        "guard_rails.max_zeroed_fraction": 1.0,
+    })
+
+
+def truth_daily_sales(world) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(JST date, channel) -> (orders, units, gross JPY), from the sandbox's own record of every order."""
+    orders = httpx.get(f"{world.shopify_url}/_sandbox/orders", timeout=30).json()
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for order in orders:
+        if order["cancelled"]:
+            continue
+        day = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00")).astimezone(JST).date()
+        row = totals[(day.isoformat(), "shopify")]
+        row[0] += 1
+        row[1] += sum(line["quantity"] for line in order["lines"])
+        row[2] += order["total_jpy"]
+    return {k: tuple(v) for k, v in totals.items()}
+
+
+def published(config: Config, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(config.serving_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, world):
+    config = pointed_at(tmp_config, world)
+
+    summary = run_full_cycle(config)
+
+    assert summary.success, summary.failure
+    assert all(rows > 0 for rows, _ in summary.landed.values()), summary.landed
+    assert set(summary.landed) >= {"shopify/orders", "shopify/product_variants", "shopify/inventory_levels",
+                                   "erp/products", "erp/warehouses", "erp/stock"}
+    assert summary.tests_failed == 0 and summary.tests_passed > 0
+    assert summary.published_version
+
+    sales = published(config, "select order_date_jst::varchar, channel, orders, units, gross_sales_jpy "
+                              "from fct_daily_sales")
+    assert {(d, c): (o, u, g) for d, c, o, u, g in sales} == truth_daily_sales(world)
+
+    targets = dict(published(config, "select sku, target_quantity from mart_channel_stock_targets "
+                                     "where channel = 'shopify'"))
+    shown = {row["sku"]: row["available"]
+             for row in httpx.get(f"{world.shopify_url}/_sandbox/inventory", timeout=30).json()}
+    assert targets, "the shop lists SKUs that have targets"
+    assert {sku: shown[sku] for sku in targets} == targets
+    assert summary.pushes["shopify"]["applied"] > 0
+
+    again = run_full_cycle(config)
+    assert again.success, again.failure
+    assert again.pushes["shopify"]["planned"] == 0, "a second cycle over an unchanged world pushes nothing"
+
+
+def test_an_unreachable_channel_fails_the_cycle_naming_channel_and_url(tmp_config, world):
+    config = pointed_at(tmp_config, world).with_overrides(**{"channels.shopify.base_url": "http://127.0.0.1:9"})
+    summary = run_full_cycle(config)
+    assert not summary.success
+    assert "shopify" in summary.failure and "http://127.0.0.1:9" in summary.failure
