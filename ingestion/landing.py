@@ -1,0 +1,330 @@
+"""The landing zone (DECISIONS.md D4): immutable Parquet batches per source/entity/date, written atomically.
+
+    <root>/<slug>/<entity>/date=YYYY-MM-DD/<batch_id>.parquet
+    <root>/_quarantine/<slug>/<entity>/date=YYYY-MM-DD/<batch_id>.parquet
+
+A batch is written to `.<batch_id>.parquet.tmp` in the same folder, fsynced, then `os.replace`d (and the
+folder fsynced), so a reader sees a whole batch or none; a leftover temp file from a crash is ignored by every
+reader here and by dbt's `**/*.parquet` glob. Files are never modified after the rename.
+
+The incremental cursor is max(cursor_field) over what has landed — read from each file's Parquet column
+statistics (footer only; cached per immutable file) — never a separate state file, so a crash before the
+rename cannot make the cursor run ahead of the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingestion.common import raw_json, utcnow
+from ingestion.schemas import META_COLUMNS, QUARANTINE_COLUMNS, SCHEMAS
+
+BATCH_METADATA_KEY = "ichigen.batch"
+QUARANTINE_DIR = "_quarantine"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One write. `path` is None and `row_count` 0 when there was nothing to land (no file is written)."""
+
+    batch_id: str
+    path: Path | None
+    row_count: int
+    cursor_from: datetime | None
+    cursor_to: datetime | None
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    record_key: str | None
+    reason: str
+    raw: Any  # the record as the source sent it (JSON text, or anything JSON-serialisable)
+
+
+def new_batch_id(fetched_at: datetime) -> str:
+    """`YYYYMMDDTHHMMSSffffffZ-<8 hex>`: sorts by fetch time, unique without coordination."""
+    return f"{fetched_at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
+
+
+def _batch_date(batch_id: str, fallback: datetime) -> str:
+    try:
+        return datetime.strptime(batch_id[:8], "%Y%m%d").strftime("%Y-%m-%d")
+    except ValueError:
+        return fallback.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open a directory; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _plain_type(dtype: pa.DataType) -> pa.DataType:
+    """Polars exports large_string / large_list; land the plain Arrow types every reader maps the same way."""
+    if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return pa.string()
+    if pa.types.is_large_list(dtype) or pa.types.is_list(dtype):
+        return pa.list_(pa.field("element", _plain_type(dtype.value_type)))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, _plain_type(f.type), f.nullable) for f in dtype])
+    return dtype
+
+
+def _plain_table(table: pa.Table) -> pa.Table:
+    schema = pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in table.schema],
+                       metadata=table.schema.metadata)
+    return table if schema.equals(table.schema, check_metadata=True) else table.cast(schema)
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path, *, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write `frame` to `path` as a new immutable file: `.<name>.tmp` beside it, fsync, `os.replace`, fsync
+    the folder. Refuses to overwrite an existing file. `metadata` goes into the Parquet key-value metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; landed files are immutable")
+    tmp = path.with_name(f".{path.name}.tmp")
+    table = _plain_table(frame.to_arrow())
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    try:
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    raise TypeError(f"cursor value {value!r} is not a timestamp")
+
+
+class LandingZone:
+    """The landing zone under `root` (normally `Config.landing_dir`)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._max_cache: dict[tuple[Path, str], datetime | None] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- layout -------------------------------------------------------------------------------------
+    def entity_dir(self, source: str, entity: str) -> Path:
+        return self.root / source / entity
+
+    def quarantine_dir(self, source: str, entity: str) -> Path:
+        return self.root / QUARANTINE_DIR / source / entity
+
+    @staticmethod
+    def _files(folder: Path) -> list[Path]:
+        """Whole batches only: `date=*/<id>.parquet`, never the `.…parquet.tmp` of an unfinished write."""
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob("date=*/*.parquet") if not p.name.startswith("."))
+
+    def batch_files(self, source: str, entity: str) -> list[Path]:
+        return self._files(self.entity_dir(source, entity))
+
+    def quarantine_files(self, source: str, entity: str) -> list[Path]:
+        return self._files(self.quarantine_dir(source, entity))
+
+    new_batch_id = staticmethod(new_batch_id)
+
+    # -- writing ------------------------------------------------------------------------------------
+    def write_batch(
+        self,
+        source: str,
+        entity: str,
+        rows: Sequence[Mapping[str, Any]] | pl.DataFrame,
+        *,
+        schema: Mapping[str, pl.DataType],
+        cursor_field: str,
+        fetched_at: datetime,
+        batch_id: str | None = None,
+        cursor_from: datetime | None = None,
+    ) -> BatchResult:
+        """Land one batch. `rows` carry the typed columns of `schema` plus `_raw` (the source's record as JSON
+        text); `_batch_id` and `_fetched_at` are added here. Zero rows write nothing.
+
+        `cursor_from` is the lower bound the fetch used (recorded in the metadata); `cursor_to` is computed as
+        max(cursor_field) over the rows.
+        """
+        fetched_at = _as_utc(fetched_at) or utcnow()
+        batch_id = batch_id or new_batch_id(fetched_at)
+        if cursor_field not in schema:
+            raise ValueError(f"{source}/{entity}: cursor field {cursor_field!r} is not in the schema")
+        typed = {name: dtype for name, dtype in schema.items() if name not in META_COLUMNS}
+        frame = self._frame(source, entity, rows, typed)
+        if frame.height == 0:
+            return BatchResult(batch_id, None, 0, cursor_from, None)
+        frame = frame.with_columns(
+            pl.lit(batch_id, dtype=pl.String).alias("_batch_id"),
+            pl.lit(fetched_at, dtype=META_COLUMNS["_fetched_at"]).alias("_fetched_at"),
+        ).select([*typed, *META_COLUMNS])
+        cursor_to = _as_utc(frame.get_column(cursor_field).max())
+        path = self.entity_dir(source, entity) / f"date={fetched_at:%Y-%m-%d}" / f"{batch_id}.parquet"
+        meta = {
+            "batch_id": batch_id,
+            "source": source,
+            "entity": entity,
+            "fetched_at": fetched_at.isoformat(),
+            "cursor_field": cursor_field,
+            "cursor_from": cursor_from.astimezone(UTC).isoformat() if cursor_from else None,
+            "cursor_to": cursor_to.isoformat() if cursor_to else None,
+            "row_count": frame.height,
+        }
+        write_parquet_atomic(frame, path, metadata={BATCH_METADATA_KEY: json.dumps(meta)})
+        with self._cache_lock:
+            self._max_cache[(path, cursor_field)] = cursor_to
+        return BatchResult(batch_id, path, frame.height, cursor_from, cursor_to)
+
+    @staticmethod
+    def _frame(source: str, entity: str, rows: Sequence[Mapping[str, Any]] | pl.DataFrame,
+               typed: Mapping[str, pl.DataType]) -> pl.DataFrame:
+        wanted = {**typed, "_raw": pl.String()}
+        if isinstance(rows, pl.DataFrame):
+            extra = set(rows.columns) - set(wanted) - set(META_COLUMNS)
+            if extra or "_raw" not in rows.columns:
+                raise ValueError(f"{source}/{entity}: frame columns do not match the schema "
+                                 f"(unexpected {sorted(extra)}; `_raw` required)")
+            missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in wanted.items()
+                       if name not in rows.columns]
+            try:
+                return rows.with_columns(missing).select(
+                    [pl.col(name).cast(dtype, strict=True) for name, dtype in wanted.items()]
+                )
+            except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
+                raise ValueError(f"{source}/{entity}: frame does not fit the schema: {exc}") from exc
+        if not rows:
+            return pl.DataFrame(schema=wanted)
+        for row in rows:
+            extra = set(row) - set(wanted)
+            if extra:
+                raise ValueError(f"{source}/{entity}: row has columns outside the schema: {sorted(extra)}")
+            if not isinstance(row.get("_raw"), str):
+                raise ValueError(f"{source}/{entity}: every row needs `_raw` (the source record as JSON text)")
+        try:
+            return pl.DataFrame(list(rows), schema=wanted, strict=True)
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, TypeError) as exc:
+            raise ValueError(f"{source}/{entity}: rows do not fit the schema: {exc}") from exc
+
+    def quarantine(
+        self,
+        source: str,
+        entity: str,
+        batch_id: str,
+        records: Iterable[QuarantineRecord | tuple[str | None, str, Any]],
+        *,
+        quarantined_at: datetime | None = None,
+    ) -> Path | None:
+        """Write records that could not be landed, with the reason, to `_quarantine/…/<batch_id>.parquet`.
+        Returns the file, or None when there were no records."""
+        when = _as_utc(quarantined_at) or utcnow()
+        rows = []
+        for record in records:
+            key, reason, raw = (record.record_key, record.reason, record.raw) if isinstance(
+                record, QuarantineRecord) else record
+            rows.append({
+                "source": source,
+                "entity": entity,
+                "batch_id": batch_id,
+                "record_key": None if key is None else str(key),
+                "reason": reason,
+                "raw": raw if isinstance(raw, str) else raw_json(raw),
+                "quarantined_at": when,
+            })
+        if not rows:
+            return None
+        frame = pl.DataFrame(rows, schema=QUARANTINE_COLUMNS, strict=True)
+        path = self.quarantine_dir(source, entity) / f"date={_batch_date(batch_id, when)}" / f"{batch_id}.parquet"
+        return write_parquet_atomic(frame, path)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _file_max(self, path: Path, field: str) -> datetime | None:
+        key = (path, field)
+        with self._cache_lock:
+            if key in self._max_cache:
+                return self._max_cache[key]
+        found: datetime | None = None
+        exact = True
+        metadata = pq.ParquetFile(path).metadata
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                if column.path_in_schema != field:
+                    continue
+                stats = column.statistics
+                if stats is None:
+                    exact = False
+                elif stats.has_min_max:
+                    value = _as_utc(stats.max)
+                    found = value if found is None or (value and value > found) else found
+                elif stats.null_count != column.num_values:
+                    exact = False
+        if not exact:  # no statistics: read the one column
+            found = _as_utc(pl.read_parquet(path, columns=[field]).get_column(field).max())
+        with self._cache_lock:
+            self._max_cache[key] = found
+        return found
+
+    def cursor(self, source: str, entity: str, field: str) -> datetime | None:
+        """max(field) over every landed batch of source/entity, or None when nothing has landed."""
+        best: datetime | None = None
+        for path in self.batch_files(source, entity):
+            value = self._file_max(path, field)
+            if value is not None and (best is None or value > best):
+                best = value
+        return best
+
+    def batch_metadata(self, path: Path) -> dict[str, Any]:
+        raw = (pq.read_schema(path).metadata or {}).get(BATCH_METADATA_KEY.encode())
+        return json.loads(raw) if raw else {}
+
+    def landed(self, source: str, entity: str, schema: Mapping[str, pl.DataType] | None = None) -> pl.LazyFrame:
+        """Every landed batch of source/entity as one LazyFrame (duplicates across batches included: staging
+        keeps the latest version per key). Empty, but typed, when nothing has landed yet."""
+        if schema is None and (source, entity) in SCHEMAS:
+            schema = SCHEMAS[(source, entity)].landed_columns
+        files = self.batch_files(source, entity)
+        if not files:
+            return pl.LazyFrame(schema=dict(schema or META_COLUMNS))
+        if schema is None:
+            schema = pl.read_parquet_schema(files[-1])
+        return pl.scan_parquet(files, schema=dict(schema), hive_partitioning=False, missing_columns="insert",
+                               extra_columns="ignore")
+
+    def quarantined(self, source: str, entity: str) -> pl.LazyFrame:
+        files = self.quarantine_files(source, entity)
+        if not files:
+            return pl.LazyFrame(schema=QUARANTINE_COLUMNS)
+        return pl.scan_parquet(files, schema=QUARANTINE_COLUMNS, hive_partitioning=False)

@@ -1,0 +1,177 @@
+"""The landed schemas (DECISIONS.md D4): explicit polars types per source/entity, so every batch of an entity
+has the same column types whatever the data (timestamps UTC microseconds, nested line items as
+list<struct>). Besides these typed columns every row carries `_batch_id`, `_fetched_at` and `_raw`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+META_COLUMNS: dict[str, pl.DataType] = {
+    "_batch_id": pl.String(),
+    "_fetched_at": UTC_TS,
+    "_raw": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class EntitySchema:
+    source: str
+    entity: str
+    key: tuple[str, ...]
+    cursor_field: str
+    columns: dict[str, pl.DataType]
+
+    @property
+    def landed_columns(self) -> dict[str, pl.DataType]:
+        """Typed columns then the three `_` columns, in file order."""
+        return {**self.columns, **META_COLUMNS}
+
+
+LINE_ITEM = pl.Struct(
+    {
+        "line_item_id": pl.String(),
+        "sku": pl.String(),
+        "quantity": pl.Int64(),
+        "current_quantity": pl.Int64(),
+        "unit_price": pl.String(),  # decimal string as sent
+        "variant_id": pl.String(),
+        "inventory_item_id": pl.String(),
+        "title": pl.String(),
+    }
+)
+
+SHOPIFY_ORDERS = EntitySchema(
+    "shopify",
+    "orders",
+    key=("order_id",),
+    cursor_field="updated_at",
+    columns={
+        "order_id": pl.String(),  # GID, gid://shopify/Order/…
+        "order_name": pl.String(),
+        "created_at": UTC_TS,
+        "updated_at": UTC_TS,
+        "processed_at": UTC_TS,
+        "cancelled_at": UTC_TS,
+        "display_financial_status": pl.String(),
+        "display_fulfillment_status": pl.String(),
+        "currency_code": pl.String(),
+        "total_price": pl.String(),
+        "subtotal_price": pl.String(),
+        "total_shipping_price": pl.String(),
+        "total_discounts": pl.String(),
+        "total_tax": pl.String(),
+        "customer_id": pl.String(),
+        "email": pl.String(),
+        "payment_gateway_names": pl.List(pl.String()),
+        "line_items": pl.List(LINE_ITEM),
+    },
+)
+
+SHOPIFY_PRODUCT_VARIANTS = EntitySchema(
+    "shopify",
+    "product_variants",
+    key=("variant_id",),
+    cursor_field="updated_at",
+    columns={
+        "variant_id": pl.String(),
+        "sku": pl.String(),
+        "barcode": pl.String(),
+        "price": pl.String(),  # decimal string as sent
+        "inventory_item_id": pl.String(),
+        "product_id": pl.String(),
+        "product_title": pl.String(),
+        "variant_title": pl.String(),
+        "updated_at": UTC_TS,
+    },
+)
+
+SHOPIFY_INVENTORY_LEVELS = EntitySchema(
+    "shopify",
+    "inventory_levels",
+    key=("inventory_item_id", "location_id"),
+    cursor_field="updated_at",
+    columns={
+        "inventory_item_id": pl.String(),
+        "location_id": pl.String(),
+        "sku": pl.String(),
+        "variant_id": pl.String(),
+        "available": pl.Int64(),
+        "on_hand": pl.Int64(),
+        "updated_at": UTC_TS,  # the inventory level's updatedAt
+    },
+)
+
+ERP_PRODUCTS = EntitySchema(
+    "erp",
+    "products",
+    key=("sku",),
+    cursor_field="updated_at",
+    columns={
+        "sku": pl.String(),
+        "jan": pl.String(),
+        "name": pl.String(),
+        "name_kana": pl.String(),
+        "category": pl.String(),
+        "size": pl.String(),
+        "color": pl.String(),
+        "list_price": pl.Int64(),  # tax-exclusive JPY
+        "tax_class": pl.String(),  # 'standard' (10 %) | 'reduced' (8 %)
+        "safety_stock": pl.Int64(),
+        "updated_at": UTC_TS,
+    },
+)
+
+ERP_WAREHOUSES = EntitySchema(
+    "erp",
+    "warehouses",
+    key=("warehouse_code",),
+    cursor_field="updated_at",
+    columns={
+        "warehouse_code": pl.String(),
+        "name": pl.String(),
+        "sellable": pl.Boolean(),
+        "updated_at": UTC_TS,
+    },
+)
+
+ERP_STOCK = EntitySchema(
+    "erp",
+    "stock",
+    key=("sku", "warehouse_code"),
+    cursor_field="updated_at",
+    columns={
+        "sku": pl.String(),
+        "warehouse_code": pl.String(),
+        "on_hand": pl.Int64(),
+        "updated_at": UTC_TS,
+    },
+)
+
+SCHEMAS: dict[tuple[str, str], EntitySchema] = {
+    (s.source, s.entity): s
+    for s in (SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, SHOPIFY_INVENTORY_LEVELS, ERP_PRODUCTS, ERP_WAREHOUSES,
+              ERP_STOCK)
+}
+
+QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "entity": pl.String(),
+    "batch_id": pl.String(),
+    "record_key": pl.String(),
+    "reason": pl.String(),
+    "raw": pl.String(),
+    "quarantined_at": UTC_TS,
+}
+
+
+def schema_for(source: str, entity: str) -> EntitySchema:
+    try:
+        return SCHEMAS[(source, entity)]
+    except KeyError:
+        known = ", ".join(f"{s}/{e}" for s, e in SCHEMAS)
+        raise KeyError(f"no landed schema for {source}/{entity}; known: {known}") from None

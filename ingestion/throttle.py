@@ -1,0 +1,159 @@
+"""Each API's own throttle signals, as small strategy objects the request loop consults.
+
+HTTP-level signals every channel shares (429 + Retry-After, 503) are handled by the request loop itself.
+A strategy adds what one API does differently:
+
+- `pace(operation)` — seconds to wait *before* sending, from what the API last told us (proactive pacing);
+- `inspect(response, operation)` — look at a 2xx answer: `Signal.retry(after)` when the API throttled us
+  without an HTTP error (Shopify GraphQL answers 200 with `THROTTLED`), `Signal.fail(reason)` when the body
+  cannot be used, None when it is fine.
+
+A strategy holds state learnt from responses (the last cost bucket), so like the rate limiter it is shared
+per channel through `shared_throttle`: ingestion and reverse sync pace against the same view of the bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+MAX_PACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Signal:
+    retry_after: float | None = None
+    error: str | None = None
+
+    @classmethod
+    def retry(cls, after: float) -> Signal:
+        return cls(retry_after=max(0.0, after))
+
+    @classmethod
+    def fail(cls, reason: str) -> Signal:
+        return cls(error=reason)
+
+
+class ThrottleStrategy:
+    """No API-specific signals (plain REST APIs whose limits show as 429)."""
+
+    name = "http"
+
+    def pace(self, operation: str) -> float:
+        return 0.0
+
+    def inspect(self, response: httpx.Response, operation: str) -> Signal | None:
+        return None
+
+
+class ShopifyGraphQLThrottle(ThrottleStrategy):
+    """Shopify Admin GraphQL: a leaky bucket of query-cost points per app and store.
+
+    Every answer carries `extensions.cost {requestedQueryCost, actualQueryCost, throttleStatus
+    {maximumAvailable, currentlyAvailable, restoreRate}}`. Over budget, Shopify answers HTTP 200 with
+    `errors[].extensions.code == "THROTTLED"`: we wait (requestedQueryCost − currentlyAvailable) / restoreRate
+    and retry. Before each request we also wait if the last known bucket (refilled at restoreRate since we saw
+    it) cannot cover what this operation cost last time, so a steady loop rarely hits THROTTLED at all.
+    Any other GraphQL error (MAX_COST_EXCEEDED, ACCESS_DENIED, a field error) fails the call: landing a
+    partial `data` silently would lose records.
+    """
+
+    name = "shopify-graphql-cost"
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._status: tuple[float, float, float, float] | None = None  # available, rate, maximum, seen at
+        self._cost: dict[str, float] = {}
+        self.throttled = 0  # THROTTLED answers seen (for tests and logs)
+
+    def available_now(self) -> float | None:
+        with self._lock:
+            if self._status is None:
+                return None
+            available, rate, maximum, seen = self._status
+            return min(maximum, available + rate * max(0.0, self._clock() - seen))
+
+    def pace(self, operation: str) -> float:
+        with self._lock:
+            cost = self._cost.get(operation)
+            status = self._status
+        if cost is None or status is None:
+            return 0.0
+        _, rate, maximum, _ = status
+        available = self.available_now() or 0.0
+        need = min(cost, maximum)
+        if available >= need or rate <= 0:
+            return 0.0
+        return min(MAX_PACE_SECONDS, (need - available) / rate)
+
+    def _observe(self, operation: str, cost: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+        requested = _number(cost.get("requestedQueryCost"))
+        status = cost.get("throttleStatus") or {}
+        available = _number(status.get("currentlyAvailable"))
+        rate = _number(status.get("restoreRate"))
+        maximum = _number(status.get("maximumAvailable"))
+        with self._lock:
+            if requested is not None:
+                self._cost[operation] = requested
+            if available is not None and rate is not None:
+                self._status = (available, rate, maximum if maximum is not None else available, self._clock())
+        return requested, available, rate
+
+    def inspect(self, response: httpx.Response, operation: str) -> Signal | None:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return Signal.fail(f"body is not JSON: {response.text[:200]!r}")
+        if not isinstance(body, dict):
+            return Signal.fail(f"body is not a GraphQL response object: {str(body)[:200]!r}")
+        cost = (body.get("extensions") or {}).get("cost") or {}
+        requested, available, rate = self._observe(operation, cost) if isinstance(cost, dict) else (None,) * 3
+        errors = body.get("errors") or []
+        if not errors:
+            if "data" not in body:
+                return Signal.fail("GraphQL response has neither data nor errors")
+            return None
+        codes = [((e or {}).get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)]
+        if "THROTTLED" in codes:
+            with self._lock:
+                self.throttled += 1
+            if requested is not None and available is not None and rate:
+                return Signal.retry((requested - available) / rate)
+            return Signal.retry(1.0)
+        described = "; ".join(
+            f"[{code}] {(e or {}).get('message', '')}" if code else str((e or {}).get("message", e))
+            for code, e in zip(codes, errors, strict=False)
+        )
+        return Signal.fail(f"GraphQL errors: {described[:500]}")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_THROTTLES: dict[str, ThrottleStrategy] = {}
+_THROTTLES_LOCK = threading.Lock()
+
+
+def shared_throttle(channel: str, factory: Callable[[], ThrottleStrategy]) -> ThrottleStrategy:
+    """The process-wide throttle strategy of `channel`, created with `factory` on first use."""
+    with _THROTTLES_LOCK:
+        strategy = _THROTTLES.get(channel)
+        if strategy is None:
+            strategy = _THROTTLES[channel] = factory()
+        return strategy
+
+
+def reset_shared_throttles() -> None:
+    with _THROTTLES_LOCK:
+        _THROTTLES.clear()
