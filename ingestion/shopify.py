@@ -1,0 +1,572 @@
+"""Shopify Admin GraphQL connector: orders, product variants, inventory levels → the landing zone.
+
+Endpoint `POST <base_url>/admin/api/<api_version>/graphql.json`, header `X-Shopify-Access-Token`; every
+document is checked against Shopify's published schema in the tests.
+
+Incremental entities fetch `query: "updated_at:>='<cursor − look-back>'"` (first run: `backfill_start`):
+- orders: `sortKey: UPDATED_AT`, so what a run lands is always a prefix in cursor order and a run stopped by
+  the page bound is continued by the next one (`IngestResult.truncated`);
+- product_variants: `ProductVariantSortKeys` has no UPDATED_AT, so they come in id order with the same filter;
+  the run must fetch the whole filtered set before landing (a page-bound hit raises instead of truncating).
+inventory_levels is a full snapshot every run: a quantity change updates the *level*, and Shopify filters
+`inventoryItems` by the *item's* `updated_at` only, so an incremental fetch would miss stock moves.
+
+Page sizes come from `channels.shopify.page_size` (≤ 250), lowered per entity so the query's requested cost
+stays within Shopify's single-query limit of 1,000 points (`estimate_query_cost`; a connection costs 2 +
+first × its node). That is why an order fetches its first 10 line items inline; an order with more is
+completed by follow-up `order(id:)` queries before it lands, so `line_items` and `_raw` are always whole.
+
+The mapping from a GraphQL node to landed rows is a pure function per entity (`order_row`, `variant_row`,
+`inventory_rows`). A node without its key or with a value that does not parse (timestamp, money, integer)
+goes to the quarantine with a reason; the rest of the batch lands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    parse,
+)
+
+from ichigen.config import Config
+from ingestion.common import (
+    IngestResult,
+    RecordError,
+    decimal_text,
+    format_utc,
+    parse_utc,
+    raw_json,
+    require,
+    to_int,
+    utcnow,
+)
+from ingestion.errors import IngestionError
+from ingestion.http import ChannelClient
+from ingestion.landing import LandingZone, QuarantineRecord, new_batch_id
+from ingestion.paging import GraphQLCursor, Page, Pager, PageRequest, paginate
+from ingestion.schemas import SHOPIFY_INVENTORY_LEVELS, SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, EntitySchema
+
+SOURCE = "shopify"
+MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost exceeds this
+ORDER_LINE_ITEMS_FIRST = 10  # inline per order; more are fetched by ORDER_LINE_ITEMS_QUERY
+FOLLOW_UP_FIRST = 100
+INVENTORY_LEVELS_FIRST = 10
+MAX_FOLLOW_UP_PAGES = 50
+
+LINE_ITEM_FIELDS = """
+fragment IchigenLineItem on LineItem {
+  id
+  sku
+  title
+  quantity
+  currentQuantity
+  originalUnitPriceSet { shopMoney { amount currencyCode } }
+  variant { id inventoryItem { id } }
+}
+"""
+
+ORDERS_QUERY = """
+query IchigenOrders($first: Int!, $after: String, $query: String, $lineItems: Int!) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id
+      name
+      createdAt
+      updatedAt
+      processedAt
+      cancelledAt
+      displayFinancialStatus
+      displayFulfillmentStatus
+      currencyCode
+      totalPriceSet { shopMoney { amount currencyCode } }
+      subtotalPriceSet { shopMoney { amount currencyCode } }
+      totalShippingPriceSet { shopMoney { amount currencyCode } }
+      totalDiscountsSet { shopMoney { amount currencyCode } }
+      totalTaxSet { shopMoney { amount currencyCode } }
+      email
+      paymentGatewayNames
+      customer { id }
+      lineItems(first: $lineItems) {
+        pageInfo { hasNextPage endCursor }
+        nodes { ...IchigenLineItem }
+      }
+    }
+  }
+}
+""" + LINE_ITEM_FIELDS
+
+ORDER_LINE_ITEMS_QUERY = """
+query IchigenOrderLineItems($id: ID!, $first: Int!, $after: String) {
+  order(id: $id) {
+    lineItems(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...IchigenLineItem }
+    }
+  }
+}
+""" + LINE_ITEM_FIELDS
+
+PRODUCT_VARIANTS_QUERY = """
+query IchigenProductVariants($first: Int!, $after: String, $query: String) {
+  productVariants(first: $first, after: $after, query: $query, sortKey: ID) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id
+      sku
+      barcode
+      price
+      title
+      updatedAt
+      inventoryItem { id }
+      product { id title }
+    }
+  }
+}
+"""
+
+INVENTORY_LEVEL_FIELDS = """
+fragment IchigenInventoryLevel on InventoryLevel {
+  updatedAt
+  location { id }
+  quantities(names: ["available", "on_hand"]) { name quantity }
+}
+"""
+
+INVENTORY_ITEMS_QUERY = """
+query IchigenInventoryItems($first: Int!, $after: String, $query: String, $levels: Int!) {
+  inventoryItems(first: $first, after: $after, query: $query) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id
+      sku
+      updatedAt
+      variant { id }
+      inventoryLevels(first: $levels) {
+        pageInfo { hasNextPage endCursor }
+        nodes { ...IchigenInventoryLevel }
+      }
+    }
+  }
+}
+""" + INVENTORY_LEVEL_FIELDS
+
+INVENTORY_ITEM_LEVELS_QUERY = """
+query IchigenInventoryItemLevels($id: ID!, $first: Int!, $after: String) {
+  inventoryItem(id: $id) {
+    inventoryLevels(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...IchigenInventoryLevel }
+    }
+  }
+}
+""" + INVENTORY_LEVEL_FIELDS
+
+DOCUMENTS = {
+    "orders": ORDERS_QUERY,
+    "order_line_items": ORDER_LINE_ITEMS_QUERY,
+    "product_variants": PRODUCT_VARIANTS_QUERY,
+    "inventory_levels": INVENTORY_ITEMS_QUERY,
+    "inventory_item_levels": INVENTORY_ITEM_LEVELS_QUERY,
+}
+
+
+# -- query cost ------------------------------------------------------------------------------------------
+def estimate_query_cost(document: str, variables: dict[str, Any] | None = None) -> int:
+    """Shopify's requested cost of a query, by its published rules: scalars and enums 0, an object 1, a
+    connection 2 + first × (its node's cost). Conservative where the rules are vague (pageInfo counts 1)."""
+    ast = parse(document)
+    fragments = {d.name.value: d for d in ast.definitions if isinstance(d, FragmentDefinitionNode)}
+    variables = variables or {}
+
+    def fields(selection_set: SelectionSetNode | None) -> Iterator[FieldNode]:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, FragmentSpreadNode):
+                yield from fields(fragments[selection.name.value].selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                yield from fields(selection.selection_set)
+
+    def count(node: FieldNode) -> int | None:
+        for argument in node.arguments:
+            if argument.name.value in ("first", "last"):
+                value = argument.value
+                if isinstance(value, IntValueNode):
+                    return int(value.value)
+                if isinstance(value, VariableNode):
+                    return int(variables.get(value.name.value) or 0)
+        return None
+
+    def cost(selection_set: SelectionSetNode | None) -> int:
+        total = 0
+        for node in fields(selection_set):
+            if node.selection_set is None:
+                continue
+            n = count(node)
+            if n is None:
+                total += 1 + cost(node.selection_set)
+                continue
+            per_node, other = 0, 0
+            for child in fields(node.selection_set):
+                if child.name.value == "nodes":
+                    per_node += 1 + cost(child.selection_set)
+                elif child.name.value == "edges":
+                    per_node += cost(child.selection_set)
+                elif child.selection_set is not None:
+                    other += 1 + cost(child.selection_set)
+            total += 2 + n * per_node + other
+        return total
+
+    operation = next(d for d in ast.definitions if isinstance(d, OperationDefinitionNode))
+    return cost(operation.selection_set)
+
+
+@cache
+def max_page_size(document: str, fixed: tuple[tuple[str, int], ...] = ()) -> int:
+    """The largest `$first` whose requested cost stays within MAX_QUERY_COST (cost is linear in first)."""
+    base = dict(fixed)
+    at0 = estimate_query_cost(document, {**base, "first": 0})
+    at1 = estimate_query_cost(document, {**base, "first": 1})
+    per = at1 - at0
+    return 250 if per <= 0 else max(1, min(250, math.floor((MAX_QUERY_COST - at0) / per)))
+
+
+# -- pure mappers: GraphQL node → landed rows --------------------------------------------------------------
+def _gid(node: Any, *path: str) -> str | None:
+    for step in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(step)
+    return node if isinstance(node, str) else None
+
+
+def _money(node: dict[str, Any], name: str) -> str | None:
+    bag = node.get(name)
+    if bag is None:
+        return None
+    amount = ((bag or {}).get("shopMoney") or {}).get("amount")
+    return decimal_text(amount, field=f"{name}.shopMoney.amount")
+
+
+def _nodes(connection: Any) -> list[dict[str, Any]]:
+    if not connection:
+        return []
+    if connection.get("nodes") is not None:
+        return connection["nodes"]
+    return [edge["node"] for edge in connection.get("edges") or []]
+
+
+def order_row(node: dict[str, Any]) -> dict[str, Any]:
+    """One shopify/orders row (D4) from an `Order` node; raises RecordError for what cannot be landed."""
+    order_id = require(node.get("id"), field="id")
+    lines = []
+    for index, line in enumerate(_nodes(node.get("lineItems"))):
+        where = f"lineItems[{index}]"
+        lines.append({
+            "line_item_id": require(line.get("id"), field=f"{where}.id"),
+            "sku": line.get("sku"),
+            "quantity": to_int(line.get("quantity"), field=f"{where}.quantity"),
+            "current_quantity": to_int(line.get("currentQuantity"), field=f"{where}.currentQuantity"),
+            "unit_price": _money(line, "originalUnitPriceSet"),
+            "variant_id": _gid(line, "variant", "id"),
+            "inventory_item_id": _gid(line, "variant", "inventoryItem", "id"),
+            "title": line.get("title"),
+        })
+    gateways = node.get("paymentGatewayNames")
+    if gateways is not None and not (isinstance(gateways, list) and all(isinstance(g, str) for g in gateways)):
+        raise RecordError(f"paymentGatewayNames {gateways!r} is not a list of strings")
+    return {
+        "order_id": order_id,
+        "order_name": node.get("name"),
+        "created_at": require(parse_utc(node.get("createdAt"), field="createdAt"), field="createdAt"),
+        "updated_at": require(parse_utc(node.get("updatedAt"), field="updatedAt"), field="updatedAt"),
+        "processed_at": parse_utc(node.get("processedAt"), field="processedAt"),
+        "cancelled_at": parse_utc(node.get("cancelledAt"), field="cancelledAt"),
+        "display_financial_status": node.get("displayFinancialStatus"),
+        "display_fulfillment_status": node.get("displayFulfillmentStatus"),
+        "currency_code": node.get("currencyCode"),
+        "total_price": _money(node, "totalPriceSet"),
+        "subtotal_price": _money(node, "subtotalPriceSet"),
+        "total_shipping_price": _money(node, "totalShippingPriceSet"),
+        "total_discounts": _money(node, "totalDiscountsSet"),
+        "total_tax": _money(node, "totalTaxSet"),
+        "customer_id": _gid(node, "customer", "id"),
+        "email": node.get("email"),
+        "payment_gateway_names": gateways,
+        "line_items": lines,
+        "_raw": raw_json(node),
+    }
+
+
+def variant_row(node: dict[str, Any]) -> dict[str, Any]:
+    """One shopify/product_variants row (D4) from a `ProductVariant` node."""
+    return {
+        "variant_id": require(node.get("id"), field="id"),
+        "sku": node.get("sku"),
+        "barcode": node.get("barcode"),
+        "price": decimal_text(node.get("price"), field="price"),
+        "inventory_item_id": _gid(node, "inventoryItem", "id"),
+        "product_id": _gid(node, "product", "id"),
+        "product_title": (node.get("product") or {}).get("title"),
+        "variant_title": node.get("title"),
+        "updated_at": require(parse_utc(node.get("updatedAt"), field="updatedAt"), field="updatedAt"),
+        "_raw": raw_json(node),
+    }
+
+
+def inventory_rows(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """shopify/inventory_levels rows (D4), one per location, from an `InventoryItem` node. Each row's `_raw`
+    is the whole item node as Shopify sent it (with all its levels)."""
+    item_id = require(node.get("id"), field="id")
+    raw = raw_json(node)
+    rows = []
+    for index, level in enumerate(_nodes(node.get("inventoryLevels"))):
+        where = f"inventoryLevels[{index}]"
+        quantities: dict[str, int | None] = {}
+        for entry in level.get("quantities") or []:
+            name = entry.get("name")
+            quantities[name] = to_int(entry.get("quantity"), field=f"{where}.quantities[{name}]")
+        rows.append({
+            "inventory_item_id": item_id,
+            "location_id": require(_gid(level, "location", "id"), field=f"{where}.location.id"),
+            "sku": node.get("sku"),
+            "variant_id": _gid(node, "variant", "id"),
+            "available": quantities.get("available"),
+            "on_hand": quantities.get("on_hand"),
+            "updated_at": require(parse_utc(level.get("updatedAt"), field=f"{where}.updatedAt"),
+                                  field=f"{where}.updatedAt"),
+            "_raw": raw,
+        })
+    return rows
+
+
+# -- fetching --------------------------------------------------------------------------------------------
+def graphql_path(api_version: str) -> str:
+    return f"/admin/api/{api_version}/graphql.json"
+
+
+class Fetch:
+    """Pages of one entity's fetch (iterate once). After iterating: `pages`, `truncated`."""
+
+    def __init__(self, pager: Pager, complete: Callable[[Page], None] | None = None):
+        self._pager = pager
+        self._complete = complete
+
+    def __iter__(self) -> Iterator[Page]:
+        for page in self._pager:
+            if self._complete is not None:
+                self._complete(page)
+            yield page
+
+    @property
+    def pages(self) -> int:
+        return self._pager.pages
+
+    @property
+    def truncated(self) -> bool:
+        return self._pager.truncated
+
+
+def _search(since: datetime | None) -> str | None:
+    # Shopify's search syntax takes whole seconds: flooring keeps `>=` inclusive of `since`.
+    return None if since is None else f"updated_at:>='{format_utc(since)}'"
+
+
+def _complete_connection(client: ChannelClient, config: Config, node: dict[str, Any], field_name: str,
+                         document: str, root: str, operation: str) -> None:
+    """Fetch the rest of `node[field_name]` (a connection whose first page came inline) into its nodes."""
+    connection = node.get(field_name) or {}
+    info = connection.get("pageInfo") or {}
+    if not info.get("hasNextPage") or not node.get("id"):
+        return
+    collected = list(_nodes(connection))
+    request = PageRequest("POST", graphql_path(config.channels.shopify.api_version), json={
+        "query": document,
+        "variables": {"id": node["id"], "first": FOLLOW_UP_FIRST, "after": info.get("endCursor")},
+    })
+    pager = paginate(client, request, GraphQLCursor(("data", root, field_name)), operation=operation,
+                     max_pages=MAX_FOLLOW_UP_PAGES)
+    for page in pager:
+        collected.extend(page.items)
+    node[field_name] = {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": collected}
+
+
+def _first_page(config: Config, document: str, variables: dict[str, Any]) -> PageRequest:
+    return PageRequest("POST", graphql_path(config.channels.shopify.api_version),
+                       json={"query": document, "variables": variables})
+
+
+def page_size(entity: str, config: Config) -> int:
+    spec = ENTITY_SPECS[entity]
+    return max(1, min(config.channels.shopify.page_size, max_page_size(spec.document, spec.fixed_variables)))
+
+
+def fetch_orders(client: ChannelClient, config: Config, since: datetime | None, *,
+                 max_pages: int | None = None) -> Fetch:
+    """Orders updated at or after `since`, oldest update first; each order's line items complete."""
+    spec = ENTITY_SPECS["orders"]
+    variables = {"first": page_size("orders", config), "after": None, "query": _search(since),
+                 **dict(spec.fixed_variables)}
+    pager = paginate(client, _first_page(config, ORDERS_QUERY, variables), GraphQLCursor(("data", "orders")),
+                     operation="orders", max_pages=max_pages or spec.max_pages, on_limit="stop")
+
+    def complete(page: Page) -> None:
+        for node in page.items:
+            if isinstance(node, dict):
+                _complete_connection(client, config, node, "lineItems", ORDER_LINE_ITEMS_QUERY, "order",
+                                     "order_line_items")
+
+    return Fetch(pager, complete)
+
+
+def fetch_product_variants(client: ChannelClient, config: Config, since: datetime | None, *,
+                           max_pages: int | None = None) -> Fetch:
+    """Variants updated at or after `since` (all when None), in id order."""
+    spec = ENTITY_SPECS["product_variants"]
+    variables = {"first": page_size("product_variants", config), "after": None, "query": _search(since)}
+    pager = paginate(client, _first_page(config, PRODUCT_VARIANTS_QUERY, variables),
+                     GraphQLCursor(("data", "productVariants")), operation="product_variants",
+                     max_pages=max_pages or spec.max_pages, on_limit="raise")
+    return Fetch(pager)
+
+
+def fetch_inventory_levels(client: ChannelClient, config: Config, since: datetime | None = None, *,
+                           max_pages: int | None = None) -> Fetch:
+    """Inventory items with their levels. `since` narrows by the *item's* updated_at (ingest passes None:
+    a full snapshot, see the module docstring)."""
+    spec = ENTITY_SPECS["inventory_levels"]
+    variables = {"first": page_size("inventory_levels", config), "after": None, "query": _search(since),
+                 **dict(spec.fixed_variables)}
+    pager = paginate(client, _first_page(config, INVENTORY_ITEMS_QUERY, variables),
+                     GraphQLCursor(("data", "inventoryItems")), operation="inventory_levels",
+                     max_pages=max_pages or spec.max_pages, on_limit="raise")
+
+    def complete(page: Page) -> None:
+        for node in page.items:
+            if isinstance(node, dict):
+                _complete_connection(client, config, node, "inventoryLevels", INVENTORY_ITEM_LEVELS_QUERY,
+                                     "inventoryItem", "inventory_item_levels")
+
+    return Fetch(pager, complete)
+
+
+@dataclass(frozen=True)
+class ShopifyEntity:
+    schema: EntitySchema
+    document: str
+    incremental: bool
+    to_rows: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    fetch: Callable[..., Fetch]
+    max_pages: int
+    fixed_variables: tuple[tuple[str, int], ...] = field(default=())
+
+
+ENTITY_SPECS: dict[str, ShopifyEntity] = {
+    "orders": ShopifyEntity(SHOPIFY_ORDERS, ORDERS_QUERY, True, lambda n: [order_row(n)],
+                            fetch_orders, max_pages=1000,
+                            fixed_variables=(("lineItems", ORDER_LINE_ITEMS_FIRST),)),
+    "product_variants": ShopifyEntity(SHOPIFY_PRODUCT_VARIANTS, PRODUCT_VARIANTS_QUERY, True,
+                                      lambda n: [variant_row(n)], fetch_product_variants,
+                                      max_pages=1000),
+    "inventory_levels": ShopifyEntity(SHOPIFY_INVENTORY_LEVELS, INVENTORY_ITEMS_QUERY, False, inventory_rows,
+                                      fetch_inventory_levels, max_pages=2000,
+                                      fixed_variables=(("levels", INVENTORY_LEVELS_FIRST),)),
+}
+ENTITIES = tuple(ENTITY_SPECS)
+
+
+def make_client(config: Config, **options: Any) -> ChannelClient:
+    return ChannelClient.for_shopify(config.channels.shopify, **options)
+
+
+def _since(config: Config, landing: LandingZone, spec: ShopifyEntity) -> datetime | None:
+    if not spec.incremental:
+        return None
+    shop = config.channels.shopify
+    cursor = landing.cursor(SOURCE, spec.schema.entity, spec.schema.cursor_field)
+    if cursor is not None:
+        return cursor - timedelta(minutes=shop.lookback_minutes)
+    try:
+        return parse_utc(shop.backfill_start, field="channels.shopify.backfill_start")
+    except RecordError as exc:
+        raise IngestionError(f"shopify: bad configuration: {exc}") from None
+
+
+def ingest(
+    config: Config,
+    entity: str,
+    *,
+    landing: LandingZone | None = None,
+    client: ChannelClient | None = None,
+    now: datetime | None = None,
+    max_pages: int | None = None,
+) -> IngestResult:
+    """Fetch what changed since the landed cursor (minus look-back) and land it as one batch.
+
+    Records that cannot be landed are quarantined first (so a crash between the two writes can duplicate a
+    quarantine entry but never lose one), then the batch is written atomically.
+    """
+    if entity not in ENTITY_SPECS:
+        raise ValueError(f"unknown shopify entity {entity!r}; known: {', '.join(ENTITY_SPECS)}")
+    shop = config.channels.shopify
+    if not shop.enabled:
+        raise IngestionError("shopify is disabled in the configuration (channels.shopify.enabled = false)")
+    spec = ENTITY_SPECS[entity]
+    landing = landing or LandingZone(config.landing_dir)
+    fetched_at = now or utcnow()
+    since = _since(config, landing, spec)
+
+    own_client = client is None
+    client = client or make_client(config)
+    retries_before = client.stats.retries
+    rows: list[dict[str, Any]] = []
+    bad: list[QuarantineRecord] = []
+    try:
+        fetch = spec.fetch(client, config, since, max_pages=max_pages)
+        for page in fetch:
+            for node in page.items:
+                key = node.get("id") if isinstance(node, dict) else None
+                try:
+                    if not isinstance(node, dict):
+                        raise RecordError(f"node is {type(node).__name__}, not an object")
+                    rows.extend(spec.to_rows(node))
+                except RecordError as exc:
+                    bad.append(QuarantineRecord(key, f"{SOURCE}/{entity} {key or '(no id)'}: {exc}", node))
+    finally:
+        if own_client:
+            client.close()
+
+    batch_id = new_batch_id(fetched_at)
+    quarantine_path = landing.quarantine(SOURCE, entity, batch_id, bad, quarantined_at=fetched_at)
+    batch = landing.write_batch(SOURCE, entity, rows, schema=spec.schema.columns,
+                                cursor_field=spec.schema.cursor_field, fetched_at=fetched_at, batch_id=batch_id,
+                                cursor_from=since)
+    return IngestResult(
+        source=SOURCE,
+        entity=entity,
+        rows_landed=batch.row_count,
+        rows_quarantined=len(bad),
+        batch_id=batch.batch_id if batch.row_count or bad else None,
+        cursor_from=since,
+        cursor_to=batch.cursor_to,
+        path=batch.path,
+        quarantine_path=quarantine_path,
+        pages=fetch.pages,
+        retries=client.stats.retries - retries_before,
+        truncated=fetch.truncated,
+    )
