@@ -1,0 +1,62 @@
+"""`python -m sandbox`: generate a world, write `<data-dir>/erp.sqlite`, serve the Shopify shop until Ctrl-C or
+SIGTERM (exit 0), optionally placing a few orders every N seconds."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from sandbox.runner import start_world
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--skus", type=int, default=60)
+    ap.add_argument("--customers", type=int, default=200)
+    ap.add_argument("--history-days", type=int, default=30)
+    ap.add_argument("--orders-per-day", type=int, default=40)
+    ap.add_argument("--port", type=int, default=8701, help="Shopify port on 127.0.0.1 (0: a free port)")
+    ap.add_argument("--data-dir", type=Path, default=Path("var/sandbox"))
+    ap.add_argument("--access-token", default="shpat_sandbox")
+    ap.add_argument("--traffic-log", type=Path, default=None, help="append every /admin/api/ exchange (JSONL)")
+    ap.add_argument("--restore-rate", type=float, default=100.0, help="cost points per second (bucket = 10×)")
+    ap.add_argument("--simulate-every", type=float, default=0.0,
+                    help="seconds between simulated order batches (0: no simulator)")
+    ap.add_argument("--erp-postgres-dsn", default=None, help="also write the ERP into this PostgreSQL database")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log = logging.getLogger("sandbox")
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        running = start_world(
+            data_dir=args.data_dir, seed=args.seed, skus=args.skus, customers=args.customers,
+            history_days=args.history_days, orders_per_day=args.orders_per_day, port=args.port,
+            access_token=args.access_token, traffic_log=args.traffic_log, restore_rate=args.restore_rate,
+            simulate_every=args.simulate_every or None, erp_postgres_dsn=args.erp_postgres_dsn,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"sandbox: could not start: {exc}", file=sys.stderr)
+        return 2
+    with running:
+        w = running.world
+        log.info("Shopify (Admin GraphQL %s): %s/admin/api/2026-10/graphql.json", "2026-10", running.shopify_url)
+        log.info("ERP (SQLite): %s", running.erp_sqlite_path)
+        log.info("world: seed %d, %d SKUs, %d variants, %d customers, %d orders", w.seed, len(w.products),
+                 len(w.variants), len(w.customers), len(w.orders))
+        print(f"sandbox ready at {running.shopify_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+        log.info("stopping …")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

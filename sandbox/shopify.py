@@ -1,0 +1,388 @@
+"""A Shopify shop speaking the Admin GraphQL API 2026-10, over the sandbox world.
+
+`POST /admin/api/2026-10/graphql.json` with `X-Shopify-Access-Token`:
+- a wrong or missing token → HTTP 401 `{"errors": "[API] Invalid API key or access token (unrecognized login or
+  wrong password)"}`;
+- every document is parsed and validated against Shopify's published schema (sandbox.shopify_schema); errors
+  come back with HTTP 200 as `{"errors": [{"message", "locations", "extensions": {"code"}}]}`;
+- cost: a leaky bucket per access token (restore_rate points/s, holding 10× that), the requested cost computed
+  the Shopify way (sandbox.shopify_cost); a query above the single-query limit (1000, or the bucket if smaller)
+  → MAX_COST_EXCEEDED; a bucket that cannot pay → THROTTLED (HTTP 200). Every answer carries
+  `extensions.cost` {requestedQueryCost, actualQueryCost, throttleStatus}.
+- executed with graphql-core over plain dicts and callables (sandbox.shopify_resolvers), so the response has
+  exactly the shape the document asks for.
+
+Sandbox-only endpoints (no token; not Shopify's) live under `/_sandbox/`: see `create_app`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    default_field_resolver,
+    execute,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.shopify_cost import query_cost
+from sandbox.shopify_resolvers import Resolvers
+from sandbox.shopify_schema import API_VERSION, load_schema
+from sandbox.world import World
+
+INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+SINGLE_QUERY_MAX_COST = 1000
+GRAPHQL_PATH = f"/admin/api/{API_VERSION}/graphql.json"
+
+# graphql-ruby's codes for the static validation rules (what Shopify answers with).
+RULE_CODES = {
+    "ExecutableDefinitionsRule": "definitionNotExecutable",
+    "UniqueOperationNamesRule": "operationNotUnique",
+    "LoneAnonymousOperationRule": "anonymousOperationNotAlone",
+    "KnownTypeNamesRule": "undefinedType",
+    "FragmentsOnCompositeTypesRule": "fragmentOnNonCompositeType",
+    "VariablesAreInputTypesRule": "variableRequiresValidType",
+    "ScalarLeafsRule": "selectionMismatch",
+    "FieldsOnCorrectTypeRule": "undefinedField",
+    "UniqueFragmentNamesRule": "fragmentNotUnique",
+    "KnownFragmentNamesRule": "undefinedFragment",
+    "NoUnusedFragmentsRule": "useAndDefineFragment",
+    "PossibleFragmentSpreadsRule": "cannotSpreadFragment",
+    "NoFragmentCyclesRule": "infiniteLoop",
+    "UniqueVariableNamesRule": "variableNotUnique",
+    "NoUndefinedVariablesRule": "variableNotDefined",
+    "NoUnusedVariablesRule": "variableNotUsed",
+    "KnownDirectivesRule": "undefinedDirective",
+    "UniqueDirectivesPerLocationRule": "directiveNotUniqueForLocation",
+    "KnownArgumentNamesRule": "argumentNotAccepted",
+    "UniqueArgumentNamesRule": "argumentNotUnique",
+    "ValuesOfCorrectTypeRule": "argumentLiteralsIncompatible",
+    "ProvidedRequiredArgumentsRule": "missingRequiredArguments",
+    "VariablesInAllowedPositionRule": "variableMismatch",
+    "OverlappingFieldsCanBeMergedRule": "fieldConflict",
+    "UniqueInputFieldNamesRule": "inputFieldNotUnique",
+}
+
+
+# ------------------------------------------------------------------------------------------------ cost bucket
+class CostBucket:
+    """Shopify's leaky bucket: holds `maximum` points, refills at `restore_rate` points per second."""
+
+    def __init__(self, restore_rate: float, maximum: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.restore_rate = float(restore_rate)
+        self.maximum = float(maximum if maximum is not None else 10 * restore_rate)
+        self._clock = clock
+        self._available = self.maximum
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._available = min(self.maximum, self._available + (now - self._at) * self.restore_rate)
+        self._at = now
+
+    def take(self, cost: float) -> bool:
+        with self._lock:
+            self._refill()
+            if cost > self._available:
+                return False
+            self._available -= cost
+            return True
+
+    def refund(self, points: float) -> None:
+        with self._lock:
+            self._refill()
+            self._available = min(self.maximum, self._available + max(0.0, points))
+
+    def drain(self) -> None:
+        """Empty the bucket (for tests and fault injection)."""
+        with self._lock:
+            self._refill()
+            self._available = 0.0
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            self._refill()
+            return {"maximumAvailable": self.maximum, "currentlyAvailable": int(math.floor(self._available)),
+                    "restoreRate": self.restore_rate}
+
+
+# ------------------------------------------------------------------------------------------------ the API
+class ShopifyAPI:
+    """Answers one GraphQL request: `handle(token, body) -> (status, json)`. Transport-free, thread-safe."""
+
+    def __init__(self, world: World, access_token: str = "shpat_sandbox", schema: GraphQLSchema | None = None,
+                 schema_path: str | os.PathLike[str] | None = None, restore_rate: float = 100.0,
+                 max_query_cost: int = SINGLE_QUERY_MAX_COST):
+        self.world = world
+        self.access_token = access_token
+        self.schema = schema or load_schema(schema_path)
+        self.restore_rate = restore_rate
+        self.max_query_cost = max_query_cost
+        self.resolvers = Resolvers(world)
+        self._buckets: dict[str, CostBucket] = {}
+        self._buckets_lock = threading.Lock()
+        self.requests = 0
+
+    def bucket(self, token: str) -> CostBucket:
+        with self._buckets_lock:
+            if token not in self._buckets:
+                self._buckets[token] = CostBucket(self.restore_rate)
+            return self._buckets[token]
+
+    def authorized(self, token: str | None) -> bool:
+        return token is not None and token == self.access_token
+
+    def handle(self, token: str | None, body: Any) -> tuple[int, Any]:
+        self.requests += 1
+        if not self.authorized(token):
+            return 401, {"errors": INVALID_TOKEN}
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
+            return 400, {"errors": {"query": "Required parameter missing or invalid"}}
+        variables = body.get("variables") or {}
+        if not isinstance(variables, dict):
+            return 400, {"errors": {"variables": "must be a JSON object"}}
+        bucket = self.bucket(token)
+        operation_name = body.get("operationName")
+
+        def answer(errors: list[dict[str, Any]], requested: int = 0, actual: int | None = 0) -> tuple[int, Any]:
+            return 200, {"errors": errors, "extensions": {"cost": self._cost(requested, actual, bucket)}}
+
+        try:
+            document = parse(body["query"])
+        except GraphQLError as exc:
+            return answer([_error(exc, "parseError")])
+        problems = validate(self.schema, document)
+        if problems:
+            return answer(self._validation_errors(document, problems))
+
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name:
+            operation = next((o for o in operations if o.name and o.name.value == operation_name), None)
+            if operation is None:
+                return answer([{"message": f'No operation named "{operation_name}"',
+                                "extensions": {"code": "BAD_REQUEST"}}])
+        elif len(operations) == 1:
+            operation = operations[0]
+        else:
+            return answer([{"message": "An operation name is required when the document holds several operations",
+                            "extensions": {"code": "BAD_REQUEST"}}])
+        coerced = get_variable_values(self.schema, operation.variable_definitions or [], variables)
+        if isinstance(coerced, list):
+            return answer([_error(e, "INVALID_VARIABLE") for e in coerced])
+
+        requested = query_cost(self.schema, document, operation, coerced)
+        limit = min(self.max_query_cost, int(bucket.maximum))
+        if requested > limit:
+            return answer([{
+                "message": f"Query cost is {requested}, which exceeds the single query max cost limit ({limit}).\n\n"
+                           "See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the\n"
+                           "cost of a query is calculated.\n\nTo query larger amounts of data with fewer limits, bulk "
+                           "operations should be used instead.\nSee https://shopify.dev/tutorials/perform-bulk-"
+                           "operations-with-admin-api for usage details.\n",
+                "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": limit},
+            }], requested, None)
+        if not bucket.take(requested):
+            return answer([{"message": "Throttled", "extensions": {
+                "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}], requested, None)
+
+        warnings: list[dict[str, Any]] = []
+        with self.world.lock:
+            result: ExecutionResult = execute(
+                self.schema, document, root_value=self.resolvers.root(warnings), variable_values=variables,
+                operation_name=operation_name, field_resolver=_field_resolver, type_resolver=_type_resolver,
+            )
+        actual = query_cost(self.schema, document, operation, coerced, result.data, estimate=False)
+        actual = min(actual, requested)
+        bucket.refund(requested - actual)
+        response: dict[str, Any] = {}
+        if result.errors:
+            response["errors"] = [_execution_error(e) for e in result.errors]
+        response["data"] = result.data
+        response["extensions"] = {"cost": self._cost(requested, actual, bucket)}
+        if warnings:
+            response["extensions"]["search"] = warnings
+        return 200, response
+
+    @staticmethod
+    def _cost(requested: int, actual: int | None, bucket: CostBucket) -> dict[str, Any]:
+        return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": bucket.status()}
+
+    def _validation_errors(self, document, problems: list[GraphQLError]) -> list[dict[str, Any]]:
+        codes: dict[tuple[str, str], str] = {}
+        for rule in specified_rules:  # attribute each problem to its rule (only on the failure path)
+            for e in validate(self.schema, document, [rule]):
+                codes.setdefault((e.message, str(e.locations)), RULE_CODES.get(rule.__name__, "validationError"))
+        return [_error(e, codes.get((e.message, str(e.locations)), "validationError")) for e in problems]
+
+
+def _error(exc: GraphQLError, code: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"message": exc.message}
+    if exc.locations:
+        out["locations"] = [{"line": loc.line, "column": loc.column} for loc in exc.locations]
+    if exc.path:
+        out["path"] = list(exc.path)
+    out["extensions"] = {"code": code, **(exc.extensions or {})}
+    return out
+
+
+def _execution_error(exc: GraphQLError) -> dict[str, Any]:
+    """A resolver's GraphQLError keeps its code; anything else is the sandbox's own fault."""
+    ext = dict(exc.extensions or {})
+    code = ext.pop("code", None) or "INTERNAL_SERVER_ERROR"
+    out = _error(exc, code)
+    out["extensions"] = {"code": code, **ext}
+    return out
+
+
+def _field_resolver(source: Any, info, **args: Any) -> Any:
+    """graphql-core's default behaviour over dicts (a callable value is called with (info, **args)), except that
+    a field the sandbox does not model is an explicit error rather than a silent null."""
+    if isinstance(source, dict):
+        if info.field_name not in source:
+            raise GraphQLError(
+                f"The ichigen sandbox does not implement {info.parent_type.name}.{info.field_name} "
+                "(valid in Shopify's schema, not modelled here).",
+                extensions={"code": "SANDBOX_NOT_IMPLEMENTED"},
+            )
+        value = source[info.field_name]
+        return value(info, **args) if callable(value) else value
+    return default_field_resolver(source, info, **args)
+
+
+def _type_resolver(value: Any, info, abstract_type) -> str | None:
+    return value.get("__typename") if isinstance(value, dict) else None
+
+
+# ------------------------------------------------------------------------------------------------ traffic log
+class TrafficLog:
+    """Appends one JSON line per /admin/api/ exchange (the format ../shared/tools/conformance reads).
+    Headers are not recorded, so the access token never reaches the file."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def record(self, method: str, path: str, query: dict[str, str], request_body: Any, status: int,
+               response_body: Any) -> None:
+        line = json.dumps({"channel": "shopify", "method": method, "path": path, "query": query,
+                           "request_body": request_body, "status": status, "response_body": response_body},
+                          ensure_ascii=False)
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ the app
+def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: str | os.PathLike[str] | None = None,
+               restore_rate: float = 100.0, schema_path: str | os.PathLike[str] | None = None,
+               max_query_cost: int = SINGLE_QUERY_MAX_COST) -> Starlette:
+    """The Starlette app. `app.state.api` is the ShopifyAPI (its buckets, its request count).
+
+    Sandbox endpoints (not Shopify's; no token):
+    - GET  /_sandbox/health     → {"status": "ok", "orders": n, "variants": n, "now": iso}
+    - GET  /_sandbox/orders     → every order ever placed, as the world knows it (World.orders_truth)
+    - POST /_sandbox/orders     {"count": n, "at": iso?} → places n orders now, returns them (same shape)
+    - POST /_sandbox/advance    {"to": iso?} → applies due payments/shipments/cancellations, returns changed orders
+    - GET  /_sandbox/inventory  → the shop's displayed stock now (World.inventory_truth)
+    """
+    api = ShopifyAPI(world, access_token=access_token, schema_path=schema_path, restore_rate=restore_rate,
+                     max_query_cost=max_query_cost)
+    log = TrafficLog(traffic_log) if traffic_log else None
+
+    async def graphql_endpoint(request: Request) -> Response:
+        version = request.path_params["version"]
+        raw = await request.body()
+        content_type = request.headers.get("content-type", "")
+        body: Any
+        if content_type.startswith("application/graphql"):
+            body = {"query": raw.decode("utf-8", "replace")}
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        token = request.headers.get("x-shopify-access-token")
+        if version != API_VERSION:
+            status, payload = 404, {"errors": f"Not Found: the sandbox serves API version {API_VERSION} only"}
+        else:
+            status, payload = await run_in_threadpool(api.handle, token, body)
+        if log is not None:
+            log.record(request.method, request.url.path, dict(request.query_params), body, status, payload)
+        return JSONResponse(payload, status_code=status)
+
+    def _at(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "orders": len(world.orders), "variants": len(world.variants),
+                             "now": world.clock().strftime("%Y-%m-%dT%H:%M:%SZ"), "api_version": API_VERSION})
+
+    async def orders_truth(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(world.orders_truth))
+
+    async def place(request: Request) -> Response:
+        try:
+            payload = await request.json() if await request.body() else {}
+            count = int(payload.get("count", 1))
+            at = _at(payload.get("at"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": f"body must be {{\"count\": n, \"at\": iso?}}: {exc}"}, status_code=400)
+        if not 0 <= count <= 10_000:
+            return JSONResponse({"error": "count must be between 0 and 10000"}, status_code=400)
+
+        def run():
+            with world.lock:
+                return [o.truth() for o in world.place_orders(count, at=at)]
+
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def advance(request: Request) -> Response:
+        try:
+            payload = await request.json() if await request.body() else {}
+            to = _at(payload.get("to"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": f"body must be {{\"to\": iso?}}: {exc}"}, status_code=400)
+
+        def run():
+            with world.lock:
+                return [o.truth() for o in world.advance(to)]
+
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def inventory(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(world.inventory_truth))
+
+    routes = [
+        Route("/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
+        Route("/_sandbox/health", health, methods=["GET"]),
+        Route("/_sandbox/orders", orders_truth, methods=["GET"]),
+        Route("/_sandbox/orders", place, methods=["POST"]),
+        Route("/_sandbox/advance", advance, methods=["POST"]),
+        Route("/_sandbox/inventory", inventory, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.api = api
+    app.state.world = world
+    return app

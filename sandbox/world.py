@@ -1,0 +1,1018 @@
+"""The simulated world: an ERP (products, warehouses, stock) and a Shopify shop (variants, inventory levels,
+customers, orders), generated deterministically from a seed.
+
+The ERP's stock is the physical truth. The shop shows its own `available` per variant, deliberately a little
+different from the ERP, so a sync always has work to do. Orders follow a lifecycle planned when they are placed
+(payment, shipment, cancellation, refund, each at its own time); `advance()` applies what is due.
+
+Same seed + same `now` (+ the same calls afterwards) → the identical world.
+
+Nothing here imports the product (ingestion, reverse_sync, ichigen, …): the sandbox is the world the product is
+tested against, not a copy of its logic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from faker import Faker
+
+JST = ZoneInfo("Asia/Tokyo")
+TAX_PERCENT = {"standard": 10, "reduced": 8}
+CURRENCY = "JPY"
+
+# Payment gateways as a Japanese Shopify shop shows them, with their share of orders.
+CARD, KONBINI, BANK, COD = "クレジットカード", "コンビニ決済", "銀行振込", "代金引換"
+GATEWAYS = [(CARD, 0.64), (KONBINI, 0.14), (BANK, 0.09), (COD, 0.13)]
+FREE_SHIPPING_FROM = 5500  # tax-inclusive JPY
+SHIPPING_STANDARD, SHIPPING_REMOTE = 550, 770
+REMOTE_PREFECTURES = {"北海道", "沖縄県"}
+COUPONS = [("WELCOME500", 500, None), ("THANKS300", 300, None), ("SALE10", None, 10)]
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def jan_check_digit(first12: str) -> int:
+    """EAN-13 / JAN check digit: odd positions (1st, 3rd, … 11th) + 3 × even positions (2nd, … 12th)."""
+    if len(first12) != 12 or not first12.isdigit():
+        raise ValueError(f"need 12 digits, got {first12!r}")
+    odd = sum(int(d) for d in first12[0::2])
+    even = sum(int(d) for d in first12[1::2])
+    return (10 - (odd + 3 * even) % 10) % 10
+
+
+def is_valid_jan(code: str) -> bool:
+    return len(code) == 13 and code.isdigit() and jan_check_digit(code[:12]) == int(code[12])
+
+
+def tax_inclusive(list_price: int, tax_class: str) -> int:
+    """Tax-inclusive yen price, rounded down (the usual Japanese display rounding)."""
+    return list_price * (100 + TAX_PERCENT[tax_class]) // 100
+
+
+def _build_halfwidth_map() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for code in range(0xFF61, 0xFFA0):
+        hw = chr(code)
+        table.setdefault(unicodedata.normalize("NFKC", hw), hw)
+        for mark in ("\uff9e", "\uff9f"):  # ﾞ ﾟ
+            composed = unicodedata.normalize("NFKC", hw + mark)
+            if len(composed) == 1:
+                table.setdefault(composed, hw + mark)
+    table["ー"] = "ｰ"
+    table["　"] = " "
+    return table
+
+
+_HALFWIDTH = _build_halfwidth_map()
+
+
+def to_halfwidth_kana(text: str) -> str:
+    """Full-width katakana → half-width (半角カナ), as older Japanese ERPs keep readings."""
+    return "".join(_HALFWIDTH.get(ch, ch) for ch in text)
+
+
+def iso_z(ts: datetime) -> str:
+    """Shopify's DateTime: ISO-8601 UTC to the second, with Z."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def gid(kind: str, number: int) -> str:
+    return f"gid://shopify/{kind}/{number}"
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware: {ts!r}")
+    return ts.astimezone(UTC)
+
+
+def _wall_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# ------------------------------------------------------------------------------------------------ catalog
+@dataclass(frozen=True)
+class _Size:
+    label: str  # as stored in the ERP's size column
+    code: str  # as it appears in the SKU
+    kana: str
+
+
+@dataclass(frozen=True)
+class _Category:
+    prefix: str
+    category: str  # ERP category
+    noun: str
+    noun_kana: str
+    sizes: tuple[_Size, ...]
+    coloured: bool
+    price: tuple[int, int]
+    tax_class: str
+    adjectives: tuple[tuple[str, str], ...]
+    weight: float
+
+
+_APPAREL = (("ベーシック", "ベーシック"), ("オーガニックコットン", "オーガニックコットン"), ("厚手", "アツデ"),
+            ("ビッグシルエット", "ビッグシルエット"), ("刺繍ロゴ", "シシュウロゴ"), ("和柄", "ワガラ"),
+            ("ヘビーウェイト", "ヘビーウェイト"), ("リラックス", "リラックス"))
+_GOODS = (("帆布", "ハンプ"), ("撥水", "ハッスイ"), ("レザー", "レザー"), ("デイリー", "デイリー"),
+          ("刺繍ロゴ", "シシュウロゴ"), ("今治", "イマバリ"))
+_FOOD = (("深煎り", "フカイリ"), ("中煎り", "チュウイリ"), ("有機", "ユウキ"), ("静岡", "シズオカ"), ("宇治", "ウジ"))
+_APPAREL_SIZES = (_Size("S", "S", "エス"), _Size("M", "M", "エム"), _Size("L", "L", "エル"),
+                  _Size("XL", "XL", "エックスエル"))
+_FREE = (_Size("F", "F", "フリー"),)
+
+CATEGORIES = (
+    _Category("TS", "Tシャツ", "Tシャツ", "ティーシャツ", _APPAREL_SIZES, True, (1980, 4980), "standard", _APPAREL, 4.0),
+    _Category("PK", "パーカー", "パーカー", "パーカー", _APPAREL_SIZES, True, (4980, 9800), "standard", _APPAREL, 2.0),
+    _Category("SX", "靴下", "ソックス", "ソックス", (_Size("22-24cm", "2224", "22-24"), _Size("25-27cm", "2527", "25-27")),
+              True, (980, 1980), "standard", _APPAREL, 2.0),
+    _Category("BG", "バッグ", "トートバッグ", "トートバッグ", _FREE, True, (2980, 12800), "standard", _GOODS, 1.5),
+    _Category("CP", "帽子", "キャップ", "キャップ", _FREE, True, (1980, 4980), "standard", _GOODS, 1.5),
+    _Category("TW", "タオル", "フェイスタオル", "フェイスタオル", _FREE, True, (980, 2480), "standard", _GOODS, 1.0),
+)
+FOOD_CATEGORIES = (
+    _Category("CF", "食品", "ドリップコーヒー", "ドリップコーヒー",
+              (_Size("10袋", "10P", "10フクロ"), _Size("30袋", "30P", "30フクロ")), False, (980, 2980), "reduced", _FOOD, 1.0),
+    _Category("TE", "食品", "緑茶ティーバッグ", "リョクチャティーバッグ", (_Size("20袋", "20P", "20フクロ"),), False,
+              (980, 1980), "reduced", _FOOD, 1.0),
+)
+PREFIX_BASE = {"TS": 1000, "PK": 2000, "SX": 3000, "BG": 4000, "CP": 5000, "TW": 6000, "CF": 7000, "TE": 8000}
+COLOURS = (("RED", "レッド"), ("BLU", "ブルー"), ("NVY", "ネイビー"), ("BLK", "ブラック"), ("WHT", "ホワイト"),
+           ("GRY", "グレー"), ("BEG", "ベージュ"), ("GRN", "グリーン"), ("KHA", "カーキ"), ("NAT", "ナチュラル"))
+SIZE_POPULARITY = {"S": 0.7, "M": 1.3, "L": 1.2, "XL": 0.6}
+
+WAREHOUSES = (("WH-TOKYO", "東京物流センター", True), ("WH-OSAKA", "大阪物流センター", True),
+              ("WH-RETURNS", "返品・検品倉庫", False))
+
+# (prefecture, ISO 3166-2 code, city, postal-code prefix, weight)
+PLACES = (
+    ("東京都", "JP-13", "渋谷区", "150", 3), ("東京都", "JP-13", "世田谷区", "154", 4), ("東京都", "JP-13", "新宿区", "160", 3),
+    ("東京都", "JP-13", "練馬区", "176", 3), ("東京都", "JP-13", "八王子市", "192", 2),
+    ("神奈川県", "JP-14", "横浜市港北区", "222", 4), ("神奈川県", "JP-14", "川崎市中原区", "211", 3),
+    ("神奈川県", "JP-14", "相模原市中央区", "252", 2),
+    ("大阪府", "JP-27", "大阪市北区", "530", 3), ("大阪府", "JP-27", "堺市堺区", "590", 2), ("大阪府", "JP-27", "豊中市", "560", 2),
+    ("愛知県", "JP-23", "名古屋市中区", "460", 3), ("愛知県", "JP-23", "豊田市", "471", 1),
+    ("埼玉県", "JP-11", "さいたま市浦和区", "330", 3), ("埼玉県", "JP-11", "川口市", "332", 2),
+    ("千葉県", "JP-12", "千葉市中央区", "260", 2), ("千葉県", "JP-12", "船橋市", "273", 2),
+    ("兵庫県", "JP-28", "神戸市中央区", "650", 2), ("兵庫県", "JP-28", "姫路市", "670", 1),
+    ("北海道", "JP-01", "札幌市中央区", "060", 2), ("北海道", "JP-01", "旭川市", "070", 1),
+    ("福岡県", "JP-40", "福岡市博多区", "812", 2), ("福岡県", "JP-40", "北九州市小倉北区", "802", 1),
+    ("静岡県", "JP-22", "静岡市葵区", "420", 1), ("静岡県", "JP-22", "浜松市中央区", "430", 1),
+    ("京都府", "JP-26", "京都市左京区", "606", 1), ("宮城県", "JP-04", "仙台市青葉区", "980", 1),
+    ("広島県", "JP-34", "広島市中区", "730", 1), ("沖縄県", "JP-47", "那覇市", "900", 1),
+)
+EMAIL_DOMAINS = ("example.jp", "example.com", "example.ne.jp", "example.co.jp", "example.org")
+# Relative order volume by JST hour (lunch and late evening peaks) and by weekday (Mon=0).
+HOUR_WEIGHTS = (0.6, 0.35, 0.2, 0.12, 0.1, 0.15, 0.3, 0.55, 0.8, 0.9, 1.0, 1.1, 1.5, 1.25, 1.0, 1.0, 1.0,
+                1.1, 1.3, 1.5, 1.8, 2.0, 1.9, 1.2)
+WEEKDAY_WEIGHTS = (0.9, 0.92, 0.95, 0.97, 1.05, 1.25, 1.3)
+
+
+# ------------------------------------------------------------------------------------------------ records
+@dataclass
+class Product:
+    """An ERP product (one SKU): the master data, tax-exclusive list price."""
+
+    sku: str
+    jan: str
+    name: str
+    name_kana: str
+    category: str
+    size: str | None
+    color: str | None
+    list_price: int
+    tax_class: str
+    safety_stock: int
+    updated_at: datetime
+    style_code: str
+    style_name: str
+    color_label: str | None  # the colour as the shop shows it (ネイビー)
+
+
+@dataclass
+class Warehouse:
+    warehouse_code: str
+    name: str
+    sellable: bool
+    updated_at: datetime
+
+
+@dataclass
+class StockRow:
+    sku: str
+    warehouse_code: str
+    on_hand: int
+    updated_at: datetime
+
+
+@dataclass
+class Location:
+    id: int
+    name: str
+    is_active: bool
+    address: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def gid(self) -> str:
+        return gid("Location", self.id)
+
+
+@dataclass
+class ShopProduct:
+    id: int
+    title: str
+    handle: str
+    product_type: str
+    vendor: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def gid(self) -> str:
+        return gid("Product", self.id)
+
+
+@dataclass
+class Variant:
+    id: int
+    product_id: int
+    sku: str
+    barcode: str
+    title: str
+    price: int  # tax-inclusive JPY, as the shop sells it
+    inventory_item_id: int
+    position: int
+    created_at: datetime
+    updated_at: datetime
+    options: list[tuple[str, str]]
+
+    @property
+    def gid(self) -> str:
+        return gid("ProductVariant", self.id)
+
+
+@dataclass
+class InventoryItem:
+    id: int
+    sku: str
+    variant_id: int
+    created_at: datetime
+    updated_at: datetime
+    tracked: bool = True
+
+    @property
+    def gid(self) -> str:
+        return gid("InventoryItem", self.id)
+
+
+@dataclass
+class InventoryLevel:
+    id: int
+    inventory_item_id: int
+    location_id: int
+    available: int
+    committed: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def on_hand(self) -> int:
+        return self.available + self.committed
+
+    @property
+    def gid(self) -> str:
+        return f"gid://shopify/InventoryLevel/{self.id}?inventory_item_id={self.inventory_item_id}"
+
+
+@dataclass
+class Customer:
+    id: int
+    first_name: str
+    last_name: str
+    first_name_kana: str
+    last_name_kana: str
+    email: str
+    phone: str | None  # E.164, as Shopify keeps customer phones
+    address: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def gid(self) -> str:
+        return gid("Customer", self.id)
+
+
+@dataclass
+class LineItem:
+    id: int
+    sku: str
+    title: str
+    variant_title: str
+    quantity: int
+    current_quantity: int
+    unit_price: int  # tax-inclusive JPY
+    tax_percent: int
+    variant_id: int
+    inventory_item_id: int
+    product_id: int
+
+    @property
+    def gid(self) -> str:
+        return gid("LineItem", self.id)
+
+
+@dataclass
+class Event:
+    at: datetime
+    kind: str  # pay | ship | cancel | refund | partial_refund
+
+
+@dataclass
+class Order:
+    id: int
+    number: int
+    created_at: datetime
+    updated_at: datetime
+    processed_at: datetime
+    gateway: str
+    customer_id: int | None
+    email: str | None
+    phone: str | None
+    shipping_address: dict[str, Any]
+    lines: list[LineItem]
+    lines_total: int
+    discount: int
+    discount_code: str | None
+    shipping: int
+    tax: int
+    financial_status: str = "PENDING"
+    fulfillment_status: str = "UNFULFILLED"
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    closed_at: datetime | None = None
+    pending: list[Event] = field(default_factory=list)
+
+    @property
+    def gid(self) -> str:
+        return gid("Order", self.id)
+
+    @property
+    def name(self) -> str:
+        return f"#{self.number}"
+
+    @property
+    def subtotal(self) -> int:
+        return self.lines_total - self.discount
+
+    @property
+    def total(self) -> int:
+        return self.subtotal + self.shipping
+
+    def truth(self) -> dict[str, Any]:
+        """The sandbox's own record of this order (for /_sandbox/orders and tests)."""
+        return {
+            "order_id": self.gid,
+            "name": self.name,
+            "created_at": iso_z(self.created_at),
+            "updated_at": iso_z(self.updated_at),
+            "cancelled": self.cancelled_at is not None,
+            "cancelled_at": iso_z(self.cancelled_at) if self.cancelled_at else None,
+            "financial_status": self.financial_status,
+            "fulfillment_status": self.fulfillment_status,
+            "payment_gateway": self.gateway,
+            "customer_id": gid("Customer", self.customer_id) if self.customer_id else None,
+            "total_jpy": self.total,
+            "subtotal_jpy": self.subtotal,
+            "shipping_jpy": self.shipping,
+            "discount_jpy": self.discount,
+            "tax_jpy": self.tax,
+            "lines": [
+                {"sku": li.sku, "quantity": li.quantity, "current_quantity": li.current_quantity,
+                 "unit_price_jpy": li.unit_price, "tax_percent": li.tax_percent}
+                for li in self.lines
+            ],
+        }
+
+
+def order_tax(lines: list[LineItem], discount: int, shipping: int) -> int:
+    """Consumption tax contained in a tax-inclusive order, computed once per rate (invoice rule).
+
+    The discount is shared between the rates in proportion to their goods; shipping is at the standard rate."""
+    by_rate: dict[int, int] = {}
+    for li in lines:
+        by_rate[li.tax_percent] = by_rate.get(li.tax_percent, 0) + li.unit_price * li.quantity
+    goods = sum(by_rate.values())
+    rates = sorted(by_rate)
+    left = discount
+    tax = 0
+    for i, rate in enumerate(rates):
+        share = left if i == len(rates) - 1 else discount * by_rate[rate] // goods if goods else 0
+        left -= share
+        amount = by_rate[rate] - share + (shipping if rate == 10 else 0)
+        tax += amount * rate // (100 + rate)
+    if 10 not in by_rate and shipping:
+        tax += shipping * 10 // 110
+    return tax
+
+
+# ------------------------------------------------------------------------------------------------ world
+class World:
+    """Everything the sandbox knows. Mutate only through the methods below (they take `self.lock`)."""
+
+    def __init__(self, seed: int, now: datetime):
+        self.seed = seed
+        self.now = _utc(now).replace(microsecond=0)
+        self.lock = threading.RLock()
+        self._high_water = self.now
+        self._rng = random.Random(seed)
+        self._live_rng = random.Random(seed * 7919 + 104729)
+        self._ids: dict[str, int] = {}
+        self._live = False
+        # ERP
+        self.products: list[Product] = []
+        self.warehouses: list[Warehouse] = []
+        self.stock: list[StockRow] = []
+        # Shop
+        self.shop_name = "一元セレクト"
+        self.shop_domain = "ichigen-select.myshopify.com"
+        self.locations: list[Location] = []
+        self.shop_products: list[ShopProduct] = []
+        self.variants: list[Variant] = []
+        self.inventory_items: list[InventoryItem] = []
+        self.levels: dict[tuple[int, int], InventoryLevel] = {}
+        self.customers: list[Customer] = []
+        self.orders: list[Order] = []
+        self._next_order_number = 1001
+        self._variant_weights: list[float] = []
+        self._customer_weights: list[float] = []
+        self.adjustment_groups: int = 0
+
+    # --------------------------------------------------------------------------------------- generation
+    @classmethod
+    def generate(
+        cls,
+        seed: int,
+        skus: int = 60,
+        customers: int = 200,
+        history_days: int = 30,
+        orders_per_day: int = 40,
+        now: datetime | None = None,
+    ) -> World:
+        if skus < 1 or customers < 1 or history_days < 0 or orders_per_day < 0:
+            raise ValueError("skus and customers must be ≥ 1; history_days and orders_per_day ≥ 0")
+        world = cls(seed, now or _wall_now())
+        fake = Faker("ja_JP")
+        fake.seed_instance(seed)
+        world._generate_erp(skus)
+        world._generate_shop()
+        world._generate_customers(fake, customers)
+        world._generate_history(history_days, orders_per_day)
+        world._settle_inventory()
+        world._live = True
+        return world
+
+    def _next_id(self, kind: str, start: int, max_gap: int = 1) -> int:
+        current = self._ids.get(kind)
+        value = start + self._rng.randint(0, 10_000) if current is None else current + self._rng.randint(1, max_gap)
+        self._ids[kind] = value
+        return value
+
+    def _generate_erp(self, target: int) -> None:
+        rng = self._rng
+        brand_prefix = "45" + f"{rng.randint(0, 99999):05d}"
+        food_prefix = "49" + f"{rng.randint(0, 99999):05d}"
+        item_ref = {brand_prefix: rng.randint(100, 3000), food_prefix: rng.randint(100, 3000)}
+        style_counter: dict[str, int] = {}
+        n_food = 0 if target < 5 else max(2, round(target * 0.08))
+        plans: list[tuple[_Category, int]] = []
+        remaining_food, remaining = n_food, target - n_food
+        while remaining_food > 0:
+            cat = rng.choice(FOOD_CATEGORIES)
+            plans.append((cat, min(remaining_food, len(cat.sizes))))
+            remaining_food -= plans[-1][1]
+        while remaining > 0:
+            cat = rng.choices(CATEGORIES, weights=[c.weight for c in CATEGORIES])[0]
+            colours = rng.randint(2, 4) if cat.coloured else 1
+            count = min(remaining, colours * len(cat.sizes))
+            plans.append((cat, count))
+            remaining -= count
+        rng.shuffle(plans)
+        updated_floor = self.now - timedelta(days=180)
+        for cat, count in plans:
+            style_counter[cat.prefix] = style_counter.get(cat.prefix, 0) + 1
+            style = f"{cat.prefix}-{PREFIX_BASE[cat.prefix] + style_counter[cat.prefix]}"
+            adj, adj_kana = rng.choice(cat.adjectives)
+            style_name, style_kana = f"{adj}{cat.noun}", f"{adj_kana}{cat.noun_kana}"
+            lo, hi = cat.price
+            base = rng.randrange(lo + 20, hi + 21, 100) - 20 if rng.random() < 0.75 else rng.randrange(lo, hi + 1, 10)
+            base = max(lo, min(hi, base))
+            colours = rng.sample(COLOURS, k=max(1, -(-count // len(cat.sizes)))) if cat.coloured else [None]
+            made = 0
+            for colour in colours:
+                for size in cat.sizes:
+                    if made == count:
+                        break
+                    made += 1
+                    prefix = food_prefix if cat.tax_class == "reduced" else brand_prefix
+                    item_ref[prefix] += 1
+                    body = f"{prefix}{item_ref[prefix]:05d}"
+                    jan = body + str(jan_check_digit(body))
+                    price = base + (200 if size.code == "XL" else 0)
+                    sku_parts = [style] + ([colour[0]] if colour else []) + [size.code]
+                    name_parts = [style_name] + ([colour[1]] if colour else []) + [size.label]
+                    kana_parts = [style_kana] + ([colour[1]] if colour else []) + [size.kana]
+                    self.products.append(Product(
+                        sku="-".join(sku_parts),
+                        jan=jan,
+                        name=" ".join(name_parts),
+                        name_kana=to_halfwidth_kana(" ".join(kana_parts)),
+                        category=cat.category,
+                        size=size.label,
+                        color=colour[0] if colour else None,
+                        list_price=price,
+                        tax_class=cat.tax_class,
+                        safety_stock=rng.randint(0, 3),
+                        updated_at=updated_floor + timedelta(seconds=rng.randint(0, 180 * 86400 - 3600),
+                                                             microseconds=rng.randint(0, 999_999)),
+                        style_code=style,
+                        style_name=style_name,
+                        color_label=colour[1] if colour else None,
+                    ))
+        self.products.sort(key=lambda p: p.sku)
+        for code, name, sellable in WAREHOUSES:
+            self.warehouses.append(Warehouse(code, name, sellable, self.now - timedelta(days=400 + rng.randint(0, 300))))
+        for p in self.products:
+            out_of_stock = rng.random() < 0.06
+            for code, _name, sellable in WAREHOUSES:
+                if not sellable and rng.random() > 0.2:
+                    continue
+                if out_of_stock and sellable:
+                    qty = 0
+                elif code == "WH-TOKYO":
+                    qty = 0 if rng.random() < 0.08 else rng.randint(1, 40)
+                elif code == "WH-OSAKA":
+                    qty = 0 if rng.random() < 0.25 else rng.randint(1, 25)
+                else:
+                    qty = rng.randint(1, 3)
+                stamp = self.now - timedelta(seconds=rng.randint(60, 72 * 3600), microseconds=rng.randint(0, 999_999))
+                self.stock.append(StockRow(p.sku, code, qty, stamp))
+
+    def _generate_shop(self) -> None:
+        rng = self._rng
+        opened = self.now - timedelta(days=720)
+        self.locations.append(Location(
+            id=self._next_id("Location", 60_000_000_000),
+            name="東京物流センター",
+            is_active=True,
+            address={"address1": "有明3-7-11", "city": "江東区", "province": "東京都", "provinceCode": "JP-13",
+                     "zip": "135-0063", "country": "Japan", "countryCode": "JP"},
+            created_at=opened,
+            updated_at=opened + timedelta(days=30),
+        ))
+        styles: dict[str, list[Product]] = {}
+        for p in self.products:
+            styles.setdefault(p.style_code, []).append(p)
+        listed_fraction = 0.88
+        popularity: dict[str, float] = {s: rng.lognormvariate(0, 0.8) for s in styles}
+        for style, members in styles.items():
+            listed = [p for p in members if rng.random() < listed_fraction]
+            if not listed:
+                continue
+            created = opened + timedelta(days=rng.randint(0, 600), seconds=rng.randint(0, 86399))
+            product = ShopProduct(
+                id=self._next_id("Product", 8_100_000_000_000, 5000),
+                title=members[0].style_name,
+                handle=style.lower(),
+                product_type=members[0].category,
+                vendor=self.shop_name,
+                created_at=created,
+                updated_at=created + timedelta(days=rng.randint(0, 60)),
+            )
+            self.shop_products.append(product)
+            for position, p in enumerate(listed, 1):
+                options = ([("カラー", p.color_label)] if p.color_label else []) + [("サイズ", p.size or "F")]
+                price = tax_inclusive(p.list_price, p.tax_class)
+                if rng.random() < 0.08:  # the shop still shows an older price
+                    price = tax_inclusive(p.list_price - rng.choice((100, 200, 300, 500)), p.tax_class)
+                item_id = self._next_id("InventoryItem", 46_200_000_000_000, 5000)
+                variant = Variant(
+                    id=self._next_id("ProductVariant", 44_300_000_000_000, 5000),
+                    product_id=product.id,
+                    sku=p.sku,
+                    barcode=p.jan,
+                    title=" / ".join(v for _, v in options),
+                    price=price,
+                    inventory_item_id=item_id,
+                    position=position,
+                    created_at=created,
+                    updated_at=created + timedelta(days=rng.randint(0, 60)),
+                    options=options,
+                )
+                self.variants.append(variant)
+                self.inventory_items.append(InventoryItem(item_id, p.sku, variant.id, created, variant.updated_at))
+                size_pop = SIZE_POPULARITY.get(p.size or "", 1.0)
+                self._variant_weights.append(popularity[style] * size_pop * rng.uniform(0.6, 1.4))
+        if not self.variants:  # a tiny world still sells something
+            raise ValueError("the shop lists no variant; use more skus")
+
+    def _generate_customers(self, fake: Faker, count: int) -> None:
+        rng = self._rng
+        used_emails: set[str] = set()
+        for _ in range(count):
+            first, first_kana, first_roman = fake.first_name_pair()
+            last, last_kana, last_roman = fake.last_name_pair()
+            local = rng.choice([f"{first_roman}.{last_roman}", f"{last_roman}{first_roman[0]}",
+                                f"{first_roman}{rng.randint(1, 99)}", f"{last_roman}_{rng.randint(1950, 2005)}"])
+            email = f"{local.lower()}@{rng.choice(EMAIL_DOMAINS)}"
+            n = 2
+            while email in used_emails:
+                base, _, domain = email.partition("@")
+                email = f"{base}{n}@{domain}"
+                n += 1
+            used_emails.add(email)
+            mobile = f"{rng.choice(('090', '080', '070'))}{rng.randint(0, 9999):04d}{rng.randint(0, 9999):04d}"
+            phone = f"+81{mobile[1:]}" if rng.random() < 0.8 else None
+            created = self.now - timedelta(days=rng.randint(1, 900), seconds=rng.randint(0, 86399))
+            self.customers.append(Customer(
+                id=self._next_id("Customer", 7_200_000_000_000, 3000),
+                first_name=first, last_name=last, first_name_kana=first_kana, last_name_kana=last_kana,
+                email=email, phone=phone,
+                address=self._address(fake, first, last, mobile),
+                created_at=created, updated_at=created + timedelta(days=rng.randint(0, 30)),
+            ))
+            self._customer_weights.append(rng.paretovariate(1.3))
+
+    def _address(self, fake: Faker, first: str, last: str, mobile: str) -> dict[str, Any]:
+        rng = self._rng
+        pref, code, city, zip3, _w = rng.choices(PLACES, weights=[p[4] for p in PLACES])[0]
+        street = f"{fake.town()}{rng.randint(1, 5)}-{rng.randint(1, 30)}-{rng.randint(1, 20)}"
+        building = f"{fake.building_name()}{fake.last_name()} {rng.randint(1, 12)}0{rng.randint(1, 9)}号室" \
+            if rng.random() < 0.45 else None
+        return {
+            "firstName": first, "lastName": last, "name": f"{last} {first}",
+            "zip": f"{zip3}-{rng.randint(0, 9999):04d}", "province": pref, "provinceCode": code, "city": city,
+            "address1": street, "address2": building, "country": "Japan", "countryCodeV2": "JP",
+            "phone": f"{mobile[:3]}-{mobile[3:7]}-{mobile[7:]}", "company": None,
+        }
+
+    def _generate_history(self, days: int, per_day: int) -> None:
+        if days == 0 or per_day == 0:
+            return
+        rng = self._rng
+        start = self.now - timedelta(days=days)
+        first_day = start.astimezone(JST).date()
+        last_day = self.now.astimezone(JST).date()
+        stamps: list[datetime] = []
+        day = first_day
+        while day <= last_day:
+            expected = per_day * WEEKDAY_WEIGHTS[day.weekday()] * rng.uniform(0.85, 1.15)
+            if day.day in (25, 26):  # payday
+                expected *= 1.15
+            for _ in range(max(0, round(rng.gauss(expected, expected ** 0.5)))):
+                hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
+                local = datetime(day.year, day.month, day.day, hour, rng.randint(0, 59), rng.randint(0, 59), tzinfo=JST)
+                ts = local.astimezone(UTC)
+                if start <= ts < self.now:
+                    stamps.append(ts)
+            day += timedelta(days=1)
+        stamps.sort()
+        for ts in stamps:
+            order = self._new_order(ts, rng, check_stock=False)
+            if order is not None:
+                self._apply_due(order, self.now)
+
+    def _settle_inventory(self) -> None:
+        """The shop's displayed stock: near the ERP's sellable stock, but not equal to it."""
+        rng = self._rng
+        sellable = {w.warehouse_code for w in self.warehouses if w.sellable}
+        erp: dict[str, int] = {}
+        for row in self.stock:
+            if row.warehouse_code in sellable:
+                erp[row.sku] = erp.get(row.sku, 0) + row.on_hand
+        committed: dict[int, int] = {}
+        for o in self.orders:
+            if o.cancelled_at is None and o.fulfillment_status == "UNFULFILLED":
+                for li in o.lines:
+                    committed[li.inventory_item_id] = committed.get(li.inventory_item_id, 0) + li.current_quantity
+        location = self.locations[0]
+        for item in self.inventory_items:
+            base = erp.get(item.sku, 0)
+            roll = rng.random()
+            if roll < 0.35:
+                shown = base
+            elif roll < 0.65:
+                shown = base - rng.randint(1, 5)
+            elif roll < 0.9:
+                shown = base + rng.randint(1, 5)
+            else:
+                shown = rng.randint(0, 3)
+            stamp = self.now - timedelta(seconds=rng.randint(600, 5 * 86400))
+            self.levels[(item.id, location.id)] = InventoryLevel(
+                id=self._next_id("InventoryLevel", 120_000_000_000, 1000),
+                inventory_item_id=item.id, location_id=location.id,
+                available=max(0, shown), committed=committed.get(item.id, 0),
+                created_at=item.created_at, updated_at=max(stamp, item.created_at),
+            )
+            item.updated_at = max(item.updated_at, stamp)
+
+    # --------------------------------------------------------------------------------------- orders
+    def _new_order(self, at: datetime, rng: random.Random, check_stock: bool) -> Order | None:
+        customer = rng.choices(self.customers, cum_weights=self._cum("customers", self._customer_weights))[0]
+        wanted = rng.choices([1, 2, 3, 4], weights=[55, 28, 12, 5])[0]
+        picked: list[int] = []
+        for _ in range(wanted * 3):
+            if len(picked) == wanted:
+                break
+            i = rng.choices(range(len(self.variants)), cum_weights=self._cum("variants", self._variant_weights))[0]
+            if i not in picked:
+                picked.append(i)
+        lines: list[LineItem] = []
+        location = self.locations[0]
+        for i in picked:
+            variant = self.variants[i]
+            qty = rng.choices([1, 2, 3], weights=[80, 15, 5])[0]
+            if check_stock:
+                level = self.levels[(variant.inventory_item_id, location.id)]
+                if level.available <= 0:
+                    continue  # sold out: the shop refuses the line
+                qty = min(qty, level.available)
+            product = self._product_by_sku(variant.sku)
+            lines.append(LineItem(
+                id=self._next_id("LineItem", 14_800_000_000_000, 40),
+                sku=variant.sku,
+                title=self._shop_product(variant.product_id).title,
+                variant_title=variant.title,
+                quantity=qty,
+                current_quantity=qty,
+                unit_price=variant.price,
+                tax_percent=TAX_PERCENT[product.tax_class],
+                variant_id=variant.id,
+                inventory_item_id=variant.inventory_item_id,
+                product_id=variant.product_id,
+            ))
+        if not lines:
+            return None
+        lines_total = sum(li.unit_price * li.quantity for li in lines)
+        discount, code = 0, None
+        if lines_total >= 3000 and rng.random() < 0.12:
+            code, fixed, percent = rng.choice(COUPONS)
+            discount = fixed if fixed is not None else lines_total * percent // 100
+        address = dict(customer.address)
+        if lines_total - discount >= FREE_SHIPPING_FROM:
+            shipping = 0
+        else:
+            shipping = SHIPPING_REMOTE if address["province"] in REMOTE_PREFECTURES else SHIPPING_STANDARD
+        gateway = rng.choices([g for g, _ in GATEWAYS], weights=[w for _, w in GATEWAYS])[0]
+        order = Order(
+            id=self._next_id("Order", 5_900_000_000_000, 3000),
+            number=self._next_order_number,
+            created_at=at, updated_at=at, processed_at=at,
+            gateway=gateway, customer_id=customer.id, email=customer.email, phone=customer.phone,
+            shipping_address=address, lines=lines, lines_total=lines_total, discount=discount, discount_code=code,
+            shipping=shipping, tax=order_tax(lines, discount, shipping),
+            financial_status="PAID" if gateway == CARD else "PENDING",
+        )
+        self._next_order_number += 1
+        order.pending = self._plan_lifecycle(order, rng)
+        if check_stock:
+            for li in lines:
+                level = self.levels[(li.inventory_item_id, location.id)]
+                level.available -= li.quantity
+                level.committed += li.quantity
+                self.touch_inventory(li.inventory_item_id, level, at)
+        customer.updated_at = max(customer.updated_at, at)
+        self.orders.append(order)
+        return order
+
+    def _cum(self, name: str, weights: list[float]) -> list[float]:
+        cache = self.__dict__.setdefault("_cum_weights", {})
+        cum = cache.get(name)
+        if cum is None or len(cum) != len(weights):
+            cum = cache[name] = list(itertools.accumulate(weights))
+        return cum
+
+    @staticmethod
+    def _plan_lifecycle(order: Order, rng: random.Random) -> list[Event]:
+        t = order.created_at
+
+        def hours(lo: float, hi: float) -> timedelta:
+            return timedelta(seconds=round(rng.uniform(lo, hi) * 3600))
+
+        events: list[Event] = []
+        if order.gateway == CARD:
+            if rng.random() < 0.03:
+                return [Event(t + hours(0.3, 20), "cancel")]
+            ship = t + hours(4, 60)
+            events.append(Event(ship, "ship"))
+            roll = rng.random()
+            if roll < 0.02:
+                events.append(Event(ship + hours(72, 240), "refund"))
+            elif roll < 0.035:
+                events.append(Event(ship + hours(72, 240), "partial_refund"))
+        elif order.gateway in (KONBINI, BANK):
+            if rng.random() < 0.12:
+                return [Event(t + timedelta(days=7), "cancel")]  # never paid: cancelled after the deadline
+            paid = t + hours(0.2, 72)
+            events += [Event(paid, "pay"), Event(paid + hours(4, 48), "ship")]
+        else:  # cash on delivery: shipped first, paid at the door
+            if rng.random() < 0.02:
+                return [Event(t + hours(0.5, 12), "cancel")]
+            ship = t + hours(4, 48)
+            events += [Event(ship, "ship"), Event(ship + hours(20, 72), "pay")]
+        return events
+
+    def _apply_due(self, order: Order, until: datetime) -> bool:
+        changed = False
+        while order.pending and order.pending[0].at <= until:
+            event = order.pending.pop(0)
+            self._apply(order, event)
+            changed = True
+        return changed
+
+    def _apply(self, order: Order, event: Event) -> None:
+        location_id = self.locations[0].id
+        if event.kind == "pay":
+            order.financial_status = "PAID"
+        elif event.kind == "ship":
+            order.fulfillment_status = "FULFILLED"
+            if self._live:
+                for li in order.lines:
+                    level = self.levels.get((li.inventory_item_id, location_id))
+                    if level is not None:
+                        level.committed = max(0, level.committed - li.current_quantity)
+                        self.touch_inventory(li.inventory_item_id, level, event.at)
+        elif event.kind == "cancel":
+            order.cancelled_at = event.at
+            order.closed_at = event.at
+            order.cancel_reason = "CUSTOMER" if order.financial_status == "PAID" else "DECLINED"
+            order.financial_status = "REFUNDED" if order.financial_status == "PAID" else "VOIDED"
+            if self._live and order.fulfillment_status == "UNFULFILLED":
+                for li in order.lines:  # restocked
+                    level = self.levels.get((li.inventory_item_id, location_id))
+                    if level is not None:
+                        level.committed = max(0, level.committed - li.current_quantity)
+                        level.available += li.current_quantity
+                        self.touch_inventory(li.inventory_item_id, level, event.at)
+            for li in order.lines:
+                li.current_quantity = 0
+        elif event.kind == "refund":
+            order.financial_status = "REFUNDED"
+            for li in order.lines:
+                li.current_quantity = 0
+        elif event.kind == "partial_refund":
+            order.financial_status = "PARTIALLY_REFUNDED"
+            line = max(order.lines, key=lambda li: li.unit_price)
+            line.current_quantity = max(0, line.current_quantity - 1)
+        else:  # pragma: no cover - a planning bug
+            raise ValueError(f"unknown event {event.kind}")
+        order.updated_at = max(order.updated_at, event.at)
+
+    def touch_inventory(self, item_id: int, level: InventoryLevel, at: datetime) -> None:
+        level.updated_at = max(level.updated_at, at)
+        item = self.inventory_item(item_id)
+        if item is not None:
+            item.updated_at = max(item.updated_at, at)
+            variant = self.variant(item.variant_id)
+            if variant is not None:
+                variant.updated_at = max(variant.updated_at, at)
+
+    # --------------------------------------------------------------------------------------- simulator hooks
+    def clock(self) -> datetime:
+        """The world's time: the wall clock, never earlier than anything the world has stamped."""
+        with self.lock:
+            self._high_water = max(self._high_water, _wall_now())
+            return self._high_water
+
+    def place_orders(self, n: int, at: datetime | None = None) -> list[Order]:
+        """Place up to `n` new orders at `at` (default: now). Each line takes the shop's `available` down; a line
+        for a sold-out variant is refused, as a real shop refuses it. Returns the orders placed."""
+        if n < 0:
+            raise ValueError("n must be ≥ 0")
+        with self.lock:
+            stamp = _utc(at).replace(microsecond=0) if at is not None else self.clock()
+            self._high_water = max(self._high_water, stamp)
+            placed: list[Order] = []
+            for _ in range(n):
+                for _attempt in range(5):
+                    order = self._new_order(stamp, self._live_rng, check_stock=True)
+                    if order is not None:
+                        placed.append(order)
+                        break
+            return placed
+
+    def advance(self, to: datetime | None = None) -> list[Order]:
+        """Apply every planned payment, shipment, cancellation and refund due by `to` (default: now).
+        Returns the orders that changed (each with a bumped updatedAt)."""
+        with self.lock:
+            until = _utc(to) if to is not None else self.clock()
+            self._high_water = max(self._high_water, until.replace(microsecond=0))
+            return [o for o in self.orders if o.pending and self._apply_due(o, until)]
+
+    def simulate_tick(self, max_orders: int = 3) -> tuple[list[Order], list[Order]]:
+        """One step of the live simulator: place 1..max_orders orders now, then apply what is due.
+        Returns (orders placed, orders that moved on)."""
+        with self.lock:
+            placed = self.place_orders(self._live_rng.randint(1, max(1, max_orders)))
+            return placed, self.advance()
+
+    def set_available(self, changes: list[tuple[int, int, int]], at: datetime | None = None) -> None:
+        """Set the shop's `available` for (inventory_item_id, location_id, quantity) rows, as an admin would."""
+        with self.lock:
+            stamp = _utc(at) if at is not None else self.clock()
+            for item_id, location_id, qty in changes:
+                level = self.levels[(item_id, location_id)]
+                level.available = qty
+                self.touch_inventory(item_id, level, stamp)
+
+    # --------------------------------------------------------------------------------------- look-ups
+    def _product_by_sku(self, sku: str) -> Product:
+        index = getattr(self, "_products_index", None)
+        if index is None or len(index) != len(self.products):
+            index = self._products_index = {p.sku: p for p in self.products}
+        return index[sku]
+
+    def product(self, sku: str) -> Product | None:
+        try:
+            return self._product_by_sku(sku)
+        except KeyError:
+            return None
+
+    def _index(self, name: str, rows: list) -> dict[int, Any]:
+        cache = self.__dict__.setdefault("_indexes", {})
+        index = cache.get(name)
+        if index is None or len(index) != len(rows):
+            index = cache[name] = {r.id: r for r in rows}
+        return index
+
+    def _shop_product(self, product_id: int) -> ShopProduct:
+        return self._index("products", self.shop_products)[product_id]
+
+    def shop_product(self, product_id: int) -> ShopProduct | None:
+        return self._index("products", self.shop_products).get(product_id)
+
+    def variant(self, variant_id: int) -> Variant | None:
+        return self._index("variants", self.variants).get(variant_id)
+
+    def inventory_item(self, item_id: int) -> InventoryItem | None:
+        return self._index("items", self.inventory_items).get(item_id)
+
+    def location(self, location_id: int) -> Location | None:
+        return self._index("locations", self.locations).get(location_id)
+
+    def customer(self, customer_id: int) -> Customer | None:
+        return self._index("customers", self.customers).get(customer_id)
+
+    def order(self, order_id: int) -> Order | None:
+        return self._index("orders", self.orders).get(order_id)
+
+    def levels_of(self, item_id: int) -> list[InventoryLevel]:
+        return [lv for (i, _loc), lv in self.levels.items() if i == item_id]
+
+    # --------------------------------------------------------------------------------------- truth views
+    def orders_truth(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [o.truth() for o in self.orders]
+
+    def inventory_truth(self) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = []
+            for item in self.inventory_items:
+                for level in self.levels_of(item.id):
+                    rows.append({
+                        "inventory_item_id": item.gid,
+                        "location_id": gid("Location", level.location_id),
+                        "variant_id": gid("ProductVariant", item.variant_id),
+                        "sku": item.sku,
+                        "available": level.available,
+                        "on_hand": level.on_hand,
+                        "committed": level.committed,
+                        "updated_at": iso_z(level.updated_at),
+                    })
+            return rows
+
+    def fingerprint(self) -> str:
+        """A digest of the whole world's state (for determinism checks)."""
+        import hashlib
+        import json
+
+        with self.lock:
+            blob = {
+                "products": [vars(p) for p in self.products],
+                "warehouses": [vars(w) for w in self.warehouses],
+                "stock": [vars(s) for s in self.stock],
+                "variants": [vars(v) for v in self.variants],
+                "levels": [vars(lv) for lv in self.levels.values()],
+                "customers": [vars(c) for c in self.customers],
+                "orders": [o.truth() | {"events": [(e.at, e.kind) for e in o.pending]} for o in self.orders],
+            }
+            return hashlib.sha256(json.dumps(blob, default=str, sort_keys=True).encode()).hexdigest()
