@@ -303,7 +303,9 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
     Sandbox endpoints (not Shopify's; no token):
     - GET  /_sandbox/health     → {"status": "ok", "orders": n, "variants": n, "now": iso}
     - GET  /_sandbox/orders     → every order ever placed, as the world knows it (World.orders_truth)
-    - POST /_sandbox/orders     {"count": n, "at": iso?} → places n orders now, returns them (same shape)
+    - POST /_sandbox/orders     {"count": n, "at": iso?} → places n random orders now, returns them (same shape);
+                                {"lines": [{"sku": s, "quantity": n}], "at": iso?} → one order for those lines
+                                (sold-out lines refused; [] when nothing could be sold)
     - POST /_sandbox/advance    {"to": iso?} → applies due payments/shipments/cancellations, returns changed orders
     - GET  /_sandbox/inventory  → the shop's displayed stock now (World.inventory_truth)
     """
@@ -347,16 +349,25 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
             payload = await request.json() if await request.body() else {}
             count = int(payload.get("count", 1))
             at = _at(payload.get("at"))
-        except (ValueError, TypeError, AttributeError) as exc:
-            return JSONResponse({"error": f"body must be {{\"count\": n, \"at\": iso?}}: {exc}"}, status_code=400)
+            lines = [(str(li["sku"]), int(li.get("quantity", 1))) for li in payload["lines"]] \
+                if payload.get("lines") is not None else None
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            return JSONResponse({"error": "body must be {\"count\": n} or {\"lines\": [{\"sku\": …, \"quantity\": n}]}"
+                                          f", optionally with \"at\": ISO time: {exc}"}, status_code=400)
         if not 0 <= count <= 10_000:
             return JSONResponse({"error": "count must be between 0 and 10000"}, status_code=400)
 
         def run():
             with world.lock:
+                if lines is not None:
+                    order = world.place_order(lines, at=at)
+                    return [order.truth()] if order is not None else []
                 return [o.truth() for o in world.place_orders(count, at=at)]
 
-        return JSONResponse(await run_in_threadpool(run))
+        try:
+            return JSONResponse(await run_in_threadpool(run))
+        except (KeyError, ValueError) as exc:
+            return JSONResponse({"error": str(exc).strip("'\"")}, status_code=400)
 
     async def advance(request: Request) -> Response:
         try:

@@ -726,21 +726,22 @@ class World:
             item.updated_at = max(item.updated_at, stamp)
 
     # --------------------------------------------------------------------------------------- orders
-    def _new_order(self, at: datetime, rng: random.Random, check_stock: bool) -> Order | None:
+    def _new_order(self, at: datetime, rng: random.Random, check_stock: bool,
+                   wanted_lines: list[tuple[Variant, int]] | None = None) -> Order | None:
         customer = rng.choices(self.customers, cum_weights=self._cum("customers", self._customer_weights))[0]
-        wanted = rng.choices([1, 2, 3, 4], weights=[55, 28, 12, 5])[0]
-        picked: list[int] = []
-        for _ in range(wanted * 3):
-            if len(picked) == wanted:
-                break
-            i = rng.choices(range(len(self.variants)), cum_weights=self._cum("variants", self._variant_weights))[0]
-            if i not in picked:
-                picked.append(i)
+        if wanted_lines is None:
+            wanted = rng.choices([1, 2, 3, 4], weights=[55, 28, 12, 5])[0]
+            picked: list[int] = []
+            for _ in range(wanted * 3):
+                if len(picked) == wanted:
+                    break
+                i = rng.choices(range(len(self.variants)), cum_weights=self._cum("variants", self._variant_weights))[0]
+                if i not in picked:
+                    picked.append(i)
+            wanted_lines = [(self.variants[i], rng.choices([1, 2, 3], weights=[80, 15, 5])[0]) for i in picked]
         lines: list[LineItem] = []
         location = self.locations[0]
-        for i in picked:
-            variant = self.variants[i]
-            qty = rng.choices([1, 2, 3], weights=[80, 15, 5])[0]
+        for variant, qty in wanted_lines:
             if check_stock:
                 level = self.levels[(variant.inventory_item_id, location.id)]
                 if level.available <= 0:
@@ -909,6 +910,21 @@ class World:
                         placed.append(order)
                         break
             return placed
+
+    def place_order(self, lines: list[tuple[str, int]], at: datetime | None = None) -> Order | None:
+        """Place one order for exactly these (sku, quantity) lines, as a customer would: a sold-out line is
+        refused and a quantity above `available` is cut to it. Returns None when every line was refused."""
+        with self.lock:
+            by_sku = {v.sku: v for v in self.variants}
+            unknown = [sku for sku, _ in lines if sku not in by_sku]
+            if unknown:
+                raise KeyError(f"the shop does not list {', '.join(unknown)}")
+            if any(qty < 1 for _, qty in lines):
+                raise ValueError("quantities must be ≥ 1")
+            stamp = _utc(at).replace(microsecond=0) if at is not None else self.clock()
+            self._high_water = max(self._high_water, stamp)
+            return self._new_order(stamp, self._live_rng, check_stock=True,
+                                   wanted_lines=[(by_sku[sku], qty) for sku, qty in lines])
 
     def advance(self, to: datetime | None = None) -> list[Order]:
         """Apply every planned payment, shipment, cancellation and refund due by `to` (default: now).

@@ -1,0 +1,95 @@
+"""The ERP database as DECISIONS.md D5 specifies it, in SQLite and in PostgreSQL."""
+
+import re
+import sqlite3
+from datetime import UTC
+
+import psycopg
+from sandbox_testkit import small_world
+
+from sandbox.erp import write_postgres, write_sqlite
+
+D5 = {
+    "products": ["sku", "jan", "name", "name_kana", "category", "size", "color", "list_price", "tax_class",
+                 "safety_stock", "updated_at"],
+    "warehouses": ["warehouse_code", "name", "sellable", "updated_at"],
+    "stock": ["sku", "warehouse_code", "on_hand", "updated_at"],
+}
+SQLITE_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+
+def test_sqlite_erp_has_the_contract_tables_columns_keys_and_text_timestamps(tmp_path):
+    # GIVEN a world WHEN its ERP is written to SQLite
+    world = small_world(seed=21)
+    path = write_sqlite(world, tmp_path / "nested" / "erp.sqlite")
+
+    # THEN the three tables have exactly the D5 columns and primary keys
+    con = sqlite3.connect(path)
+    try:
+        for table, columns in D5.items():
+            info = con.execute(f"pragma table_info({table})").fetchall()
+            assert [row[1] for row in info] == columns
+        pk = {t: [r[1] for r in sorted(con.execute(f"pragma table_info({t})"), key=lambda r: r[5]) if r[5]]
+              for t in D5}
+        assert pk == {"products": ["sku"], "warehouses": ["warehouse_code"], "stock": ["sku", "warehouse_code"]}
+        # AND the rows are the world's
+        assert con.execute("select count(*) from products").fetchone()[0] == len(world.products)
+        assert con.execute("select count(*) from stock").fetchone()[0] == len(world.stock)
+        assert dict(con.execute("select warehouse_code, sellable from warehouses")) == {
+            "WH-TOKYO": 1, "WH-OSAKA": 1, "WH-RETURNS": 0}
+        row = con.execute("select sku, jan, list_price, tax_class, updated_at from products order by sku").fetchone()
+        p = world.products[0]
+        assert row[:4] == (p.sku, p.jan, p.list_price, p.tax_class)
+        assert isinstance(row[2], int)
+        # AND updated_at is ISO-8601 UTC text with microseconds and Z, in every table
+        for table in D5:
+            stamps = [r[0] for r in con.execute(f"select updated_at from {table}")]
+            assert stamps and all(SQLITE_TS.match(s) for s in stamps), stamps[:3]
+    finally:
+        con.close()
+    assert not list(path.parent.glob(".*.tmp")), "the temp file was renamed into place"
+
+
+def test_writing_sqlite_again_replaces_the_file(tmp_path):
+    path = tmp_path / "erp.sqlite"
+    write_sqlite(small_world(seed=1, skus=10), path)
+    write_sqlite(small_world(seed=2, skus=12), path)
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("select count(*) from products").fetchone()[0] == 12
+    finally:
+        con.close()
+
+
+def test_postgres_erp_has_the_contract_tables_and_timestamptz(pg_dsn):
+    # GIVEN a fresh database WHEN the world's ERP is written into it
+    world = small_world(seed=22)
+    write_postgres(world, pg_dsn)
+
+    with psycopg.connect(pg_dsn) as con:
+        # THEN the columns are D5's, with the production types
+        for table, columns in D5.items():
+            got = con.execute(
+                "select column_name, data_type from information_schema.columns where table_name = %s "
+                "order by ordinal_position", [table]).fetchall()
+            assert [c for c, _ in got] == columns
+            types = dict(got)
+            assert types["updated_at"] == "timestamp with time zone"
+        types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                                 "where table_name in ('products', 'warehouses', 'stock')").fetchall())
+        assert types["list_price"] == types["safety_stock"] == types["on_hand"] == "integer"
+        assert types["sellable"] == "boolean"
+        # AND the rows equal the world's, timestamps included
+        assert con.execute("select count(*) from products").fetchone()[0] == len(world.products)
+        sellable = dict(con.execute("select warehouse_code, sellable from warehouses").fetchall())
+        assert sellable == {"WH-TOKYO": True, "WH-OSAKA": True, "WH-RETURNS": False}
+        p = world.products[0]
+        sku, updated = con.execute("select sku, updated_at from products order by sku limit 1").fetchone()
+        assert sku == p.sku and updated.astimezone(UTC) == p.updated_at
+        stock = {(s, w): q for s, w, q in con.execute("select sku, warehouse_code, on_hand from stock")}
+        assert stock == {(s.sku, s.warehouse_code): s.on_hand for s in world.stock}
+
+    # AND writing again replaces the tables instead of failing or duplicating rows
+    write_postgres(world, pg_dsn)
+    with psycopg.connect(pg_dsn) as con:
+        assert con.execute("select count(*) from stock").fetchone()[0] == len(world.stock)
