@@ -20,7 +20,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLResolveInfo, get_directive_values
 
-from sandbox.shopify_search import Field, build_filter, paginate, parse_search
+from sandbox.shopify_search import Field, SortedIndex, build_filter, paginate, parse_search
 from sandbox.world import (
     CURRENCY,
     Customer,
@@ -76,6 +76,7 @@ class Resolvers:
         self.world = world
         self.shop_id = shop_id
         self._idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._sorted: dict[tuple[str, str], tuple[int, SortedIndex]] = {}
         self.search_warnings: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------------- roots
@@ -139,6 +140,16 @@ class Resolvers:
         record = lookup(int(m.group("num")))
         return build(record) if record is not None else None
 
+    def _sorted_index(self, name: str, sort_name: str, records: list, sort_value: Callable[[Any], Any],
+                      record_id: Callable[[Any], int]) -> SortedIndex:
+        """The collection sorted once per world version (the world bumps its version on every change)."""
+        cached = self._sorted.get((name, sort_name))
+        if cached is not None and cached[0] == self.world.version and len(cached[1].keys) == len(records):
+            return cached[1]
+        index = SortedIndex(records, sort_value, record_id)
+        self._sorted[(name, sort_name)] = (self.world.version, index)
+        return index
+
     def _search(self, info: GraphQLResolveInfo, query: str | None, fields: dict[str, Field],
                 default_text: Callable[[Any], str]):
         search = parse_search(query)
@@ -150,9 +161,9 @@ class Resolvers:
 
     # ------------------------------------------------------------------------------------------- orders
     ORDER_SORTS: dict[str, Callable[[Order], Any]] = {
-        "PROCESSED_AT": lambda o: iso_z(o.processed_at),
-        "CREATED_AT": lambda o: iso_z(o.created_at),
-        "UPDATED_AT": lambda o: iso_z(o.updated_at),
+        "PROCESSED_AT": lambda o: o.processed_at,
+        "CREATED_AT": lambda o: o.created_at,
+        "UPDATED_AT": lambda o: o.updated_at,
         "ID": lambda o: o.id,
         "ORDER_NUMBER": lambda o: o.number,
         "TOTAL_PRICE": lambda o: o.total,
@@ -183,9 +194,10 @@ class Resolvers:
             "test": Field("text", lambda o: "false"),
         }
         pred = self._search(info, query, fields, lambda o: f"{o.name} {o.email or ''}")
-        records = [o for o in w.orders if pred is None or pred(o)]
-        sort = self.ORDER_SORTS.get(sortKey, self.ORDER_SORTS["ID"])
-        return paginate(records, sort, lambda o: o.id, args, self.order_node, "orders")
+        sort_name = sortKey if sortKey in self.ORDER_SORTS else "ID"
+        sort = self.ORDER_SORTS[sort_name]
+        index = self._sorted_index("orders", sort_name, w.orders, sort, lambda o: o.id)
+        return paginate(index, sort, lambda o: o.id, args, self.order_node, "orders", predicate=pred)
 
     def order_node(self, o: Order) -> dict[str, Any]:
         w = self.world
@@ -328,11 +340,12 @@ class Resolvers:
             "last_name": Field("text", lambda c: c.last_name),
         }
         pred = self._search(info, query, fields, lambda c: f"{c.last_name}{c.first_name} {c.email}")
-        records = [c for c in self.world.customers if pred is None or pred(c)]
-        sorts = {"ID": lambda c: c.id, "UPDATED_AT": lambda c: iso_z(c.updated_at),
-                 "CREATED_AT": lambda c: iso_z(c.created_at), "NAME": lambda c: f"{c.last_name}{c.first_name}"}
-        return paginate(records, sorts.get(sortKey, sorts["ID"]), lambda c: c.id, args, self.customer_node,
-                        "customers")
+        sorts = {"ID": lambda c: c.id, "UPDATED_AT": lambda c: c.updated_at,
+                 "CREATED_AT": lambda c: c.created_at, "NAME": lambda c: f"{c.last_name}{c.first_name}"}
+        sort_name = sortKey if sortKey in sorts else "ID"
+        index = self._sorted_index("customers", sort_name, self.world.customers, sorts[sort_name], lambda c: c.id)
+        return paginate(index, sorts[sort_name], lambda c: c.id, args, self.customer_node, "customers",
+                        predicate=pred)
 
     def customer_node(self, c: Customer) -> dict[str, Any]:
         w = self.world
@@ -389,14 +402,14 @@ class Resolvers:
             "location_id": Field("id", lambda v: [lv.location_id for lv in w.levels_of(v.inventory_item_id)][0]),
         }
         pred = self._search(info, query, fields, lambda v: f"{v.sku} {v.title} {v.barcode}")
-        records = [v for v in w.variants if pred is None or pred(v)]
-        sort = self.VARIANT_SORTS.get(sortKey)
+        sort_name = sortKey if sortKey in self.VARIANT_SORTS else "ID"
+        sort = self.VARIANT_SORTS[sort_name]
         if sortKey in ("INVENTORY_QUANTITY", "INVENTORY_LEVELS_AVAILABLE"):
-            sort = lambda v: self._available(v.inventory_item_id)  # noqa: E731
+            sort_name, sort = sortKey, lambda v: self._available(v.inventory_item_id)
         elif sortKey == "FULL_TITLE":
-            sort = lambda v: f"{w.shop_product(v.product_id).title} {v.title}"  # noqa: E731
-        return paginate(records, sort or self.VARIANT_SORTS["ID"], lambda v: v.id, args, self.variant_node,
-                        "productVariants")
+            sort_name, sort = sortKey, lambda v: f"{w.shop_product(v.product_id).title} {v.title}"
+        index = self._sorted_index("variants", sort_name, w.variants, sort, lambda v: v.id)
+        return paginate(index, sort, lambda v: v.id, args, self.variant_node, "productVariants", predicate=pred)
 
     def _available(self, item_id: int) -> int:
         return sum(lv.available for lv in self.world.levels_of(item_id))
@@ -463,8 +476,9 @@ class Resolvers:
             "sku": Field("text", lambda i: i.sku),
         }
         pred = self._search(info, query, fields, lambda i: i.sku)
-        records = [i for i in self.world.inventory_items if pred is None or pred(i)]
-        return paginate(records, lambda i: i.id, lambda i: i.id, args, self.item_node, "inventoryItems")
+        index = self._sorted_index("items", "ID", self.world.inventory_items, lambda i: i.id, lambda i: i.id)
+        return paginate(index, lambda i: i.id, lambda i: i.id, args, self.item_node, "inventoryItems",
+                        predicate=pred)
 
     def item_node(self, item: InventoryItem | None) -> dict[str, Any] | None:
         if item is None:

@@ -46,6 +46,9 @@ def schema_path(path: str | os.PathLike[str] | None = None) -> Path:
         if not found.is_file():
             raise SchemaNotFound(f"Shopify Admin schema not found at {found}")
         return found.resolve()
+    env = os.environ.get(ENV_VAR)
+    if env and not Path(env).is_file():
+        raise SchemaNotFound(f"{ENV_VAR} points at {env}, which is not a file (Shopify's Admin schema, {SCHEMA_FILE})")
     tried = candidate_paths()
     for candidate in tried:
         if candidate.is_file():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -210,54 +211,110 @@ def check_page_args(args: dict[str, Any], what: str) -> None:
             )
 
 
-def paginate(records: list, sort_value: Callable[[Any], Any], record_id: Callable[[Any], int],
-             args: dict[str, Any], node: Callable[[Any], dict], what: str) -> dict[str, Any]:
-    """One page of `records` (already filtered) as a Shopify connection: edges, nodes, pageInfo."""
+def _cursor_value(value: Any) -> Any:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if isinstance(value, datetime) else value
+
+
+def _from_cursor(value: Any, sample: Any) -> Any:
+    """A cursor's last_value back in the type of the sort values (times travel as ISO text)."""
+    if isinstance(sample, datetime):
+        if not isinstance(value, str):
+            raise GraphQLError("Invalid cursor for current pagination sort.", extensions={"code": "BAD_REQUEST"})
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise GraphQLError("Invalid cursor for current pagination sort.",
+                               extensions={"code": "BAD_REQUEST"}) from None
+    if sample is not None and type(value) is not type(sample):
+        raise GraphQLError("Invalid cursor for current pagination sort.", extensions={"code": "BAD_REQUEST"})
+    return value
+
+
+class SortedIndex:
+    """Records in ascending (sort value, id) order, with the keys for bisection. Build once per world version."""
+
+    def __init__(self, records: list, sort_value: Callable[[Any], Any], record_id: Callable[[Any], int]):
+        self.decorated = sorted(((sort_value(r), record_id(r)), r) for r in records)
+        self.keys = [k for k, _ in self.decorated]
+
+
+def paginate(records: list | SortedIndex, sort_value: Callable[[Any], Any], record_id: Callable[[Any], int],
+             args: dict[str, Any], node: Callable[[Any], dict], what: str,
+             predicate: Callable[[Any], bool] | None = None) -> dict[str, Any]:
+    """One page of the records that satisfy `predicate`, as a Shopify connection: edges, nodes, pageInfo.
+
+    The order is (sort value, id), ascending or with `reverse` descending. `after`/`before` cursors are keyset
+    positions found by bisection, so a page costs O(page + log n) however large the collection is."""
     check_page_args(args, what)
+    index = records if isinstance(records, SortedIndex) else SortedIndex(records, sort_value, record_id)
+    keys, decorated = index.keys, index.decorated
+    n = len(keys)
     reverse = bool(args.get("reverse"))
+    sample = keys[0][0] if keys else None
 
-    def key(r):
-        return (sort_value(r), record_id(r))
+    def cursor_key(cursor: str) -> tuple[Any, int]:
+        last_id, last_value = decode_cursor(cursor)
+        return (_from_cursor(last_value, sample), last_id)
 
-    ordered = sorted(records, key=key, reverse=reverse)
-    keys = [key(r) for r in ordered]
+    lo, hi = 0, n  # the window between the cursors, over the ascending order
+    try:
+        if args.get("after"):
+            ck = cursor_key(args["after"])
+            if reverse:
+                hi = min(hi, bisect.bisect_left(keys, ck))
+            else:
+                lo = max(lo, bisect.bisect_right(keys, ck))
+        if args.get("before"):
+            ck = cursor_key(args["before"])
+            if reverse:
+                lo = max(lo, bisect.bisect_right(keys, ck))
+            else:
+                hi = min(hi, bisect.bisect_left(keys, ck))
+    except TypeError:
+        raise GraphQLError("Invalid cursor for current pagination sort.", extensions={"code": "BAD_REQUEST"}) from None
 
-    def beyond(k, cursor_key) -> bool:  # k comes after the cursor in iteration order
-        return k < cursor_key if reverse else k > cursor_key
+    # iteration order: position p (0..n-1) ↦ ascending index
+    def at(p: int) -> int:
+        return n - 1 - p if reverse else p
 
-    lo, hi = 0, len(ordered)
-    if args.get("after"):
-        last_id, last_value = decode_cursor(args["after"])
-        ck = (last_value, last_id)
-        _check_cursor_type(ck, keys)
-        lo = next((i for i, k in enumerate(keys) if beyond(k, ck)), len(keys))
-    if args.get("before"):
-        last_id, last_value = decode_cursor(args["before"])
-        ck = (last_value, last_id)
-        _check_cursor_type(ck, keys)
-        hi = next((i for i, k in enumerate(keys) if k == ck or beyond(k, ck)), len(keys))
-    hi = max(lo, hi)
-    if args.get("first") is not None:
-        page_lo, page_hi = lo, min(hi, lo + args["first"])
+    def ok(p: int) -> bool:
+        return predicate is None or predicate(decorated[at(p)][1])
+
+    it_lo, it_hi = (n - hi, n - lo) if reverse else (lo, hi)
+    first, last = args.get("first"), args.get("last")
+    chosen: list[int] = []
+    if first is not None:
+        p = it_lo
+        while p < it_hi and len(chosen) < first:
+            if ok(p):
+                chosen.append(p)
+            p += 1
+        if last is not None:
+            chosen = chosen[-last:] if last else []
     else:
-        page_lo, page_hi = max(lo, hi - args["last"]), hi
-    if args.get("first") is not None and args.get("last") is not None:
-        page_lo = max(page_lo, page_hi - args["last"])
-    page = ordered[page_lo:page_hi]
-    cursors = [encode_cursor(record_id(r), sort_value(r)) for r in page]
+        p = it_hi - 1
+        while p >= it_lo and len(chosen) < last:
+            if ok(p):
+                chosen.append(p)
+            p -= 1
+        chosen.reverse()
+    if chosen:
+        after_end, before_start = chosen[-1] + 1, chosen[0] - 1
+    else:
+        after_end, before_start = it_hi, it_lo - 1
+    has_next = any(ok(p) for p in range(after_end, n))
+    has_previous = any(ok(p) for p in range(before_start, -1, -1))
+    page = [decorated[at(p)] for p in chosen]
+    cursors = [encode_cursor(k[1], _cursor_value(k[0])) for k, _ in page]
+    rows = [r for _, r in page]
     info = {
-        "hasNextPage": page_hi < len(ordered),
-        "hasPreviousPage": page_lo > 0,
+        "hasNextPage": has_next,
+        "hasPreviousPage": has_previous,
         "startCursor": cursors[0] if cursors else None,
         "endCursor": cursors[-1] if cursors else None,
     }
     return {
-        "edges": lambda _info: [{"cursor": c, "node": node(r)} for c, r in zip(cursors, page, strict=True)],
-        "nodes": lambda _info: [node(r) for r in page],
+        "edges": lambda _info: [{"cursor": c, "node": node(r)} for c, r in zip(cursors, rows, strict=True)],
+        "nodes": lambda _info: [node(r) for r in rows],
         "pageInfo": info,
     }
-
-
-def _check_cursor_type(cursor_key, keys) -> None:
-    if keys and type(cursor_key[0]) is not type(keys[0][0]):
-        raise GraphQLError("Invalid cursor for current pagination sort.", extensions={"code": "BAD_REQUEST"})

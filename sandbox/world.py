@@ -456,6 +456,7 @@ class World:
         self._variant_weights: list[float] = []
         self._customer_weights: list[float] = []
         self.adjustment_groups: int = 0
+        self.version = 0  # bumped on every change, so readers may cache sorted views
 
     # --------------------------------------------------------------------------------------- generation
     @classmethod
@@ -793,6 +794,7 @@ class World:
                 self.touch_inventory(li.inventory_item_id, level, at)
         customer.updated_at = max(customer.updated_at, at)
         self.orders.append(order)
+        self.version += 1
         return order
 
     def _cum(self, name: str, weights: list[float]) -> list[float]:
@@ -841,6 +843,7 @@ class World:
         return changed
 
     def _apply(self, order: Order, event: Event) -> None:
+        self.version += 1
         location_id = self.locations[0].id
         if event.kind == "pay":
             order.financial_status = "PAID"
@@ -879,6 +882,8 @@ class World:
         order.updated_at = max(order.updated_at, event.at)
 
     def touch_inventory(self, item_id: int, level: InventoryLevel, at: datetime) -> None:
+        """Record that a level changed at `at`: the level, its item and its variant get a newer updatedAt."""
+        self.version += 1
         level.updated_at = max(level.updated_at, at)
         item = self.inventory_item(item_id)
         if item is not None:

@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import httpx
+import pytest
 from sandbox_testkit import (
     ITEMS,
     LOCATIONS,
@@ -380,3 +381,48 @@ def test_http_client_sees_json_content_type(shop):
                           headers={"X-Shopify-Access-Token": TOKEN}, timeout=5)
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["data"]["shop"]["name"]
+
+
+def test_paging_backwards_with_last_and_before_mirrors_paging_forwards(shop):
+    forward = page_all(shop, ORDER_IDS, "orders", {"first": 13, "sortKey": "ID"})
+    query = """query($last: Int!, $before: String) {
+      orders(last: $last, before: $before, sortKey: ID) {
+        pageInfo { hasPreviousPage hasNextPage startCursor } nodes { id } } }"""
+    backward, before = [], None
+    for _ in range(100):
+        conn = shop.data(query, {"last": 13, "before": before})["orders"]
+        backward = conn["nodes"] + backward
+        if not conn["pageInfo"]["hasPreviousPage"]:
+            break
+        before = conn["pageInfo"]["startCursor"]
+    assert [n["id"] for n in backward] == [n["id"] for n in forward]
+
+
+def test_a_cursor_from_another_sort_is_refused(shop):
+    by_time = shop.data(ORDER_IDS, {"first": 2, "sortKey": "UPDATED_AT"})["orders"]["pageInfo"]["endCursor"]
+    body = shop.gql(ORDER_IDS, {"first": 2, "sortKey": "ID", "after": by_time})
+    assert "Invalid cursor" in body["errors"][0]["message"]
+    garbage = shop.gql(ORDER_IDS, {"first": 2, "after": "not-a-cursor"})
+    assert "Invalid cursor" in garbage["errors"][0]["message"]
+
+
+def test_the_schema_is_found_through_the_env_var_or_fails_naming_where_it_looked(monkeypatch, tmp_path):
+    from sandbox.shopify_schema import ENV_VAR, SchemaNotFound, candidate_paths, schema_path
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "missing.json.gz"))
+    with pytest.raises(SchemaNotFound, match="missing.json.gz"):
+        schema_path()
+    monkeypatch.delenv(ENV_VAR)
+    paths = [str(p) for p in candidate_paths()]
+    assert paths[0].endswith("shared/reference/shopify/admin_2026-10.json.gz")
+    assert paths[1].endswith("var/reference/shopify/admin_2026-10.json.gz")
+    with pytest.raises(SchemaNotFound, match="nowhere"):
+        schema_path(tmp_path / "nowhere.json.gz")
+    # a clone with neither ../shared nor var/reference: the message names both places and the fix
+    import sandbox.shopify_schema as module
+
+    monkeypatch.setattr(module, "REPO_ROOT", tmp_path / "clone")
+    with pytest.raises(SchemaNotFound) as err:
+        schema_path()
+    message = str(err.value)
+    assert "shared/reference/shopify" in message and "var/reference/shopify" in message and ENV_VAR in message
