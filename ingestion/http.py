@@ -273,8 +273,12 @@ class ChannelClient:
         except _Retry as exc:
             final = exc.final
             final.retries = retries_here
-            final.args = (f"{final.args[0]} (gave up after {retries_here} retries in "
-                          f"{time.monotonic() - started:.1f}s)",)
+            elapsed = time.monotonic() - started
+            note = f"gave up after {retries_here} retries in {elapsed:.1f}s"
+            if exc.retry_after is not None and elapsed + exc.retry_after >= self.max_retry_time:
+                note += (f"; the API asked to wait {exc.retry_after:.1f}s more, beyond the "
+                         f"{self.max_retry_time:g}s retry budget")
+            final.args = (f"{final.args[0]} ({note})",)
             raise final from exc.__cause__
         raise AssertionError("unreachable: tenacity returned without an outcome")  # pragma: no cover
 
