@@ -5,13 +5,18 @@ dbt sources, so lineage from landing into staging is automatic), dbt models by m
 for the published warehouse, `<slug>/stock_push` for a channel's reverse sync.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 import ingestion
 from ichigen.config import Config

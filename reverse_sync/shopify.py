@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ingestion.http import ChannelClient
+from ingestion.shopify import graphql_path
 from reverse_sync.plan import PlannedChange
 from reverse_sync.push_log import PushRecord
 
@@ -33,20 +34,18 @@ mutation SetAvailable($input: InventorySetQuantitiesInput!, $idempotencyKey: Str
 }
 """
 
-CHANGED_ITEMS = """
-query ChangedItems($first: Int!, $after: String, $query: String) {
-  inventoryItems(first: $first, after: $after, query: $query) {
-    pageInfo { hasNextPage endCursor }
-    nodes {
+# Re-read exactly the items of a refused chunk (≤ 100 ids a call keeps the query cost far below 1,000).
+CURRENT_AVAILABLE = """
+query CurrentAvailable($ids: [ID!]!, $locationId: ID!) {
+  nodes(ids: $ids) {
+    ... on InventoryItem {
       id
-      sku
-      inventoryLevels(first: 10) {
-        nodes { location { id } quantities(names: ["available"]) { name quantity } }
-      }
+      inventoryLevel(locationId: $locationId) { quantities(names: ["available"]) { name quantity } }
     }
   }
 }
 """
+REREAD_PER_CALL = 100
 
 
 def split_ref(target_ref: str) -> tuple[str, str]:
@@ -64,7 +63,7 @@ class _Pending:
 class ShopifyStockPusher:
     def __init__(self, client: ChannelClient, api_version: str):
         self.client = client
-        self.path = f"/admin/api/{api_version}/graphql.json"
+        self.path = graphql_path(api_version)
 
     def _graphql(self, operation: str, query: str, variables: dict) -> dict:
         response = self.client.request(
@@ -72,24 +71,26 @@ class ShopifyStockPusher:
         )
         return response.json()["data"]
 
-    def current_available(self, since: datetime) -> dict[str, int]:
-        """Available quantity per target_ref for items the shop changed since `since` (bounded paging)."""
+    def current_available(self, target_refs: list[str]) -> dict[str, int]:
+        """What the shop shows now for these `<inventoryItemId>@<locationId>` references."""
+        by_location: dict[str, list[str]] = {}
+        for ref in target_refs:
+            item, location = split_ref(ref)
+            by_location.setdefault(location, []).append(item)
         found: dict[str, int] = {}
-        after = None
-        for _ in range(200):
-            data = self._graphql(
-                "inventoryItems",
-                CHANGED_ITEMS,
-                {"first": 250, "after": after, "query": f"updated_at:>='{since:%Y-%m-%dT%H:%M:%SZ}'"},
-            )["inventoryItems"]
-            for item in data["nodes"]:
-                for level in item["inventoryLevels"]["nodes"]:
+        for location, items in by_location.items():
+            for index in range(0, len(items), REREAD_PER_CALL):
+                data = self._graphql(
+                    "nodes", CURRENT_AVAILABLE,
+                    {"ids": items[index : index + REREAD_PER_CALL], "locationId": location},
+                )
+                for node in data["nodes"]:
+                    level = (node or {}).get("inventoryLevel")
+                    if not level:
+                        continue
                     qty = {q["name"]: q["quantity"] for q in level["quantities"]}.get("available")
                     if qty is not None:
-                        found[f"{item['id']}@{level['location']['id']}"] = int(qty)
-            if not data["pageInfo"]["hasNextPage"]:
-                break
-            after = data["pageInfo"]["endCursor"]
+                        found[f"{node['id']}@{location}"] = int(qty)
         return found
 
     def push(
@@ -97,21 +98,20 @@ class ShopifyStockPusher:
         run_id: str,
         changes: list[PlannedChange],
         planned_at: datetime,
-        state_seen_at: datetime,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> list[PushRecord]:
         records: list[PushRecord] = []
         done = 0
         for index in range(0, len(changes), MAX_PER_CALL):
             chunk = [_Pending(c, c.old_value, c.new_value) for c in changes[index : index + MAX_PER_CALL]]
-            records.extend(self._push_chunk(run_id, index // MAX_PER_CALL, chunk, planned_at, state_seen_at))
+            records.extend(self._push_chunk(run_id, index // MAX_PER_CALL, chunk, planned_at))
             done += len(chunk)
             if on_progress:
                 on_progress(done, len(changes))
         return records
 
     def _push_chunk(
-        self, run_id: str, chunk_no: int, chunk: list[_Pending], planned_at: datetime, seen_at: datetime
+        self, run_id: str, chunk_no: int, chunk: list[_Pending], planned_at: datetime
     ) -> list[PushRecord]:
         records: list[PushRecord] = []
         for attempt in range(1, MAX_STALE_ROUNDS + 1):
@@ -164,7 +164,7 @@ class ShopifyStockPusher:
                 continue
 
             # Someone bought since our read: take the fresh quantity and subtract what sold from our target.
-            fresh = self.current_available(seen_at)
+            fresh = self.current_available([p.change.target_ref for p in chunk])
             for p in chunk:
                 current = fresh.get(p.change.target_ref)
                 if current is None or current == p.believed:

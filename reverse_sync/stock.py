@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import polars as pl
 
@@ -53,9 +52,6 @@ class SyncResult:
 def shopify_listings_state(config: Config) -> pl.DataFrame:
     """What the shop last showed per inventory item × location, from the landing zone."""
     landed = LandingZone(config.landing_dir).landed("shopify", "inventory_levels")
-    if landed is None:
-        return pl.DataFrame(schema={"sku": pl.String, "target_ref": pl.String, "quantity": pl.Int64,
-                                    "seen_at": pl.Datetime("us", "UTC")})
     frame = landed.select("sku", "inventory_item_id", "location_id", "available", "_fetched_at").collect()
     location = config.channels.shopify.location_id
     if location is None:
@@ -75,14 +71,13 @@ def shopify_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
-def plan_channel_stock(config: Config, channel: str) -> tuple[Plan, datetime | None]:
+def plan_channel_stock(config: Config, channel: str) -> Plan:
     if channel not in SUPPORTED_CHANNELS:
         raise SyncError(f"stock sync for {channel!r} is not built yet; supported: {SUPPORTED_CHANNELS}")
     targets, manifest = read_stock_targets(config.serving_path, channel)
     landed = shopify_listings_state(config)
     listings = latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
-    seen_at = landed.get_column("seen_at").min() if landed.height else None
-    return plan_stock(channel, targets, listings, manifest), seen_at
+    return plan_stock(channel, targets, listings, manifest)
 
 
 def sync_stock(
@@ -93,7 +88,7 @@ def sync_stock(
     client: ChannelClient | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
-    plan, seen_at = plan_channel_stock(config, channel)
+    plan = plan_channel_stock(config, channel)
     verdict = check_plan(plan, config.guard_rails, last_build(config.warehouse_path))
     result = SyncResult(channel, plan.run_id, dry_run, len(plan.changes), plan.unchanged, verdict)
 
@@ -114,8 +109,7 @@ def sync_stock(
     shopify = config.channels.shopify
     client = client or ChannelClient.for_shopify(shopify)
     pusher = ShopifyStockPusher(client, shopify.api_version)
-    result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, seen_at or plan.planned_at,
-                                 on_progress)
+    result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
     write_push_log(config.push_log_dir, result.records)
     return result
 
