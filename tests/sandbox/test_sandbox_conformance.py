@@ -68,6 +68,93 @@ query ItemLevel($id: ID!, $location: ID!) {
 }
 """
 
+MONEY_BAG = "{ shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }"
+ADDRESS = """{ id firstName lastName name company address1 address2 city province provinceCode zip country
+  countryCodeV2 phone formatted(withName: true) formattedArea timeZone coordinatesValidated latitude longitude }"""
+# Every field the sandbox models, so a value of the wrong type anywhere would show up in conformance.
+EVERY_ORDER_FIELD = f"""
+query EveryOrderField($first: Int!, $query: String) {{
+  orders(first: $first, query: $query, sortKey: CREATED_AT, reverse: true) {{
+    pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
+    nodes {{
+      id legacyResourceId name number createdAt updatedAt processedAt cancelledAt cancelReason closed closedAt
+      confirmed test displayFinancialStatus displayFulfillmentStatus returnStatus currencyCode
+      presentmentCurrencyCode taxesIncluded taxExempt estimatedTaxes email phone note tags sourceName
+      customerLocale paymentGatewayNames discountCode discountCodes fullyPaid unpaid requiresShipping capturable
+      refundable subtotalLineItemsQuantity currentSubtotalLineItemsQuantity
+      totalPriceSet {MONEY_BAG} originalTotalPriceSet {MONEY_BAG} subtotalPriceSet {MONEY_BAG}
+      totalShippingPriceSet {MONEY_BAG} totalDiscountsSet {MONEY_BAG} cartDiscountAmountSet {MONEY_BAG}
+      totalTaxSet {MONEY_BAG} totalRefundedSet {MONEY_BAG} totalReceivedSet {MONEY_BAG} netPaymentSet {MONEY_BAG}
+      totalOutstandingSet {MONEY_BAG} totalCapturableSet {MONEY_BAG} currentTotalPriceSet {MONEY_BAG}
+      currentSubtotalPriceSet {MONEY_BAG} currentTotalTaxSet {MONEY_BAG} currentTotalDiscountsSet {MONEY_BAG}
+      currentShippingPriceSet {MONEY_BAG}
+      customer {{
+        id legacyResourceId firstName lastName displayName email phone createdAt updatedAt locale note tags
+        state taxExempt verifiedEmail validEmailAddress numberOfOrders amountSpent {{ amount currencyCode }}
+        defaultEmailAddress {{ emailAddress }} defaultPhoneNumber {{ phoneNumber }}
+        defaultAddress {ADDRESS} addresses(first: 2) {{ id city }}
+      }}
+      shippingAddress {ADDRESS} billingAddress {{ id zip }} billingAddressMatchesShippingAddress
+      lineItems(first: 4) {{
+        edges {{
+          cursor
+          node {{
+            id name title variantTitle sku vendor quantity currentQuantity unfulfilledQuantity refundableQuantity
+            nonFulfillableQuantity requiresShipping taxable isGiftCard merchantEditable
+            originalUnitPriceSet {MONEY_BAG} discountedUnitPriceSet {MONEY_BAG}
+            discountedUnitPriceAfterAllDiscountsSet {MONEY_BAG} originalTotalSet {MONEY_BAG}
+            discountedTotalSet(withCodeDiscounts: true) {MONEY_BAG} totalDiscountSet {MONEY_BAG}
+            unfulfilledOriginalTotalSet {MONEY_BAG} unfulfilledDiscountedTotalSet {MONEY_BAG}
+            taxLines {{ title rate ratePercentage priceSet {MONEY_BAG} source channelLiable }}
+            variant {{ id sku }} product {{ id title }}
+          }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+EVERY_CATALOGUE_FIELD = """
+query EveryCatalogueField($first: Int!, $location: ID!) {
+  productVariants(first: $first, sortKey: SKU) {
+    nodes {
+      id legacyResourceId sku barcode title displayName price compareAtPrice taxable position createdAt
+      updatedAt inventoryQuantity sellableOnlineQuantity availableForSale inventoryPolicy requiresComponents
+      showUnitPrice selectedOptions { name value }
+      product {
+        id legacyResourceId title handle productType vendor status tags createdAt updatedAt publishedAt
+        hasOnlyDefaultVariant tracksInventory totalInventory variants(first: 3) { nodes { id sku } }
+      }
+      inventoryItem {
+        id legacyResourceId sku tracked requiresShipping createdAt updatedAt duplicateSkuCount
+        countryCodeOfOrigin provinceCodeOfOrigin harmonizedSystemCode unitCost { amount currencyCode }
+        inventoryLevel(locationId: $location) {
+          id createdAt updatedAt isActive canDeactivate deactivationAlert
+          item { id } location { id }
+          quantities(names: ["available", "on_hand", "committed", "incoming", "reserved", "damaged",
+                             "safety_stock", "quality_control"]) { id name quantity updatedAt }
+        }
+      }
+    }
+  }
+  locations(first: 5, includeInactive: true) {
+    nodes {
+      id legacyResourceId name isActive isFulfillmentService fulfillsOnlineOrders shipsInventory
+      hasActiveInventory hasUnfulfilledOrders activatable deactivatable deletable addressVerified deactivatedAt
+      createdAt updatedAt
+      address { address1 address2 city province provinceCode zip country countryCode phone latitude longitude formatted }
+      inventoryLevels(first: 3) { nodes { id } }
+    }
+  }
+  shop {
+    id name email contactEmail myshopifyDomain url currencyCode enabledPresentmentCurrencies ianaTimezone
+    timezoneAbbreviation timezoneOffset timezoneOffsetMinutes taxesIncluded taxShipping weightUnit
+    orderNumberFormatPrefix orderNumberFormatSuffix shopOwnerName checkoutApiSupported setupRequired createdAt
+    updatedAt
+  }
+}
+"""
+
 
 @pytest.mark.skipif(not CONFORMANCE.exists(), reason=f"the shared conformance tool is not at {CONFORMANCE}")
 def test_the_traffic_of_a_client_session_passes_conformance(serve, tmp_path):
@@ -91,6 +178,14 @@ def test_the_traffic_of_a_client_session_passes_conformance(serve, tmp_path):
     shop.data(SHOP)
     level = items[0]["inventoryLevels"]["nodes"][0]
     shop.data(ITEM_LEVEL, {"id": items[0]["id"], "location": level["location"]["id"]})
+
+    # every modelled field, once (a wrongly typed value anywhere would fail conformance)
+    for query in ("financial_status:pending", "fulfillment_status:unshipped", None):
+        assert shop.data(EVERY_ORDER_FIELD, {"first": 3, "query": query})["orders"]["nodes"], query
+    world.advance(NOW + timedelta(days=8))  # now cancellations, refunds and partial refunds exist too
+    for query in ("status:cancelled", "financial_status:partially_refunded", "financial_status:refunded"):
+        assert shop.data(EVERY_ORDER_FIELD, {"first": 3, "query": query})["orders"]["nodes"], query
+    shop.data(EVERY_CATALOGUE_FIELD, {"first": 8, "location": world.locations[0].gid})
 
     # writes: applied, stale, negative, compare skipped, replayed
     q = {x["name"]: x["quantity"] for x in level["quantities"]}
