@@ -1,0 +1,31 @@
+{#-
+    jpy_from_decimal_string(expr)
+
+    Shopify sends money as decimal strings ("1980.0", "1980.00"). The yen has no minor unit, so we keep
+    integer JPY: cast to decimal(18,2), round half away from zero, cast to bigint. NULL stays NULL.
+-#}
+{% macro jpy_from_decimal_string(expr) -%}
+cast(round(cast({{ expr }} as decimal(18, 2))) as bigint)
+{%- endmacro %}
+
+
+{#-
+    jst_date(ts)
+
+    The calendar date in Japan (Asia/Tokyo, UTC+9, no DST) of a UTC timestamp(tz). Uses the built-in icu
+    extension. Business days, daily sales and the dashboard all use the JST date.
+-#}
+{% macro jst_date(ts) -%}
+cast(({{ ts }}) at time zone 'Asia/Tokyo' as date)
+{%- endmacro %}
+
+
+{#-
+    tax_rate(tax_class)
+
+    Japanese consumption tax: 'standard' 10 %, 'reduced' 8 % (food, newspapers). Anything else -> NULL (and the
+    accepted_values test on tax_class fails, so an unknown class never prices silently).
+-#}
+{% macro tax_rate(tax_class) -%}
+case {{ tax_class }} when 'standard' then 0.10 when 'reduced' then 0.08 end
+{%- endmacro %}
