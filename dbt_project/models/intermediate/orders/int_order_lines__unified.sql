@@ -1,0 +1,59 @@
+-- One row per channel order line, every channel in one shape, with the line's product resolved to the
+-- ERP SKU: through the channel listing it was sold from (variant), else the line's seller SKU when it is an
+-- ERP SKU. A line that matches neither keeps erp_sku null (it reserves no ERP stock).
+with listings as (
+
+    select channel, listing_id, sku
+    from {{ ref('int_products__channel_listings') }}
+
+),
+
+erp_skus as (
+
+    select sku from {{ ref('stg_erp__products') }}
+
+),
+
+shopify_lines as (
+
+    select
+        'shopify'                   as channel,
+        l.line_item_id              as line_id,
+        l.order_id                  as order_id,
+        l.line_number               as line_number,
+        l.sku                       as channel_sku,
+        l.variant_id                as listing_id,
+        l.quantity                  as quantity,
+        l.current_quantity          as current_quantity,
+        l.unit_price_jpy            as unit_price_jpy,
+        l.line_total_jpy            as line_total_jpy
+    from {{ ref('stg_shopify__order_lines') }} as l
+
+),
+
+unioned as (
+
+    select * from shopify_lines
+    -- other channels' lines are unioned here as they are landed
+
+)
+
+select
+    u.channel || ':' || u.line_id                           as order_line_key,
+    u.channel || ':' || u.order_id                          as order_key,
+    u.channel,
+    u.line_id,
+    u.order_id,
+    u.line_number,
+    u.channel_sku,
+    coalesce(li.sku, e.sku)                                 as erp_sku,
+    u.quantity,
+    u.current_quantity,
+    u.unit_price_jpy,
+    u.line_total_jpy
+from unioned as u
+left join listings as li
+    on li.channel = u.channel
+    and li.listing_id = u.listing_id
+left join erp_skus as e
+    on e.sku = u.channel_sku

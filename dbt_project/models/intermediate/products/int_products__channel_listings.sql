@@ -1,0 +1,62 @@
+-- One row per channel listing (a Shopify product variant), matched to the ERP product it sells:
+--   1. by seller SKU: the listing's SKU equals an ERP SKU (the normal case), else
+--   2. by JAN: the listing's barcode is a valid JAN that exactly one ERP product carries.
+-- Unmatched listings stay here with sku null (shown, never guessed); they get no stock target.
+with erp_products as (
+
+    select sku, jan from {{ ref('stg_erp__products') }}
+
+),
+
+unique_jans as (
+
+    select jan, min(sku) as sku
+    from erp_products
+    where jan is not null
+    group by jan
+    having count(*) = 1
+
+),
+
+shopify_listings as (
+
+    select
+        'shopify'               as channel,
+        v.variant_id            as listing_id,
+        v.sku                   as channel_sku,
+        v.barcode               as channel_barcode,
+        v.is_valid_jan          as channel_barcode_is_valid_jan,
+        v.inventory_item_id     as inventory_item_id,
+        v.price_jpy             as channel_price_jpy,
+        by_sku.sku              as sku_by_seller_sku,
+        by_jan.sku              as sku_by_jan
+    from {{ ref('stg_shopify__product_variants') }} as v
+    left join erp_products as by_sku
+        on by_sku.sku = v.sku
+    left join unique_jans as by_jan
+        on v.is_valid_jan
+        and by_jan.jan = v.barcode
+
+),
+
+unioned as (
+
+    select * from shopify_listings
+    -- other channels' listings are unioned here as they are landed
+
+)
+
+select
+    channel || ':' || listing_id                            as listing_key,
+    channel,
+    listing_id,
+    channel_sku,
+    channel_barcode,
+    inventory_item_id,
+    channel_price_jpy,
+    coalesce(sku_by_seller_sku, sku_by_jan)                 as sku,
+    case
+        when sku_by_seller_sku is not null then 'seller_sku'
+        when sku_by_jan is not null then 'jan'
+    end                                                     as match_method
+from unioned
