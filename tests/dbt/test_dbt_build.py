@@ -524,6 +524,13 @@ def test_empty_landing_zone_builds(dbt_runs):
     assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
     assert types["total_jpy"] == "BIGINT"
     assert types["payment_gateway_names"] == "VARCHAR[]"
+    # DuckDB sums bigints into HUGEINT (int128), which Arrow/Polars readers cannot hold: no model may expose one
+    assert (
+        result.query(
+            "select table_name, column_name from information_schema.columns where data_type = 'HUGEINT'"
+        )
+        == []
+    )
 
 
 def test_parse_works_without_any_data_or_warehouse(dbt_runs):

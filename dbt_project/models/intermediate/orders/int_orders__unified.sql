@@ -18,7 +18,7 @@ shopify_orders as (
 
 shopify_units as (
 
-    select order_id, sum(quantity) as units
+    select order_id, cast(sum(quantity) as bigint) as units
     from {{ ref('stg_shopify__order_lines') }}
     group by order_id
 

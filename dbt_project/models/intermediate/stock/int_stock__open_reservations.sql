@@ -5,7 +5,7 @@
 -- (conservative: never oversell).
 select
     l.erp_sku                               as sku,
-    sum(coalesce(l.current_quantity, l.quantity))  as open_order_units,
+    cast(sum(coalesce(l.current_quantity, l.quantity)) as bigint)  as open_order_units,
     count(distinct l.order_key)             as open_orders
 from {{ ref('int_order_lines__unified') }} as l
 inner join {{ ref('int_orders__unified') }} as o

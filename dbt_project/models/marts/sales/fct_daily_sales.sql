@@ -4,8 +4,9 @@ select
     order_date_jst,
     channel,
     count(*)                        as orders,
-    sum(units)                      as units,
-    sum(total_jpy)                  as gross_sales_jpy
+    -- DuckDB sums bigint into hugeint (int128), which Arrow/Polars readers cannot hold: back to bigint
+    cast(sum(units) as bigint)      as units,
+    cast(sum(total_jpy) as bigint)  as gross_sales_jpy
 from {{ ref('fct_orders') }}
 where status <> 'cancelled'
 group by order_date_jst, channel

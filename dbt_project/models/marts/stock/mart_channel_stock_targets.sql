@@ -31,7 +31,7 @@ products as (
 
 sellable_stock as (
 
-    select sku, sum(on_hand) as sellable_on_hand
+    select sku, cast(sum(on_hand) as bigint) as sellable_on_hand
     from {{ ref('fct_stock_position') }}
     where is_sellable
     group by sku
