@@ -40,7 +40,7 @@ def _start_sandbox(config: Config, port: int):
     return start_world(
         data_dir=config.sandbox_dir, seed=s.seed, skus=s.skus, customers=s.customers,
         history_days=s.history_days, orders_per_day=s.orders_per_day, port=port,
-        access_token=config.channels.shopify.access_token,
+        access_token=config.channels.shopify.access_token, restore_rate=s.shopify_restore_rate,
     )
 
 
@@ -76,7 +76,7 @@ def print_summary(summary) -> None:
 @app.command()
 def once(config_path: ConfigOption = None) -> None:
     """Headless: start the sandbox, run one full cycle, print a summary, stop. Exit 0 on success."""
-    from ichigen.cycle import prepare_dagster_home, reset_world_data, run_full_cycle
+    from ichigen.cycle import prepare_dagster_home, reset_world_data
 
     config = _config(config_path)
     prepare_dagster_home(config)
@@ -119,6 +119,7 @@ def sandbox(
         "--customers", str(s.customers), "--history-days", str(s.history_days),
         "--orders-per-day", str(s.orders_per_day), "--port", str(port or s.shopify_port),
         "--data-dir", str(config.sandbox_dir), "--simulate-every", str(simulate_every),
+        "--restore-rate", str(s.shopify_restore_rate), "--access-token", config.channels.shopify.access_token,
     ]
     raise typer.Exit(subprocess.call(cmd))
 
@@ -161,7 +162,9 @@ def demo(config_path: ConfigOption = None) -> None:
         start("sandbox", [str(bin_dir / "python"), "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
                           "--customers", str(s.customers), "--history-days", str(s.history_days),
                           "--orders-per-day", str(s.orders_per_day), "--port", str(s.shopify_port),
-                          "--data-dir", str(config.sandbox_dir), "--simulate-every", "10"])
+                          "--data-dir", str(config.sandbox_dir), "--simulate-every", "10",
+                          "--restore-rate", str(s.shopify_restore_rate),
+                          "--access-token", config.channels.shopify.access_token])
         url = config.channels.shopify.base_url
         for _ in range(120):
             try:

@@ -115,6 +115,8 @@ class SandboxConfig(_Strict):
     history_days: int = Field(default=30, ge=1)
     orders_per_day: int = Field(default=40, ge=0)
     shopify_port: int = Field(default=8701, ge=0, le=65535)
+    # GraphQL cost points restored per second: 100 Standard, 200 Advanced, 1000 Plus (a backfill's pace).
+    shopify_restore_rate: float = Field(default=1000.0, gt=0)
 
 
 class Config(_Strict):

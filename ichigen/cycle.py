@@ -59,7 +59,7 @@ def run_full_cycle(config: Config, instance=None) -> CycleSummary:
 
     summary = CycleSummary(success=result.success)
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.materialization
         key = "/".join(mat.asset_key.path)
         meta = {k: v.value for k, v in mat.metadata.items()}
         if "rows_landed" in meta:
@@ -78,9 +78,16 @@ def run_full_cycle(config: Config, instance=None) -> CycleSummary:
         summary.tests_passed, summary.tests_failed = report.tests_passed, report.tests_failed
     if not result.success:
         failures = [
-            f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}"
+            f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
             for e in result.all_events
             if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
         ]
         summary.failure = "; ".join(failures) or "the full_cycle job failed"
     return summary
+
+
+def _root_cause(error) -> str:
+    """The product's own error message: what went wrong, not Dagster's wrappers around it."""
+    while (error.cls_name or "").startswith("Dagster") and getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[0]

@@ -25,14 +25,14 @@ def dbt_project(config: Config) -> DbtProject:
     export_dbt_env(config)
     if not manifest_path().exists():
         subprocess.run(
-            [_dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+            [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
              "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
             check=True,
         )
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
-def _dbt_executable() -> str:
+def dbt_executable() -> str:
     import shutil
     import sys
     from pathlib import Path
@@ -55,14 +55,14 @@ def build_definitions(config: Config) -> dg.Definitions:
     )
     ingest_stock = dg.define_asset_job(
         "ingest_stock",
-        selection=dg.AssetSelection.keys(*[a.key for a in ingest_assets if a.key.path[-1] in ("inventory_levels", "stock")]),
+        selection=dg.AssetSelection.assets(*[a.key for a in ingest_assets if a.key.path[-1] in ("inventory_levels", "stock")]),
     )
     ingest_orders = dg.define_asset_job(
-        "ingest_orders", selection=dg.AssetSelection.keys(*[a.key for a in ingest_assets if a.key.path[-1] == "orders"])
+        "ingest_orders", selection=dg.AssetSelection.assets(*[a.key for a in ingest_assets if a.key.path[-1] == "orders"])
     )
     ingest_products = dg.define_asset_job(
         "ingest_products",
-        selection=dg.AssetSelection.keys(
+        selection=dg.AssetSelection.assets(
             *[a.key for a in ingest_assets if a.key.path[-1] in ("products", "product_variants", "warehouses")]
         ),
     )
@@ -77,7 +77,8 @@ def build_definitions(config: Config) -> dg.Definitions:
         assets=[*ingest_assets, warehouse, serving, *pushes],
         jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
         schedules=schedules,
-        resources={"dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR))},
+        resources={"dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
+                                         dbt_executable=dbt_executable())},
     )
 
 

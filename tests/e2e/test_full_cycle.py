@@ -25,7 +25,7 @@ JST = ZoneInfo("Asia/Tokyo")
 @pytest.fixture
 def world(tmp_config: Config):
     with start_world(data_dir=tmp_config.sandbox_dir, seed=11, skus=30, customers=60, history_days=10,
-                     orders_per_day=25, port=0, access_token="shpat_sandbox") as running:
+                     orders_per_day=25, port=0, access_token="shpat_sandbox", restore_rate=1000.0) as running:
         yield running
 
 
