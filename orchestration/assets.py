@@ -62,6 +62,12 @@ def _ingest_asset(config: Config, source: str, entity: str) -> dg.AssetsDefiniti
 
 
 class IchigenDbtTranslator(DagsterDbtTranslator):
+    def get_asset_key(self, dbt_resource_props: dict[str, Any]) -> dg.AssetKey:
+        # Models and seeds by their own (unique) name; sources keep `<slug>/<entity>`, the landing assets' keys.
+        if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
+            return dg.AssetKey(dbt_resource_props["name"])
+        return super().get_asset_key(dbt_resource_props)
+
     def get_group_name(self, dbt_resource_props: dict[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
         layer = fqn[1] if len(fqn) > 2 else "warehouse"
