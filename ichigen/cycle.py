@@ -48,14 +48,18 @@ def reset_world_data(config: Config) -> None:
             shutil.rmtree(path)
 
 
-def run_full_cycle(config: Config, instance=None) -> CycleSummary:
+def run_full_cycle(config: Config, instance=None, log_level: str = "WARNING") -> CycleSummary:
     import dagster as dg
 
     from orchestration.definitions import FULL_CYCLE_JOB, build_definitions
 
     defs = build_definitions(config)
     job = defs.resolve_job_def(FULL_CYCLE_JOB)
-    result = job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
 
     summary = CycleSummary(success=result.success)
     for event in result.get_asset_materialization_events():

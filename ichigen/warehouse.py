@@ -8,6 +8,9 @@ from pathlib import Path
 from ichigen.config import PROJECT_ROOT, Config
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# The product's own dbt target folder, apart from `target/` of hand-run dbt commands: a partial-parse file
+# written by `dbt --project-dir dbt_project` (a relative root) breaks seeds when reused from another folder.
+DBT_TARGET_PATH = "target/ichigen"
 
 
 def dbt_env(config: Config) -> dict[str, str]:
@@ -26,4 +29,4 @@ def export_dbt_env(config: Config) -> None:
 
 
 def manifest_path() -> Path:
-    return DBT_PROJECT_DIR / "target" / "manifest.json"
+    return DBT_PROJECT_DIR / DBT_TARGET_PATH / "manifest.json"

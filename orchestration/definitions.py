@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 
 from ichigen.config import Config, load_config
-from ichigen.warehouse import DBT_PROJECT_DIR, export_dbt_env, manifest_path
+from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env, manifest_path
 from orchestration.assets import (
     build_dbt_assets,
     build_ingest_assets,
@@ -26,10 +26,10 @@ def dbt_project(config: Config) -> DbtProject:
     if not manifest_path().exists():
         subprocess.run(
             [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", DBT_TARGET_PATH, "--quiet"],
             check=True,
         )
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=DBT_TARGET_PATH)
 
 
 def dbt_executable() -> str:
