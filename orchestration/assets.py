@@ -69,6 +69,8 @@ class IchigenDbtTranslator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: dict[str, Any]) -> str | None:
+        if dbt_resource_props.get("resource_type") == "seed":
+            return "dbt_seeds"
         fqn = dbt_resource_props.get("fqn", [])
         layer = fqn[1] if len(fqn) > 2 else "warehouse"
         return f"dbt_{layer}"
