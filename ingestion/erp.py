@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ichigen.config import Config
 from ingestion.common import IngestResult, RecordError, parse_utc, raw_json, require, to_int, utcnow
 from ingestion.errors import IngestionError, SourceUnreachable
-from ingestion.landing import LandingZone, QuarantineRecord, new_batch_id
+from ingestion.landing import LandingZone, QuarantineRecord, land_and_report
 from ingestion.schemas import ERP_PRODUCTS, ERP_STOCK, ERP_WAREHOUSES, EntitySchema
 
 SOURCE = "erp"
@@ -254,19 +254,4 @@ def ingest(
                     record.get(k) is not None for k in spec.schema.key) else None
                 bad.append(QuarantineRecord(key, f"{SOURCE}/{entity} {key or '(no key)'}: {exc}", record))
 
-    batch_id = new_batch_id(fetched_at)
-    quarantine_path = landing.quarantine(SOURCE, entity, batch_id, bad, quarantined_at=fetched_at)
-    batch = landing.write_batch(SOURCE, entity, rows, schema=spec.schema.columns,
-                                cursor_field=spec.schema.cursor_field, fetched_at=fetched_at, batch_id=batch_id,
-                                cursor_from=since)
-    return IngestResult(
-        source=SOURCE,
-        entity=entity,
-        rows_landed=batch.row_count,
-        rows_quarantined=len(bad),
-        batch_id=batch.batch_id if batch.row_count or bad else None,
-        cursor_from=since,
-        cursor_to=batch.cursor_to,
-        path=batch.path,
-        quarantine_path=quarantine_path,
-    )
+    return land_and_report(landing, spec.schema, rows, bad, fetched_at=fetched_at, since=since)

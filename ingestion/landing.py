@@ -28,8 +28,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion.common import raw_json, utcnow
-from ingestion.schemas import META_COLUMNS, QUARANTINE_COLUMNS, SCHEMAS
+from ingestion.common import IngestResult, raw_json, utcnow
+from ingestion.schemas import META_COLUMNS, QUARANTINE_COLUMNS, SCHEMAS, EntitySchema
 
 BATCH_METADATA_KEY = "ichigen.batch"
 QUARANTINE_DIR = "_quarantine"
@@ -328,3 +328,33 @@ class LandingZone:
         if not files:
             return pl.LazyFrame(schema=QUARANTINE_COLUMNS)
         return pl.scan_parquet(files, schema=QUARANTINE_COLUMNS, hive_partitioning=False)
+
+
+def land_and_report(
+    landing: LandingZone,
+    schema: EntitySchema,
+    rows: list[dict[str, Any]],
+    bad: list[QuarantineRecord],
+    *,
+    fetched_at: datetime,
+    since: datetime | None,
+    **extra: Any,
+) -> IngestResult:
+    """The end of every ingest: quarantine what could not land, land the rest as one batch, say what happened."""
+    source, entity = schema.source, schema.entity
+    batch_id = new_batch_id(fetched_at)
+    quarantine_path = landing.quarantine(source, entity, batch_id, bad, quarantined_at=fetched_at)
+    batch = landing.write_batch(source, entity, rows, schema=schema.columns, cursor_field=schema.cursor_field,
+                                fetched_at=fetched_at, batch_id=batch_id, cursor_from=since)
+    return IngestResult(
+        source=source,
+        entity=entity,
+        rows_landed=batch.row_count,
+        rows_quarantined=len(bad),
+        batch_id=batch.batch_id if batch.row_count or bad else None,
+        cursor_from=since,
+        cursor_to=batch.cursor_to,
+        path=batch.path,
+        quarantine_path=quarantine_path,
+        **extra,
+    )

@@ -56,7 +56,7 @@ from ingestion.common import (
 )
 from ingestion.errors import IngestionError
 from ingestion.http import ChannelClient
-from ingestion.landing import LandingZone, QuarantineRecord, new_batch_id
+from ingestion.landing import LandingZone, QuarantineRecord, land_and_report
 from ingestion.paging import GraphQLCursor, Page, Pager, PageRequest, paginate
 from ingestion.schemas import SHOPIFY_INVENTORY_LEVELS, SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, EntitySchema
 
@@ -551,22 +551,6 @@ def ingest(
         if own_client:
             client.close()
 
-    batch_id = new_batch_id(fetched_at)
-    quarantine_path = landing.quarantine(SOURCE, entity, batch_id, bad, quarantined_at=fetched_at)
-    batch = landing.write_batch(SOURCE, entity, rows, schema=spec.schema.columns,
-                                cursor_field=spec.schema.cursor_field, fetched_at=fetched_at, batch_id=batch_id,
-                                cursor_from=since)
-    return IngestResult(
-        source=SOURCE,
-        entity=entity,
-        rows_landed=batch.row_count,
-        rows_quarantined=len(bad),
-        batch_id=batch.batch_id if batch.row_count or bad else None,
-        cursor_from=since,
-        cursor_to=batch.cursor_to,
-        path=batch.path,
-        quarantine_path=quarantine_path,
-        pages=fetch.pages,
-        retries=client.stats.retries - retries_before,
-        truncated=fetch.truncated,
-    )
+    return land_and_report(landing, spec.schema, rows, bad, fetched_at=fetched_at, since=since,
+                           pages=fetch.pages, retries=client.stats.retries - retries_before,
+                           truncated=fetch.truncated)

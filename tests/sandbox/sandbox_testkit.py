@@ -13,11 +13,6 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 TOKEN = "shpat_sandbox_test"
 GRAPHQL = "/admin/api/2026-10/graphql.json"
 SHARED_TOOLS = Path(__file__).resolve().parents[2].parent / "shared" / "tools"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_HOW_TO_START = (
-    "PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth). Start it with:\n"
-    "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-)
 
 
 def small_world(seed: int = 7, **kw) -> World:
