@@ -1,0 +1,96 @@
+"""incremental_cycle_s (target < 15 s) and full_cycle_first_s (no target): the Dagster `full_cycle` job
+(ingest → dbt build → publish → reverse sync) against a sandbox world over real HTTP, as `ichigen once` runs it.
+
+A modest world (300 SKUs, ~2 days at 2,880 orders/day ≈ 5.8k orders) is served at Shopify Plus's restore rate
+(`restore_rate=1000`). The first cycle backfills everything; then ~5 minutes' worth of new orders at that
+rate (10) are placed and due status changes applied, and the second cycle is timed. The configuration is the
+project's own (`ichigen.toml`, incl. the Shopify client's request rate) with every path in tmp, as
+tests/e2e/test_full_cycle.py does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench import Result, Scale
+
+NAME = "incremental_cycle_s"
+FIRST = "full_cycle_first_s"
+SIZES = {
+    "full": {"world": {"skus": 300, "customers": 2000, "history_days": 2, "orders_per_day": 2880},
+             "new_orders": 10},
+    "quick": {"world": {"skus": 30, "customers": 60, "history_days": 2, "orders_per_day": 25}, "new_orders": 2},
+}
+TOKEN = "shpat_sandbox"
+
+
+def _config(base: Path, world):
+    from ichigen.config import load_config
+
+    return load_config().with_overrides(**{
+        "base_dir": str(base),
+        "paths.landing": "landing",
+        "paths.warehouse": "warehouse/warehouse.duckdb",
+        "paths.serving": "serving/ichigen.duckdb",
+        "paths.push_log": "push_log",
+        "paths.dagster_home": "dagster",
+        "paths.sandbox": "sandbox",
+        "channels.shopify.base_url": world.shopify_url,
+        "channels.shopify.access_token": TOKEN,
+        "erp.kind": "sqlite",
+        "erp.sqlite_path": str(world.erp_sqlite_path),
+        "channels.shopify.backfill_start": "2020-01-01T00:00:00Z",
+        "guard_rails.max_zeroed_fraction": 1.0,
+    })
+
+
+def run(scale: Scale) -> list[Result]:
+    from ichigen.cycle import run_full_cycle
+    from sandbox import start_world
+
+    size = SIZES[scale]
+    base = Path(tempfile.mkdtemp(prefix="ichigen-bench-cycle-"))
+    try:
+        with start_world(data_dir=base / "sandbox", seed=11, port=0, access_token=TOKEN, restore_rate=1000.0,
+                         **size["world"]) as world:
+            config = _config(base, world)
+            orders_before = len(world.world.orders)
+
+            start = time.perf_counter()
+            first = run_full_cycle(config)
+            first_s = time.perf_counter() - start
+            if not first.success:
+                raise RuntimeError(f"first cycle failed: {first.failure}")
+
+            placed = world.world.place_orders(size["new_orders"])
+            moved = world.world.advance()
+
+            start = time.perf_counter()
+            second = run_full_cycle(config)
+            second_s = time.perf_counter() - start
+            if not second.success:
+                raise RuntimeError(f"incremental cycle failed: {second.failure}")
+            landed_orders = second.landed.get("shopify/orders", (0, 0))[0]
+            if landed_orders < len(placed):
+                raise RuntimeError(f"the incremental cycle landed {landed_orders} orders; {len(placed)} were placed")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    first_landed = {k: v[0] for k, v in first.landed.items()}
+    second_landed = {k: v[0] for k, v in second.landed.items()}
+    details = {"world": size["world"], "orders_in_world": orders_before, "first_landed": first_landed,
+               "second_landed": second_landed, "new_orders": len(placed), "orders_moved_on": len(moved),
+               "models_built": second.models_built, "tests_passed": second.tests_passed,
+               "second_pushes": second.pushes}
+    return [
+        Result(NAME, second_s, "s", ("<", 15.0),
+               notes=f"{len(placed)} new orders (+{len(moved)} status changes); landed "
+                     + ", ".join(f"{k} {v:,}" for k, v in second_landed.items())
+                     + f"; {second.models_built} models, {second.tests_passed} tests",
+               details=details),
+        Result(FIRST, first_s, "s", None,
+               notes=f"backfill of {orders_before:,} orders, {size['world']['skus']} SKUs", details=details),
+    ]

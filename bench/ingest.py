@@ -1,0 +1,201 @@
+"""ingest_rows_per_s and ingest_ratio_vs_dlt: Shopify orders pages → landed Parquet, ichigen vs dlt.
+
+Input: real Admin GraphQL answers to ingestion's own orders query (`ingestion.shopify.ORDERS_QUERY`, the page
+size ingestion computes), answered by the sandbox's `ShopifyAPI.handle` over a generated world and serialised
+as the sandbox server sends them (compact UTF-8 JSON). The recorded pages are repeated with order, line-item
+ids and order names shifted per copy (ids stay unique) until there are ≥ 100k orders.
+
+(a) ichigen: for every page `json.loads` the raw text, take the nodes (`GraphQLCursor.items`), map each node
+    (`order_row`, RecordError → quarantine, as `ingest()` does), and land one batch per ingest run's page bound
+    (`LandingZone.write_batch` with the orders schema: strict typing, zstd Parquet, fsync, atomic rename).
+(b) dlt: a pipeline fed the same parsed pages (a resource yielding each page's order nodes), destination
+    `filesystem` with a local bucket_url in tmp, `loader_file_format="parquet"`; timed over `pipeline.run`
+    (extract → normalize → load). dlt gets its pages already parsed (json.loads outside its clock);
+    ichigen's clock includes json.loads.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import Result, Scale
+
+NAME = "ingest_rows_per_s"
+RATIO = "ingest_ratio_vs_dlt"
+ROWS_TARGET = 200_000.0
+RATIO_TARGET = 10.0
+SIZES = {
+    "full": {"world": {"skus": 500, "customers": 3000, "history_days": 10, "orders_per_day": 300},
+             "record_pages": 200, "orders": 100_000, "repeats": 3, "time_budget_s": 90.0},
+    "quick": {"world": {"skus": 50, "customers": 100, "history_days": 3, "orders_per_day": 40},
+              "record_pages": 5, "orders": 600, "repeats": 1, "time_budget_s": 20.0},
+}
+ID_PATTERN = re.compile(r'(gid://shopify/(?:Order|LineItem)/)(\d+)|("name":"#)(\d+)')
+TOKEN = "shpat_bench"
+
+
+def record_pages(scale: Scale) -> list[str]:
+    """Raw page texts of ingestion's orders query over a sandbox world (no HTTP: ShopifyAPI.handle)."""
+    from ichigen.config import load_config
+    from ingestion.shopify import ENTITY_SPECS, ORDERS_QUERY, page_size
+    from sandbox.shopify import ShopifyAPI
+    from sandbox.world import World
+
+    size = SIZES[scale]
+    world = World.generate(7, now=datetime(2026, 11, 23, tzinfo=UTC), **size["world"])
+    api = ShopifyAPI(world, access_token=TOKEN, restore_rate=1e9)
+    variables = {"first": page_size("orders", load_config()), "after": None, "query": None,
+                 **dict(ENTITY_SPECS["orders"].fixed_variables)}
+    pages: list[str] = []
+    for _ in range(size["record_pages"]):
+        status, body = api.handle(TOKEN, {"query": ORDERS_QUERY, "variables": variables})
+        if status != 200 or body.get("errors"):
+            raise RuntimeError(f"sandbox refused the orders query: {status} {str(body)[:500]}")
+        # as Starlette's JSONResponse renders it (what the client receives)
+        pages.append(json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
+        info = body["data"]["orders"]["pageInfo"]
+        if not info["hasNextPage"]:
+            break
+        variables = {**variables, "after": info["endCursor"]}
+    return pages
+
+
+def widen(pages: list[str], orders_wanted: int) -> tuple[list[str], int]:
+    """Repeat the recorded pages with ids (and order names) shifted per copy until ≥ orders_wanted orders."""
+    per_copy = sum(len(json.loads(p)["data"]["orders"]["nodes"]) for p in pages)
+    copies = max(1, -(-orders_wanted // per_copy))
+    out: list[str] = []
+    for k in range(copies):
+        if k == 0:
+            out.extend(pages)
+            continue
+
+        def shift(m: re.Match[str], k: int = k) -> str:
+            if m.group(1):
+                return f"{m.group(1)}{int(m.group(2)) + k * 10**12}"
+            return f"{m.group(3)}{int(m.group(4)) + k * per_copy}"
+
+        out.extend(ID_PATTERN.sub(shift, page) for page in pages)
+    return out, per_copy * copies
+
+
+def ichigen_land(pages: list[str], root: Path) -> tuple[int, int, list[Path]]:
+    """What `ingestion.shopify.ingest(config, "orders")` does with the pages once they are fetched."""
+    from ingestion.common import RecordError
+    from ingestion.landing import LandingZone, QuarantineRecord, new_batch_id
+    from ingestion.paging import GraphQLCursor
+    from ingestion.shopify import ENTITY_SPECS, SOURCE
+
+    spec = ENTITY_SPECS["orders"]
+    strategy = GraphQLCursor(("data", "orders"))
+    landing = LandingZone(root)
+    landed = quarantined = 0
+    files: list[Path] = []
+    for start in range(0, len(pages), spec.max_pages):  # one batch per ingest run (its page bound)
+        rows: list[dict[str, Any]] = []
+        bad: list[QuarantineRecord] = []
+        for text in pages[start:start + spec.max_pages]:
+            for node in strategy.items(json.loads(text)):
+                key = node.get("id") if isinstance(node, dict) else None
+                try:
+                    if not isinstance(node, dict):
+                        raise RecordError(f"node is {type(node).__name__}, not an object")
+                    rows.extend(spec.to_rows(node))
+                except RecordError as exc:
+                    bad.append(QuarantineRecord(key, f"{SOURCE}/orders {key}: {exc}", node))
+        fetched_at = datetime.now(UTC)
+        batch_id = new_batch_id(fetched_at)
+        landing.quarantine(SOURCE, "orders", batch_id, bad, quarantined_at=fetched_at)
+        batch = landing.write_batch(SOURCE, "orders", rows, schema=spec.schema.columns,
+                                    cursor_field=spec.schema.cursor_field, fetched_at=fetched_at,
+                                    batch_id=batch_id)
+        landed += batch.row_count
+        quarantined += len(bad)
+        if batch.path:
+            files.append(batch.path)
+    return landed, quarantined, files
+
+
+def dlt_land(bodies: list[dict[str, Any]], root: Path) -> tuple[float, dict[str, int]]:
+    """dlt pipeline over the same parsed pages → Parquet on the local filesystem. Returns (seconds, rows per
+    table as dlt reports them)."""
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.environ.setdefault("DLT_TELEMETRY", "false")
+    import dlt
+
+    @dlt.resource(name="orders", write_disposition="append")
+    def orders():
+        for body in bodies:
+            yield body["data"]["orders"]["nodes"]
+
+    bucket = root / "bucket"
+    bucket.mkdir(parents=True, exist_ok=True)
+    pipeline = dlt.pipeline(pipeline_name="bench_orders", pipelines_dir=str(root / "pipelines"),
+                            destination=dlt.destinations.filesystem(bucket_url=bucket.as_uri()),
+                            dataset_name="shopify")
+    start = time.perf_counter()
+    info = pipeline.run(orders(), loader_file_format="parquet")
+    seconds = time.perf_counter() - start
+    info.raise_on_failed_jobs()
+    counts = dict(pipeline.last_trace.last_normalize_info.row_counts)
+    return seconds, {k: int(v) for k, v in counts.items() if not k.startswith("_dlt")}
+
+
+def run(scale: Scale) -> list[Result]:
+    size = SIZES[scale]
+    recorded = record_pages(scale)
+    pages, orders = widen(recorded, size["orders"])
+    work = Path(tempfile.mkdtemp(prefix="ichigen-bench-ingest-"))
+    try:
+        # (a) ichigen, repeated (bounded in count and time), fresh landing root each time
+        runs: list[float] = []
+        budget_end = time.perf_counter() + size["time_budget_s"]
+        landed = quarantined = 0
+        for i in range(size["repeats"]):
+            root = work / f"ichigen-{i}"
+            gc.collect()
+            start = time.perf_counter()
+            landed, quarantined, files = ichigen_land(pages, root)
+            runs.append(time.perf_counter() - start)
+            if landed != orders:
+                raise RuntimeError(f"ichigen landed {landed} of {orders} orders ({quarantined} quarantined)")
+            shutil.rmtree(root)
+            if time.perf_counter() > budget_end:
+                break
+        ichigen_s = statistics.median(runs)
+        ichigen_rps = orders / ichigen_s
+
+        # (b) dlt over the same pages, parsed before its clock starts
+        bodies = [json.loads(p) for p in pages]
+        gc.collect()
+        dlt_s, dlt_rows = dlt_land(bodies, work / "dlt")
+        if dlt_rows.get("orders") != orders:
+            raise RuntimeError(f"dlt loaded {dlt_rows.get('orders')} orders, expected {orders}")
+        dlt_rps = orders / dlt_s
+        del bodies
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    from importlib.metadata import version
+    peer = f"dlt {version('dlt')} (filesystem, parquet)"
+    details = {"orders": orders, "pages": len(pages), "recorded_pages": len(recorded),
+               "ichigen_runs_s": runs, "dlt_s": dlt_s, "dlt_row_counts": dlt_rows}
+    return [
+        Result(NAME, ichigen_rps, "rows/s", (">=", ROWS_TARGET), peer, dlt_rps,
+               notes=f"{orders:,} orders in {len(pages):,} pages; median of {len(runs)} run(s), "
+                     f"{ichigen_s:.2f} s incl. json.loads", details=details),
+        Result(RATIO, ichigen_rps / dlt_rps, "×", (">=", RATIO_TARGET), peer, dlt_rps,
+               notes=f"dlt took {dlt_s:.2f} s for the same orders "
+                     f"(+{sum(v for k, v in dlt_rows.items() if k != 'orders'):,} child-table rows)",
+               details=details),
+    ]
