@@ -103,6 +103,12 @@ def sidebar(channels: Sequence[str], *, today: date | None = None) -> Filters:
     elif any(c not in options for c in state[CHANNELS_KEY]):
         state[CHANNELS_KEY] = [c for c in state[CHANNELS_KEY] if c in options]
     state[_CHANNELS_SEEN_KEY] = list(options)
+    # Each page draws its own copy of these widgets (Streamlit ties a widget to the page that draws it), so
+    # the first run of a page a user switches to would start its widgets from their defaults. Re-assigning
+    # the keys hands the values chosen on the previous page to this page's widgets.
+    for key in (PERIOD_KEY, RANGE_KEY, CHANNELS_KEY):
+        if key in state:
+            state[key] = state[key]
     bar = st.sidebar
     bar.subheader(t("filters.header"))
     choice = bar.radio(

@@ -21,6 +21,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "app.title": {"ja": "ichigen ダッシュボード", "en": "ichigen dashboards"},
     "lang.label": {"ja": "言語 / Language", "en": "言語 / Language"},
     "nav.sales": {"ja": "売上", "en": "Sales"},
+    "nav.stock": {"ja": "在庫", "en": "Stock"},
+    "nav.orders": {"ja": "受注", "en": "Orders"},
+    "nav.sync": {"ja": "同期", "en": "Sync health"},
+    "nav.sql": {"ja": "SQL", "en": "SQL"},
     "footer.version": {"ja": "公開バージョン: `{version}`", "en": "Published version: `{version}`"},
     "footer.published_at": {"ja": "公開日時: {when}", "en": "Published at: {when}"},
     "footer.published_at_mtime": {
@@ -109,6 +113,267 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "sales.col.orders": {"ja": "注文数", "en": "Orders"},
     "sales.col.units": {"ja": "販売点数", "en": "Units"},
     "sales.col.gross": {"ja": "売上金額（円）", "en": "Gross sales (JPY)"},
+    # shared by the pages
+    "common.not_yet.title": {"ja": "まだ表示できません", "en": "Not yet available"},
+    "common.col.channel": {"ja": "チャネル", "en": "Channel"},
+    "common.col.channel_code": {"ja": "チャネルコード", "en": "Channel code"},
+    "common.col.sku": {"ja": "SKU", "en": "SKU"},
+    "common.download": {"ja": "CSVをダウンロード", "en": "Download CSV"},
+    "common.period_not_used": {
+        "ja": "このページの在庫は現在の値です（期間の絞り込みは使いません）。",
+        "en": "Stock on this page is the current position (the period filter does not apply).",
+    },
+    # stock page
+    "stock.title": {"ja": "在庫", "en": "Stock"},
+    "stock.caption": {
+        "ja": "基幹システムの在庫（販売可能な倉庫のみ合算）と、直近{days}日間の販売ペースからの在庫日数。"
+        "販売ペースは全チャネル合計（キャンセルを除く）。",
+        "en": "Stock on hand in the ERP (sellable warehouses summed) and days of cover from the sales pace of "
+        "the last {days} days, all channels together (cancelled orders excluded).",
+    },
+    "stock.no_data": {
+        "ja": "公開データにまだ在庫がありません。",
+        "en": "The published data holds no stock yet.",
+    },
+    "stock.metric.skus": {"ja": "SKU数", "en": "SKUs"},
+    "stock.metric.sellable": {"ja": "販売可能在庫", "en": "Sellable on hand"},
+    "stock.metric.stockouts": {"ja": "欠品SKU", "en": "Stock-outs"},
+    "stock.metric.low_cover": {"ja": "在庫日数{days}日未満", "en": "Cover under {days} days"},
+    "stock.metric.stockouts.help": {
+        "ja": "販売可能な倉庫の在庫が0のSKU",
+        "en": "SKUs with no units in any sellable warehouse",
+    },
+    "stock.metric.low_cover.help": {
+        "ja": "在庫はあるが、直近の販売ペースで{days}日以内になくなるSKU",
+        "en": "SKUs in stock that the recent sales pace empties within {days} days",
+    },
+    "stock.sku.title": {"ja": "SKU別の在庫と在庫日数", "en": "Stock and days of cover by SKU"},
+    "stock.sku.caption": {
+        "ja": "在庫日数 = 販売可能在庫 ÷ 1日平均販売数（直近{days}日）。販売がないSKUは「∞」。",
+        "en": "Days of cover = sellable on hand ÷ average daily units sold (last {days} days). "
+        '"∞" when the SKU did not sell.',
+    },
+    "stock.stockouts.title": {"ja": "欠品", "en": "Stock-outs"},
+    "stock.stockouts.none": {"ja": "欠品のSKUはありません。", "en": "No SKU is out of stock."},
+    "stock.position.title": {"ja": "倉庫別の在庫", "en": "Stock by warehouse"},
+    "stock.position.caption": {
+        "ja": "販売可能な倉庫: {sellable}　／　販売に使わない倉庫: {other}",
+        "en": "Sellable warehouses: {sellable}  ·  not sold from: {other}",
+    },
+    "stock.targets.title": {"ja": "チャネル別の在庫連携数", "en": "Stock sent to each channel"},
+    "stock.targets.caption": {
+        "ja": "連携数 = 販売可能在庫 − 未出荷の受注 − 安全在庫 − チャネル別の確保数（0未満は0）。"
+        "「計算式」列が各数値の内訳です。",
+        "en": "Target = sellable on hand − open order units − safety stock − channel buffer (never below 0). "
+        'The "Explanation" column shows the arithmetic of each figure.',
+    },
+    "stock.targets.empty": {
+        "ja": "選択したチャネルの連携対象SKUはありません。",
+        "en": "The chosen channels list no SKU.",
+    },
+    "stock.why.label": {
+        "ja": "なぜこの数？（チャネル・SKUを選択）",
+        "en": "Why this number? (pick channel and SKU)",
+    },
+    "stock.why.answer": {
+        "ja": "{channel} の {sku} は **{target}** 点: `{explain}`",
+        "en": "{channel} shows **{target}** for {sku}: `{explain}`",
+    },
+    "stock.bundles.note": {
+        "ja": "セット商品（バンドル）の在庫: データモデルにまだセット構成がないため表示できません。",
+        "en": "Bundle stock: the data model has no bundle components yet, so it cannot be shown.",
+    },
+    "stock.col.warehouse": {"ja": "倉庫", "en": "Warehouse"},
+    "stock.col.sellable_on_hand": {"ja": "販売可能在庫", "en": "Sellable on hand"},
+    "stock.col.other_on_hand": {"ja": "販売外の倉庫の在庫", "en": "On hand elsewhere"},
+    "stock.col.units_sold": {"ja": "販売数（{days}日）", "en": "Units sold ({days} days)"},
+    "stock.col.avg_daily": {"ja": "1日平均販売数", "en": "Avg. units / day"},
+    "stock.col.days_of_cover": {"ja": "在庫日数", "en": "Days of cover"},
+    "stock.col.total": {"ja": "合計", "en": "Total"},
+    "stock.col.open_order_units": {"ja": "未出荷の受注", "en": "Open order units"},
+    "stock.col.safety_stock": {"ja": "安全在庫", "en": "Safety stock"},
+    "stock.col.available_to_sell": {"ja": "販売可能数", "en": "Available to sell"},
+    "stock.col.channel_buffer": {"ja": "チャネル確保数", "en": "Channel buffer"},
+    "stock.col.target_quantity": {"ja": "連携数", "en": "Target"},
+    "stock.col.explain": {"ja": "計算式", "en": "Explanation"},
+    # orders page
+    "orders.title": {"ja": "受注", "en": "Orders"},
+    "orders.caption": {
+        "ja": "未処理の受注（入金待ち・発送待ち）は現在の件数で、期間の絞り込みは使いません。"
+        "キャンセル・返品は選択期間の受注日（日本時間）で集計します。基準時刻: {now}",
+        "en": "The backlog (awaiting payment, awaiting shipment) is the current count; the period filter does not "
+        "apply to it. Cancellations and returns count orders placed in the chosen period (JST). As of {now}",
+    },
+    "orders.no_data": {
+        "ja": "公開データにまだ受注がありません。",
+        "en": "The published data holds no orders yet.",
+    },
+    "orders.metric.pending_payment": {"ja": "入金待ち", "en": "Awaiting payment"},
+    "orders.metric.awaiting_shipment": {"ja": "発送待ち", "en": "Awaiting shipment"},
+    "orders.metric.late": {"ja": "出荷遅延", "en": "Late shipments"},
+    "orders.metric.late.help": {
+        "ja": "受注から{days}日を超えて発送待ちの受注",
+        "en": "Orders awaiting shipment for more than {days} days",
+    },
+    "orders.metric.cancelled": {"ja": "キャンセル（期間内）", "en": "Cancelled (period)"},
+    "orders.metric.returned": {"ja": "返品（期間内）", "en": "Returned (period)"},
+    "orders.backlog.title": {"ja": "未処理の受注（経過日数別）", "en": "Backlog by age"},
+    "orders.backlog.empty": {"ja": "未処理の受注はありません。", "en": "No open orders."},
+    "orders.late.title": {"ja": "出荷遅延（受注から{days}日超）", "en": "Late shipments (over {days} days)"},
+    "orders.late.none": {"ja": "出荷遅延はありません。", "en": "No late shipments."},
+    "orders.cancel.title": {
+        "ja": "チャネル別のキャンセル・返品",
+        "en": "Cancellations and returns by channel",
+    },
+    "orders.cancel.empty": {
+        "ja": "選択した期間・チャネルの受注はありません。",
+        "en": "No orders in the selected period and channels.",
+    },
+    "orders.status.pending_payment": {"ja": "入金待ち", "en": "Awaiting payment"},
+    "orders.status.awaiting_shipment": {"ja": "発送待ち", "en": "Awaiting shipment"},
+    "orders.bucket.lt1": {"ja": "1日未満", "en": "< 1 day"},
+    "orders.bucket.d1_3": {"ja": "1〜3日", "en": "1–3 days"},
+    "orders.bucket.d3_7": {"ja": "3〜7日", "en": "3–7 days"},
+    "orders.bucket.gt7": {"ja": "7日超", "en": "> 7 days"},
+    "orders.col.status": {"ja": "ステータス", "en": "Status"},
+    "orders.col.total": {"ja": "合計", "en": "Total"},
+    "orders.col.order": {"ja": "注文番号", "en": "Order"},
+    "orders.col.ordered_at": {"ja": "受注日時（日本時間）", "en": "Ordered at (JST)"},
+    "orders.col.age_days": {"ja": "経過日数", "en": "Age (days)"},
+    "orders.col.amount": {"ja": "金額（円）", "en": "Amount (JPY)"},
+    "orders.col.orders": {"ja": "受注数", "en": "Orders"},
+    "orders.col.cancelled": {"ja": "キャンセル", "en": "Cancelled"},
+    "orders.col.returned": {"ja": "返品", "en": "Returned"},
+    "orders.col.cancel_rate": {"ja": "キャンセル率（%）", "en": "Cancel rate (%)"},
+    "orders.col.return_rate": {"ja": "返品率（%）", "en": "Return rate (%)"},
+    # sync health page
+    "sync.title": {"ja": "同期", "en": "Sync health"},
+    "sync.caption": {
+        "ja": "データの取り込みと、各チャネルへの在庫連携の状況。基準時刻: {now}",
+        "en": "Data ingestion and stock pushes to each channel. As of {now}",
+    },
+    "sync.ingest.title": {
+        "ja": "最終取り込み（ソース・エンティティ別）",
+        "en": "Last ingest per source and entity",
+    },
+    "sync.ingest.caption": {
+        "ja": "公開データに含まれる各ステージングモデルの最新の取得時刻（_fetched_at の最大値）。",
+        "en": "The newest fetch time (max _fetched_at) of each staging model in the published data.",
+    },
+    "sync.ingest.empty": {
+        "ja": "取り込み時刻を持つモデルがまだありません。",
+        "en": "No model with a fetch time has been published yet.",
+    },
+    "sync.metric.sources": {"ja": "取り込み対象", "en": "Sources / entities"},
+    "sync.metric.oldest": {"ja": "最も古い取り込み（分前）", "en": "Oldest ingest (minutes ago)"},
+    "sync.metric.applied": {"ja": "連携成功", "en": "Applied"},
+    "sync.metric.failed": {"ja": "連携失敗", "en": "Failed"},
+    "sync.metric.refused": {"ja": "ガードレールで停止", "en": "Refused by guard rails"},
+    "sync.push.title": {"ja": "チャネル別の連携結果（期間内）", "en": "Push results per channel (period)"},
+    "sync.push.empty": {
+        "ja": "選択した期間・チャネルの連携記録はありません。",
+        "en": "No pushes in the selected period and channels.",
+    },
+    "sync.push.none": {
+        "ja": "連携記録（push log）はまだありません。",
+        "en": "The push log holds no attempts yet.",
+    },
+    "sync.refusals.title": {"ja": "ガードレールによる停止", "en": "Guard-rail refusals"},
+    "sync.refusals.none": {
+        "ja": "選択した期間・チャネルでガードレールによる停止はありません。",
+        "en": "No guard-rail refusals in the selected period and channels.",
+    },
+    "sync.not_yet": {
+        "ja": "隔離（quarantine）件数と理由、チャネルとの差異（drift）、在庫反映の遅れの推移は、"
+        "データモデルがまだ公開していないため表示できません。",
+        "en": "Quarantine counts with reasons, drift per channel and stock lag over time cannot be shown yet: "
+        "the data model does not publish them.",
+    },
+    "sync.col.source": {"ja": "ソース", "en": "Source"},
+    "sync.col.entity": {"ja": "エンティティ", "en": "Entity"},
+    "sync.col.model": {"ja": "モデル", "en": "Model"},
+    "sync.col.last_fetched": {"ja": "最終取得（日本時間）", "en": "Last fetched (JST)"},
+    "sync.col.age_minutes": {"ja": "経過（分）", "en": "Age (minutes)"},
+    "sync.col.applied": {"ja": "成功", "en": "Applied"},
+    "sync.col.failed": {"ja": "失敗", "en": "Failed"},
+    "sync.col.refused": {"ja": "停止", "en": "Refused"},
+    "sync.col.stale": {"ja": "競合（再試行待ち）", "en": "Stale"},
+    "sync.col.dry_run": {"ja": "試行（dry run）", "en": "Dry run"},
+    "sync.col.last_push": {"ja": "最終連携（日本時間）", "en": "Last push (JST)"},
+    "sync.col.pushed_at": {"ja": "日時（日本時間）", "en": "When (JST)"},
+    "sync.col.field": {"ja": "項目", "en": "Field"},
+    "sync.col.old_value": {"ja": "変更前", "en": "Old"},
+    "sync.col.new_value": {"ja": "変更後", "en": "New"},
+    "sync.col.error": {"ja": "理由", "en": "Reason"},
+    # SQL page
+    "sql.title": {"ja": "SQL", "en": "SQL"},
+    "sql.caption": {
+        "ja": "公開データ（読み取り専用）に SQL を実行します。書き込みはできません。"
+        "{timeout}秒を超えるクエリは中断し、表示は先頭{rows}行までです。",
+        "en": "Run SQL on the published data (read-only): writes are impossible. Queries running longer than "
+        "{timeout} s are cut off; at most the first {rows} rows are shown.",
+    },
+    "sql.tab.query": {"ja": "クエリ", "en": "Query"},
+    "sql.tab.dictionary": {"ja": "データ辞書", "en": "Data dictionary"},
+    "sql.example.label": {"ja": "クエリ例", "en": "Example queries"},
+    "sql.example.none": {"ja": "（選択してください）", "en": "(choose one)"},
+    "sql.example.daily_sales": {
+        "ja": "チャネル別の売上（直近30日）",
+        "en": "Sales by channel (last 30 days)",
+    },
+    "sql.example.backlog": {"ja": "ステータス別の受注数", "en": "Orders by status"},
+    "sql.example.stockouts": {"ja": "欠品のSKU", "en": "SKUs out of stock"},
+    "sql.example.targets": {
+        "ja": "チャネル別の在庫連携数と計算式",
+        "en": "Channel stock targets with explanation",
+    },
+    "sql.example.top_skus": {"ja": "販売数の多いSKU（上位10）", "en": "Top 10 SKUs by units sold"},
+    "sql.editor.label": {"ja": "SQL（DuckDB）", "en": "SQL (DuckDB)"},
+    "sql.run": {"ja": "実行", "en": "Run"},
+    "sql.result.caption": {
+        "ja": "{rows}行（{seconds:.2f}秒）",
+        "en": "{rows} rows ({seconds:.2f} s)",
+    },
+    "sql.result.truncated": {
+        "ja": "結果が{rows}行を超えたため、先頭{rows}行のみ表示しています。",
+        "en": "The result has more than {rows} rows; only the first {rows} are shown.",
+    },
+    "sql.result.empty": {"ja": "結果は0行です。", "en": "The query returned no rows."},
+    "sql.view.label": {"ja": "表示", "en": "Show as"},
+    "sql.view.table": {"ja": "表", "en": "Table"},
+    "sql.view.bar": {"ja": "棒グラフ", "en": "Bar chart"},
+    "sql.view.line": {"ja": "折れ線グラフ", "en": "Line chart"},
+    "sql.chart.x": {"ja": "横軸", "en": "X axis"},
+    "sql.chart.y": {"ja": "縦軸（数値）", "en": "Y axis (numbers)"},
+    "sql.chart.no_numbers": {
+        "ja": "グラフにできる数値の列がありません。",
+        "en": "The result has no numeric column to chart.",
+    },
+    "sql.error.empty": {"ja": "SQLを入力してください。", "en": "Enter a query."},
+    "sql.error.timeout": {
+        "ja": "クエリが{timeout}秒を超えたため中断しました。条件を絞るか、集計してから実行してください。",
+        "en": "The query ran longer than {timeout} s and was cut off. Narrow it down or aggregate first.",
+    },
+    "sql.error.read_only": {
+        "ja": "公開データは読み取り専用です。書き込み・変更（{kind}）は実行できません。",
+        "en": "The published data is read-only: writes and changes ({kind}) cannot run.",
+    },
+    "sql.error.failed": {"ja": "クエリの実行に失敗しました: {error}", "en": "The query failed: {error}"},
+    "sql.dict.caption_manifest": {
+        "ja": "dbt のドキュメント（{path}）から: モデルと列の説明。",
+        "en": "From dbt's docs ({path}): every model and column with its description.",
+    },
+    "sql.dict.caption_schema": {
+        "ja": "dbt のドキュメント（manifest.json）が見つからないため、公開データの列一覧のみ表示しています。",
+        "en": "dbt's docs (manifest.json) were not found: showing the columns of the published data only.",
+    },
+    "sql.dict.layer.marts": {"ja": "マート（分析用）", "en": "Marts (for analysis)"},
+    "sql.dict.layer.intermediate": {"ja": "中間モデル", "en": "Intermediate"},
+    "sql.dict.layer.staging": {"ja": "ステージング", "en": "Staging"},
+    "sql.dict.layer.other": {"ja": "その他", "en": "Other"},
+    "sql.dict.col.column": {"ja": "列", "en": "Column"},
+    "sql.dict.col.type": {"ja": "型", "en": "Type"},
+    "sql.dict.col.description": {"ja": "説明", "en": "Description"},
 }
 
 WEEKDAYS: Final = {

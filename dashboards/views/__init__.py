@@ -33,4 +33,7 @@ class PageSpec:
         return VIEWS_DIR / self.file
 
 
-PAGES: tuple[PageSpec, ...] = (PageSpec("sales.py", "nav.sales", ":material/bar_chart:", "sales"),)
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("sales.py", "nav.sales", ":material/bar_chart:", "sales"),
+    PageSpec("stock.py", "nav.stock", ":material/inventory_2:", "stock"),
+)

@@ -44,8 +44,13 @@ def sample_rows(today: date) -> list[Row]:
     return rows
 
 
-def write_serving(path: Path, rows: Iterable[Row], *, version: str | None, table: bool = True) -> Path:
-    """Build a DuckDB file elsewhere and `os.replace` it onto `path`, as `ichigen.publish` does."""
+def write_serving(
+    path: Path, rows: Iterable[Row], *, version: str | None, table: bool = True, marts: bool = True
+) -> Path:
+    """Build a DuckDB file elsewhere and `os.replace` it onto `path`, as `ichigen.publish` does.
+
+    With `marts` (and `table`), the other marts and staging models the pages read are written too
+    (`write_marts`), with the column names and types the dbt project builds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{datetime.now().timestamp()}.tmp"
     con = duckdb.connect(str(tmp))
@@ -58,6 +63,8 @@ def write_serving(path: Path, rows: Iterable[Row], *, version: str | None, table
             rows = list(rows)
             if rows:
                 con.executemany("insert into fct_daily_sales values (?, ?, ?, ?, ?)", rows)
+            if marts:
+                write_marts(con, now_utc())
         else:
             con.execute("create table something_else (x INTEGER)")
         con.execute("CHECKPOINT")
@@ -72,6 +79,219 @@ def write_serving(path: Path, rows: Iterable[Row], *, version: str | None, table
     elif manifest.exists():
         manifest.unlink()
     return path
+
+
+# --- the other marts (stock, orders, push log, staging fetch times) -----------------------------------------
+# Column names and types as the dbt project builds them (dbt_project/models/marts, staging/push_log).
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+DDL = """
+create table fct_orders (order_key VARCHAR, channel VARCHAR, order_id VARCHAR, order_name VARCHAR,
+    ordered_at_utc TIMESTAMP WITH TIME ZONE, order_date_jst DATE, updated_at_utc TIMESTAMP WITH TIME ZONE,
+    status VARCHAR, channel_financial_status VARCHAR, channel_fulfillment_status VARCHAR, is_open BOOLEAN,
+    total_jpy BIGINT, customer_id VARCHAR, units BIGINT);
+create table fct_order_lines (order_line_key VARCHAR, order_key VARCHAR, channel VARCHAR, sku VARCHAR,
+    quantity BIGINT, unit_price_jpy BIGINT, line_total_jpy BIGINT);
+create table fct_stock_position (sku VARCHAR, warehouse_code VARCHAR, is_sellable BOOLEAN, on_hand BIGINT,
+    updated_at_utc TIMESTAMP WITH TIME ZONE);
+create table mart_channel_stock_targets (channel VARCHAR, sku VARCHAR, sellable_on_hand BIGINT,
+    open_order_units BIGINT, safety_stock BIGINT, available_to_sell BIGINT, channel_buffer BIGINT,
+    target_quantity BIGINT, explain VARCHAR);
+create schema staging;
+create table staging.stg_push_log__attempts (run_id VARCHAR, channel VARCHAR, field VARCHAR, sku VARCHAR,
+    target_ref VARCHAR, old_value BIGINT, new_value BIGINT, status VARCHAR, error VARCHAR,
+    planned_at TIMESTAMP WITH TIME ZONE, pushed_at TIMESTAMP WITH TIME ZONE, attempt INTEGER);
+create table staging.stg_shopify__orders (order_id VARCHAR, order_name VARCHAR,
+    created_at TIMESTAMP WITH TIME ZONE, total_jpy BIGINT, _batch_id VARCHAR,
+    _fetched_at TIMESTAMP WITH TIME ZONE);
+create table staging.stg_shopify__order_lines (line_item_id VARCHAR, order_id VARCHAR, sku VARCHAR,
+    quantity BIGINT);
+create table staging.stg_shopify__inventory_levels (inventory_level_key VARCHAR, sku VARCHAR,
+    available BIGINT, _batch_id VARCHAR, _fetched_at TIMESTAMP WITH TIME ZONE);
+create table staging.stg_erp__stock (sku VARCHAR, warehouse_code VARCHAR, on_hand BIGINT,
+    updated_at TIMESTAMP WITH TIME ZONE, _batch_id VARCHAR, _fetched_at TIMESTAMP WITH TIME ZONE);
+"""
+
+# sku -> {warehouse: on_hand}; TKY and OSK are sellable, RET (returns) is not.
+STOCK = {
+    "TS-A": {"WH-TKY": 10, "WH-OSK": 5, "WH-RET": 3},
+    "TS-B": {"WH-TKY": 0, "WH-OSK": 0},  # stock-out that sold recently
+    "TS-C": {"WH-TKY": 4},  # sells fast: low cover
+    "TS-D": {"WH-RET": 6},  # only in a non-sellable warehouse: stock-out
+    "TS-E": {"WH-TKY": 50},  # never sold: cover ∞
+}
+SELLABLE = {"WH-TKY": True, "WH-OSK": True, "WH-RET": False}
+SAFETY = {"TS-A": 1, "TS-B": 0, "TS-C": 2, "TS-E": 0}
+BUFFERS = {"shopify": 1, "rakuten": 0}
+STATUSES = (
+    "shipped",
+    "awaiting_shipment",
+    "pending_payment",
+    "delivered",
+    "cancelled",
+    "shipped",
+    "returned",
+)
+# Open orders at ages (hours) well away from the bucket edges (24/72/168 h) and the late edge (48 h).
+OPEN_AGES_H = {"pending_payment": (3, 30, 100, 200), "awaiting_shipment": (5, 20, 40, 60, 90, 300)}
+
+
+def sample_orders(now: datetime) -> tuple[list[tuple], list[tuple]]:
+    """(fct_orders rows, fct_order_lines rows): 45 days of closed orders plus the open backlog."""
+    orders: list[tuple] = []
+    lines: list[tuple] = []
+    skus = ("TS-A", "TS-B", "TS-C", "TS-C", "TS-A")
+
+    def add(n: int, channel: str, ordered: datetime, status: str) -> None:
+        key = f"{channel}:{n}"
+        qty1, qty2 = n % 3 + 1, n % 2 + 1
+        sku1, sku2 = skus[n % len(skus)], skus[(n + 2) % len(skus)]
+        lines.append((f"{key}:1", key, channel, sku1, qty1, 1_980, qty1 * 1_980))
+        lines.append((f"{key}:2", key, channel, sku2, qty2, 3_300, qty2 * 3_300))
+        total = qty1 * 1_980 + qty2 * 3_300 + 500
+        orders.append(
+            (
+                key,
+                channel,
+                str(n),
+                f"#{1000 + n}",
+                ordered,
+                ordered.astimezone(JST).date(),
+                ordered,
+                status,
+                "PAID",
+                "UNFULFILLED",
+                status in ("pending_payment", "awaiting_shipment"),
+                total,
+                f"cust-{n % 7}",
+                qty1 + qty2,
+            )
+        )
+
+    n = 0
+    for i in range(60):  # one closed order every 18 h, alternating channels, over 45 days
+        status = STATUSES[i % len(STATUSES)]
+        if status in ("pending_payment", "awaiting_shipment"):
+            status = "shipped"
+        add(n, ("shopify", "rakuten")[i % 2], now - timedelta(hours=18 * i + 2), status)
+        n += 1
+    for status, ages in OPEN_AGES_H.items():
+        for j, hours in enumerate(ages):
+            add(n, ("shopify", "rakuten")[j % 2], now - timedelta(hours=hours), status)
+            n += 1
+    return orders, lines
+
+
+def sample_targets() -> list[tuple]:
+    rows = []
+    for channel, buffer in BUFFERS.items():
+        for sku, safety in SAFETY.items():
+            sellable = sum(q for wh, q in STOCK[sku].items() if SELLABLE[wh])
+            open_units = {"TS-A": 2, "TS-C": 1}.get(sku, 0)
+            ats = max(sellable - open_units - safety, 0)
+            raw = sellable - open_units - safety - buffer
+            explain = (
+                f"on_hand {sellable} − open {open_units} − safety {safety} − buffer {buffer} = {raw}"
+                + (" → 0" if raw < 0 else "")
+            )
+            rows.append(
+                (channel, sku, sellable, open_units, safety, ats, buffer, max(ats - buffer, 0), explain)
+            )
+    return rows
+
+
+def sample_pushes(now: datetime) -> list[tuple]:
+    """(status, channel, hours ago, error) for each push attempt."""
+    spec = [
+        ("applied", "shopify", 1, None),
+        ("applied", "shopify", 2, None),
+        ("applied", "shopify", 30, None),
+        ("failed", "shopify", 3, "HTTP 503 after 5 retries"),
+        ("stale", "shopify", 3, "CHANGE_FROM_QUANTITY_STALE"),
+        ("refused", "shopify", 4, "mass zeroing: 60% of SKUs would go to 0 (cap 20%)"),
+        ("refused", "shopify", 24 * 40, "absurd value: 99999 > cap 10000"),  # outside the default 30 days
+        ("dry_run", "shopify", 5, None),
+        ("applied", "rakuten", 2, None),
+        ("refused", "rakuten", 6, "negative target -2"),
+    ]
+    rows = []
+    for i, (status, channel, hours, error) in enumerate(spec):
+        at = now - timedelta(hours=hours)
+        rows.append(
+            (
+                f"run-{i // 3}",
+                channel,
+                "stock",
+                f"TS-{'ABCDE'[i % 5]}",
+                f"item{i}@loc1",
+                5,
+                i,
+                status,
+                error,
+                at - timedelta(seconds=30),
+                at,
+                1,
+            )
+        )
+    return rows
+
+
+def write_marts(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    con.execute(DDL)
+    orders, lines = sample_orders(now)
+    con.executemany(f"insert into fct_orders values ({', '.join('?' * 14)})", orders)
+    con.executemany("insert into fct_order_lines values (?, ?, ?, ?, ?, ?, ?)", lines)
+    con.executemany(
+        "insert into fct_stock_position values (?, ?, ?, ?, ?)",
+        [
+            (sku, wh, SELLABLE[wh], q, now - timedelta(hours=3))
+            for sku, whs in STOCK.items()
+            for wh, q in whs.items()
+        ],
+    )
+    con.executemany(f"insert into mart_channel_stock_targets values ({', '.join('?' * 9)})", sample_targets())
+    con.executemany(
+        f"insert into staging.stg_push_log__attempts values ({', '.join('?' * 12)})", sample_pushes(now)
+    )
+    con.execute(
+        "insert into staging.stg_shopify__orders values ('1', '#1', ?, 1000, 'b1', ?), "
+        "('2', '#2', ?, 2000, 'b2', ?)",
+        [now, now - timedelta(minutes=50), now, now - timedelta(minutes=7)],
+    )
+    con.execute("insert into staging.stg_shopify__order_lines values ('l1', '1', 'TS-A', 1)")
+    con.execute(
+        "insert into staging.stg_shopify__inventory_levels values ('k', 'TS-A', 3, 'b3', ?)",
+        [now - timedelta(minutes=12)],
+    )
+    con.execute(
+        "insert into staging.stg_erp__stock values ('TS-A', 'WH-TKY', 10, ?, 'b4', ?)",
+        [now, now - timedelta(hours=26)],
+    )
+
+
+def sql_one(path: Path, sql: str, params: list | dict | None = None) -> tuple:
+    """One row of an independent SQL query over the serving file (attached read-only)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH '{path}' AS s (READ_ONLY)")
+        con.execute("USE s")
+        return con.execute(sql, params or []).fetchone()
+    finally:
+        con.close()
+
+
+def sql_all(path: Path, sql: str, params: list | dict | None = None) -> list[tuple]:
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH '{path}' AS s (READ_ONLY)")
+        con.execute("USE s")
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
 
 
 @dataclass(frozen=True)
@@ -126,6 +346,9 @@ class Kit:
     figures = staticmethod(sql_figures)
     daily_rows = staticmethod(sql_daily_rows)
     yen = staticmethod(yen)
+    one = staticmethod(sql_one)
+    all = staticmethod(sql_all)
+    now = staticmethod(now_utc)
 
 
 @pytest.fixture
