@@ -34,11 +34,18 @@ Targets with buffer shopify 1, default safety 0:
     MUG     0 − 0 − 0 − 1 = -1 -> 0   (ATS 0)
     CAP     4 − 1 − 2 − 1 = 0         (ATS 1)
     SOCKS   6 − 1 − 0 − 1 = 4         (ATS 5)
+
+Order backlog as of 2026-11-23 12:00 UTC: #1001 35.0 h (1-3d), #1002 21.5 h (<1d), #1005 9.0 h (<1d).
+Shopify prices (default rule: markup 0, up to 10): 1800×1.10 = 1980, 1000×1.08 = 1080, 1234×1.10 = 1357.4 -> 1360
+(the shop shows 1357: +3), 2000×1.10 = 2200, 500×1.10 = 550.
+Sync drift: only the T-shirt's level landed (7 vs target 8: drift -1); the push log has 8 applied at 05:00:01,
+after that level was fetched (05:00): pushed_since_seen. The other listed SKUs are not_seen.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,7 +64,8 @@ JAN = {
 # (`make test` runs `pytest -n 2 --dist loadgroup`).
 pytestmark = pytest.mark.xdist_group("dbt_build")
 
-VARS = "{stock_channel_buffers: {shopify: 1}, default_safety_stock: 0}"
+# as_of pins "now" for the order backlog ages and the price schedule windows.
+VARS = '{stock_channel_buffers: {shopify: 1}, default_safety_stock: 0, as_of: "2026-11-23T12:00:00Z"}'
 
 
 def _line(n: int, sku: str, qty: int, price: str, variant: str) -> dict:
@@ -485,7 +493,67 @@ def test_every_test_ran_and_passed(happy_build):
     tests = {k: v for k, v in statuses.items() if k.startswith(("test.", "unit_test."))}
     assert len(tests) > 50
     assert set(tests.values()) == {"pass"}, {k: v for k, v in tests.items() if v != "pass"}
-    assert sum(k.startswith("unit_test.") for k in tests) >= 4
+    assert sum(k.startswith("unit_test.") for k in tests) >= 8
+
+
+def test_dim_channel_and_dim_product(happy_build):
+    channels = happy_build.query("select channel, kind, pushes_stock, price_step from main.dim_channel order by 1")
+    assert ("shopify", "api", True, 10) in channels and ("pos", "file", False, 10) in channels
+    rows = happy_build.query(
+        """select sku, tax_rate, list_price_tax_excl, list_price_tax_incl, name_kana, size, listed_on_shopify,
+                  shopify_variant_id, shopify_listing_count
+           from main.dim_product order by sku"""
+    )
+    assert [r[0] for r in rows] == ["SKU-CAP", "SKU-MUG", "SKU-SOCKS", "SKU-TEA-01", "SKU-TSHIRT-M"]
+    cap, _, socks, tea, _ = rows
+    assert cap[1:] == (Decimal("0.10"), 2000, 2200, "キャップ", "M", True, "gid://shopify/ProductVariant/4", 1)
+    assert tea[1:4] == (Decimal("0.08"), 1000, 1080)
+    # matched by JAN (seller SKU socks-shopify)
+    assert socks[6:8] == (True, "gid://shopify/ProductVariant/5")
+
+
+def test_order_status_backlog_ages(happy_build):
+    rows = happy_build.query(
+        """select order_name, status, status_ja, age_hours, age_bucket
+           from main.fct_order_status_backlog order by order_name"""
+    )
+    assert rows == [
+        ("#1001", "awaiting_shipment", "発送待ち", Decimal("35.0"), "1-3d"),
+        ("#1002", "pending_payment", "入金待ち", Decimal("21.5"), "<1d"),
+        ("#1005", "awaiting_shipment", "発送待ち", Decimal("9.0"), "<1d"),
+    ]
+
+
+def test_channel_price_targets(happy_build):
+    rows = happy_build.query(
+        """select sku, target_price_tax_incl, current_channel_price_jpy, price_change_jpy, is_on_sale
+           from main.mart_channel_price_targets where channel = 'shopify' order by sku"""
+    )
+    assert rows == [
+        ("SKU-CAP", 2200, 2200, 0, False),
+        ("SKU-MUG", 1360, 1357, 3, False),
+        ("SKU-SOCKS", 550, 550, 0, False),
+        ("SKU-TEA-01", 1080, 1080, 0, False),
+        ("SKU-TSHIRT-M", 1980, 1980, 0, False),
+    ]
+    assert happy_build.query(
+        "select explain from main.mart_channel_price_targets where sku = 'SKU-MUG'"
+    ) == [("list 1234 × (1 + 0 %) × (1 + 10 %) = 1357.40 → up to 10 = 1360",)]
+
+
+def test_sync_drift(happy_build):
+    rows = happy_build.query(
+        """select sku, target_quantity, channel_quantity, drift_quantity, last_pushed_quantity, pushed_since_seen,
+                  status
+           from main.mart_sync_drift where channel = 'shopify' order by sku"""
+    )
+    assert rows == [
+        ("SKU-CAP", 0, None, None, None, False, "not_seen"),
+        ("SKU-MUG", 0, None, None, None, False, "not_seen"),
+        ("SKU-SOCKS", 4, None, None, None, False, "not_seen"),
+        ("SKU-TEA-01", 0, None, None, None, False, "not_seen"),
+        ("SKU-TSHIRT-M", 8, 7, -1, 8, True, "drift"),
+    ]
 
 
 def test_unknown_status_code_fails_the_build(dbt_runs):
@@ -513,6 +581,10 @@ def test_empty_landing_zone_builds(dbt_runs):
         "fct_daily_sales",
         "fct_stock_position",
         "mart_channel_stock_targets",
+        "dim_product",
+        "fct_order_status_backlog",
+        "mart_channel_price_targets",
+        "mart_sync_drift",
     ):
         assert result.query(f"select count(*) from main.{table}") == [(0,)]
     types = dict(
