@@ -1,0 +1,213 @@
+"""同期 / Sync health: last ingest per source/entity, push results per channel, guard-rail refusals.
+
+- Last ingest: max(`_fetched_at`) of every staging model in the serving copy that carries it
+  (`stg_<source>__<entity>`), with its age in minutes at the time the page is drawn.
+- Pushes: `staging.stg_push_log__attempts` (the push log, DECISIONS.md D7) in the chosen period (JST date of
+  the push) and channels: applied / failed / refused / stale / dry_run counts and the last push per channel.
+- Guard-rail refusals: attempts with status `refused` and the guard's reason (`error`).
+- Quarantine counts, drift per channel and stock lag over time: the model does not publish them yet; the
+  page says so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+import streamlit as st
+
+from dashboards import channels as ch
+from dashboards import data, filters
+from dashboards.formatting import count, jst_timestamp
+from dashboards.i18n import t
+
+PUSH_LOG = "staging.stg_push_log__attempts"
+PUSH_STATUSES = ("applied", "failed", "refused", "stale", "dry_run")
+
+FETCHED_MODELS_SQL = """
+select table_schema, table_name
+from information_schema.columns
+where table_catalog = current_database()
+  and column_name = '_fetched_at'
+  and table_name like 'stg\\_%' escape '\\'
+order by table_name
+"""
+
+PUSH_LOG_EXISTS_SQL = """
+select count(*) as n
+from information_schema.tables
+where table_catalog = current_database() and table_schema = 'staging' and table_name = 'stg_push_log__attempts'
+"""
+
+PUSH_CHANNELS_SQL = f"select distinct channel from {PUSH_LOG}"
+
+PUSH_DAY = "cast(timezone('Asia/Tokyo', coalesce(pushed_at, planned_at)) as date)"
+
+PUSH_SQL = f"""
+select
+    channel,
+    {", ".join(f"count(*) filter (where status = '{s}')::BIGINT as {s}" for s in PUSH_STATUSES)},
+    max(coalesce(pushed_at, planned_at)) as last_push
+from {PUSH_LOG}
+where {PUSH_DAY} between $start and $end
+  and list_contains($channels, channel)
+group by channel
+"""
+
+REFUSALS_SQL = f"""
+select coalesce(pushed_at, planned_at) as attempted_at, channel, sku, field, old_value, new_value, error
+from {PUSH_LOG}
+where status = 'refused'
+  and {PUSH_DAY} between $start and $end
+  and list_contains($channels, channel)
+order by attempted_at desc, channel, sku
+"""
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def last_ingest(serving: data.Published) -> pl.DataFrame:
+    """model, source, entity, last_fetched (UTC) for every staging model with `_fetched_at`."""
+    models = serving.query(FETCHED_MODELS_SQL)
+    if models.is_empty():
+        return pl.DataFrame(schema={"model": pl.String, "last_fetched": pl.Datetime("us", "UTC")})
+    union = "\nunion all\n".join(
+        f"select '{table}' as model, max(_fetched_at) as last_fetched from {ident(schema)}.{ident(table)}"
+        for schema, table in models.rows()
+    )
+    return serving.query(f"select * from ({union}) order by model")
+
+
+def split_model(name: str) -> tuple[str, str]:
+    """`stg_shopify__orders` → (`shopify`, `orders`)."""
+    base = name.removeprefix("stg_")
+    source, _, entity = base.partition("__")
+    return source, entity or base
+
+
+def age_minutes(last: datetime | None, now: datetime) -> int | None:
+    if last is None:
+        return None
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return int((now - last).total_seconds() // 60)
+
+
+def ingest_table(frame: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    models = frame["model"].to_list()
+    lasts = frame["last_fetched"].to_list()
+    return pl.DataFrame(
+        {
+            t("sync.col.source"): [split_model(m)[0] for m in models],
+            t("sync.col.entity"): [split_model(m)[1] for m in models],
+            t("sync.col.last_fetched"): [jst_timestamp(v) if v else "—" for v in lasts],
+            t("sync.col.age_minutes"): [age_minutes(v, now) for v in lasts],
+            t("sync.col.model"): models,
+        },
+        schema_overrides={t("sync.col.age_minutes"): pl.Int64},
+    )
+
+
+def push_table(frame: pl.DataFrame) -> pl.DataFrame:
+    order = ch.ordered(frame["channel"].to_list())
+    frame = frame.sort(
+        pl.col("channel").replace_strict({c: i for i, c in enumerate(order)}, return_dtype=pl.Int32)
+    )
+    return pl.DataFrame(
+        {
+            t("common.col.channel"): [ch.name(c) for c in frame["channel"].to_list()],
+            **{t(f"sync.col.{s}"): frame[s] for s in PUSH_STATUSES},
+            t("sync.col.last_push"): [jst_timestamp(v) if v else "—" for v in frame["last_push"].to_list()],
+        }
+    )
+
+
+def refusals_table(frame: pl.DataFrame) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            t("sync.col.pushed_at"): [
+                jst_timestamp(v) if v else "—" for v in frame["attempted_at"].to_list()
+            ],
+            t("common.col.channel"): [ch.name(c) for c in frame["channel"].to_list()],
+            t("common.col.sku"): frame["sku"],
+            t("sync.col.field"): frame["field"],
+            t("sync.col.old_value"): frame["old_value"],
+            t("sync.col.new_value"): frame["new_value"],
+            t("sync.col.error"): frame["error"],
+        }
+    )
+
+
+def show_ingest(frame: pl.DataFrame, now: datetime) -> None:
+    st.subheader(t("sync.ingest.title"))
+    st.caption(t("sync.ingest.caption"))
+    if frame.is_empty():
+        st.info(t("sync.ingest.empty"))
+    else:
+        st.dataframe(ingest_table(frame, now), hide_index=True, width="stretch")
+
+
+def render() -> None:
+    st.title(t("sync.title"))
+    serving = data.require_published()
+    if serving is None:
+        return
+    now = datetime.now(UTC)
+    st.caption(t("sync.caption", now=jst_timestamp(now)))
+    try:
+        has_log = int(serving.query(PUSH_LOG_EXISTS_SQL)["n"][0]) > 0
+        channels = serving.query(PUSH_CHANNELS_SQL)["channel"].to_list() if has_log else []
+        pushes = refusals = None
+        flt = None
+        if channels:
+            flt = filters.sidebar(channels)
+            if flt.channels:
+                params = {"start": flt.period.start, "end": flt.period.end, "channels": list(flt.channels)}
+                pushes = serving.query(PUSH_SQL, params)
+                refusals = serving.query(REFUSALS_SQL, params)
+        ingest = last_ingest(serving)
+    except data.ServingError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+
+    ages = [a for a in (age_minutes(v, now) for v in ingest["last_fetched"].to_list()) if a is not None]
+    specs = [
+        (t("sync.metric.sources"), count(ingest.height)),
+        (t("sync.metric.oldest"), count(max(ages)) if ages else "—"),
+    ]
+    if pushes is not None:
+        specs += [
+            (t(f"sync.metric.{s}"), count(int(pushes[s].sum()) if not pushes.is_empty() else 0))
+            for s in ("applied", "failed", "refused")
+        ]
+    for column, (label, value) in zip(st.columns(len(specs)), specs, strict=True):
+        column.metric(label, value, border=True)
+
+    st.info(f"**{t('common.not_yet.title')}**: {t('sync.not_yet')}", icon=":material/info:")
+
+    show_ingest(ingest, now)
+
+    st.subheader(t("sync.push.title"))
+    if not channels:
+        st.info(t("sync.push.none"))
+        return
+    assert flt is not None
+    if not flt.channels:
+        st.info(t("filters.no_channels"))
+        return
+    st.caption(flt.summary())
+    if pushes is None or pushes.is_empty():
+        st.info(t("sync.push.empty"))
+    else:
+        st.dataframe(push_table(pushes), hide_index=True, width="stretch")
+
+    st.subheader(t("sync.refusals.title"))
+    if refusals is None or refusals.is_empty():
+        st.success(t("sync.refusals.none"), icon=":material/check_circle:")
+    else:
+        st.dataframe(refusals_table(refusals), hide_index=True, width="stretch")
+
+
+render()
