@@ -12,7 +12,7 @@ SHARED_SCHEMA := ../shared/reference/shopify/admin_2026-10.json.gz
 SCHEMA_NPM_PACKAGE := @shopify/dev-mcp@1.16.0
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install demo once test bench lint fmt clean
+.PHONY: help install browser-deps demo once test bench lint fmt clean
 
 help:
 	@echo "make demo   start the sandbox world, Dagster (http://127.0.0.1:3000) and the dashboards (http://127.0.0.1:8501)"
@@ -39,13 +39,24 @@ $(SHOPIFY_SCHEMA):
 
 install: $(VENV)/.synced $(SHOPIFY_SCHEMA)
 
+# The browser tests (tests/browser) drive Debian's chromium; CJK fonts so Japanese labels are not boxes.
+# Installed only when /usr/bin/chromium is missing (apt-get as root, else through sudo).
+CHROMIUM := /usr/bin/chromium
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  echo "installing Debian's chromium and fonts-noto-cjk for the browser tests"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
+	fi
+
 demo: install
 	$(BIN)/ichigen demo
 
 once: install
 	$(BIN)/ichigen once
 
-test: install
+test: install browser-deps
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench: install

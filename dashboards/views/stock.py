@@ -199,7 +199,12 @@ def render() -> None:
     if outs.is_empty():
         st.success(t("stock.stockouts.none"), icon=":material/check_circle:")
     else:
-        st.dataframe(sku_table(outs), hide_index=True, width="stretch")
+        st.dataframe(
+            sku_table(outs),
+            hide_index=True,
+            width="stretch",
+            column_config={t("stock.col.avg_daily"): st.column_config.NumberColumn(format="%.2f")},
+        )
 
     st.subheader(t("stock.sku.title"))
     st.caption(t("stock.sku.caption", days=VELOCITY_DAYS))
