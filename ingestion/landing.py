@@ -33,6 +33,7 @@ from ingestion.schemas import META_COLUMNS, QUARANTINE_COLUMNS, SCHEMAS, EntityS
 
 BATCH_METADATA_KEY = "ichigen.batch"
 QUARANTINE_DIR = "_quarantine"
+TARGETED = "targeted"  # batch metadata `mode` of a fetch of named records (webhook follow-up): not a cursor
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class LandingZone:
     def __init__(self, root: Path):
         self.root = Path(root)
         self._max_cache: dict[tuple[Path, str], datetime | None] = {}
+        self._mode_cache: dict[Path, str | None] = {}
         self._cache_lock = threading.Lock()
 
     # -- layout -------------------------------------------------------------------------------------
@@ -171,12 +173,15 @@ class LandingZone:
         fetched_at: datetime,
         batch_id: str | None = None,
         cursor_from: datetime | None = None,
+        mode: str | None = None,
     ) -> BatchResult:
         """Land one batch. `rows` carry the typed columns of `schema` plus `_raw` (the source's record as JSON
         text); `_batch_id` and `_fetched_at` are added here. Zero rows write nothing.
 
         `cursor_from` is the lower bound the fetch used (recorded in the metadata); `cursor_to` is computed as
-        max(cursor_field) over the rows.
+        max(cursor_field) over the rows. `mode="targeted"` marks a fetch of named records (a webhook's
+        follow-up): it lands like any batch but never moves the incremental cursor (`cursor`), because records
+        updated before it may still be missing (DECISIONS.md D13).
         """
         fetched_at = _as_utc(fetched_at) or utcnow()
         batch_id = batch_id or new_batch_id(fetched_at)
@@ -202,9 +207,12 @@ class LandingZone:
             "cursor_to": cursor_to.isoformat() if cursor_to else None,
             "row_count": frame.height,
         }
+        if mode is not None:
+            meta["mode"] = mode
         write_parquet_atomic(frame, path, metadata={BATCH_METADATA_KEY: json.dumps(meta)})
         with self._cache_lock:
             self._max_cache[(path, cursor_field)] = cursor_to
+            self._mode_cache[path] = mode
         return BatchResult(batch_id, path, frame.height, cursor_from, cursor_to)
 
     @staticmethod
@@ -297,10 +305,22 @@ class LandingZone:
             self._max_cache[key] = found
         return found
 
+    def _mode(self, path: Path) -> str | None:
+        with self._cache_lock:
+            if path in self._mode_cache:
+                return self._mode_cache[path]
+        mode = self.batch_metadata(path).get("mode")
+        with self._cache_lock:
+            self._mode_cache[path] = mode
+        return mode
+
     def cursor(self, source: str, entity: str, field: str) -> datetime | None:
-        """max(field) over every landed batch of source/entity, or None when nothing has landed."""
+        """max(field) over every landed batch of source/entity, or None when nothing has landed. Targeted
+        batches (`mode="targeted"`) do not count."""
         best: datetime | None = None
         for path in self.batch_files(source, entity):
+            if self._mode(path) == TARGETED:
+                continue
             value = self._file_max(path, field)
             if value is not None and (best is None or value > best):
                 best = value
@@ -338,14 +358,16 @@ def land_and_report(
     *,
     fetched_at: datetime,
     since: datetime | None,
+    mode: str | None = None,
     **extra: Any,
 ) -> IngestResult:
-    """The end of every ingest: quarantine what could not land, land the rest as one batch, say what happened."""
+    """The end of every ingest: quarantine what could not land, land the rest as one batch, say what happened.
+    `mode="targeted"` for a fetch of named records (see `LandingZone.write_batch`)."""
     source, entity = schema.source, schema.entity
     batch_id = new_batch_id(fetched_at)
     quarantine_path = landing.quarantine(source, entity, batch_id, bad, quarantined_at=fetched_at)
     batch = landing.write_batch(source, entity, rows, schema=schema.columns, cursor_field=schema.cursor_field,
-                                fetched_at=fetched_at, batch_id=batch_id, cursor_from=since)
+                                fetched_at=fetched_at, batch_id=batch_id, cursor_from=since, mode=mode)
     return IngestResult(
         source=source,
         entity=entity,

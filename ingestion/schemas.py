@@ -106,6 +106,26 @@ SHOPIFY_INVENTORY_LEVELS = EntitySchema(
     },
 )
 
+# One row per webhook delivery received (DECISIONS.md D13); `_raw` is the body exactly as it was signed.
+SHOPIFY_WEBHOOK_EVENTS = EntitySchema(
+    "shopify",
+    "webhook_events",
+    key=("webhook_id",),
+    cursor_field="received_at",
+    columns={
+        "webhook_id": pl.String(),  # X-Shopify-Webhook-Id: the same on every redelivery
+        "event_id": pl.String(),  # X-Shopify-Event-Id
+        "topic": pl.String(),  # X-Shopify-Topic, e.g. orders/create
+        "shop_domain": pl.String(),
+        "api_version": pl.String(),
+        "triggered_at": UTC_TS,  # X-Shopify-Triggered-At
+        "received_at": UTC_TS,
+        "resource_gid": pl.String(),  # what to fetch: the Order, or the InventoryItem of a level
+        "location_gid": pl.String(),  # inventory_levels/*: the level's Location
+        "resource_updated_at": UTC_TS,  # the payload's updated_at
+    },
+)
+
 ERP_PRODUCTS = EntitySchema(
     "erp",
     "products",
@@ -154,8 +174,8 @@ ERP_STOCK = EntitySchema(
 
 SCHEMAS: dict[tuple[str, str], EntitySchema] = {
     (s.source, s.entity): s
-    for s in (SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, SHOPIFY_INVENTORY_LEVELS, ERP_PRODUCTS, ERP_WAREHOUSES,
-              ERP_STOCK)
+    for s in (SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, SHOPIFY_INVENTORY_LEVELS, SHOPIFY_WEBHOOK_EVENTS,
+              ERP_PRODUCTS, ERP_WAREHOUSES, ERP_STOCK)
 }
 
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {

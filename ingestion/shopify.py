@@ -56,7 +56,7 @@ from ingestion.common import (
 )
 from ingestion.errors import IngestionError
 from ingestion.http import ChannelClient
-from ingestion.landing import LandingZone, QuarantineRecord, land_and_report
+from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, land_and_report
 from ingestion.paging import GraphQLCursor, Page, Pager, PageRequest, paginate
 from ingestion.schemas import SHOPIFY_INVENTORY_LEVELS, SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, EntitySchema
 
@@ -538,15 +538,7 @@ def ingest(
     bad: list[QuarantineRecord] = []
     try:
         fetch = spec.fetch(client, config, since, max_pages=max_pages)
-        for page in fetch:
-            for node in page.items:
-                key = node.get("id") if isinstance(node, dict) else None
-                try:
-                    if not isinstance(node, dict):
-                        raise RecordError(f"node is {type(node).__name__}, not an object")
-                    rows.extend(spec.to_rows(node))
-                except RecordError as exc:
-                    bad.append(QuarantineRecord(key, f"{SOURCE}/{entity} {key or '(no id)'}: {exc}", node))
+        _map_pages(fetch, spec, entity, rows, bad)
     finally:
         if own_client:
             client.close()
@@ -554,3 +546,93 @@ def ingest(
     return land_and_report(landing, spec.schema, rows, bad, fetched_at=fetched_at, since=since,
                            pages=fetch.pages, retries=client.stats.retries - retries_before,
                            truncated=fetch.truncated)
+
+
+
+def _map_pages(fetch: Fetch, spec: ShopifyEntity, entity: str, rows: list[dict[str, Any]],
+               bad: list[QuarantineRecord]) -> None:
+    for page in fetch:
+        for node in page.items:
+            key = node.get("id") if isinstance(node, dict) else None
+            try:
+                if not isinstance(node, dict):
+                    raise RecordError(f"node is {type(node).__name__}, not an object")
+                rows.extend(spec.to_rows(node))
+            except RecordError as exc:
+                bad.append(QuarantineRecord(key, f"{SOURCE}/{entity} {key or '(no id)'}: {exc}", node))
+
+
+# -- targeted fetches (webhook follow-ups, DECISIONS.md D13) ------------------------------------------------
+MAX_IDS_PER_SEARCH = 250
+_BY_ID_ROOT = {"orders": ("Order", "orders"), "inventory_levels": ("InventoryItem", "inventoryItems")}
+
+
+def _id_search(kind: str, gids: list[str]) -> str:
+    """`id:1 OR id:2 …` from GIDs of one kind (Shopify's search takes the numeric id)."""
+    numbers = []
+    for value in gids:
+        prefix = f"gid://shopify/{kind}/"
+        number = value[len(prefix):].split("?", 1)[0] if value.startswith(prefix) else ""
+        if not number.isdigit():
+            raise ValueError(f"{value!r} is not a {kind} GID")
+        numbers.append(number)
+    return " OR ".join(f"id:{n}" for n in numbers)
+
+
+def fetch_by_ids(client: ChannelClient, config: Config, entity: str, gids: list[str]) -> Iterator[Fetch]:
+    """The `orders` / `inventory_levels` query of the poll, narrowed to these GIDs (≤ 250 per search, paged
+    within the cost limit, nested connections completed): one Fetch per chunk."""
+    kind, root = _BY_ID_ROOT[entity]
+    spec = ENTITY_SPECS[entity]
+    for start in range(0, len(gids), MAX_IDS_PER_SEARCH):
+        chunk = gids[start:start + MAX_IDS_PER_SEARCH]
+        variables = {"first": page_size(entity, config), "after": None, "query": _id_search(kind, chunk),
+                     **dict(spec.fixed_variables)}
+        pager = paginate(client, _first_page(config, spec.document, variables), GraphQLCursor(("data", root)),
+                         operation=f"{entity}_by_id", max_pages=len(chunk) + 1, on_limit="raise")
+        nested = ("lineItems", ORDER_LINE_ITEMS_QUERY, "order", "order_line_items") if entity == "orders" else \
+            ("inventoryLevels", INVENTORY_ITEM_LEVELS_QUERY, "inventoryItem", "inventory_item_levels")
+
+        def complete(page: Page, nested=nested) -> None:
+            for node in page.items:
+                if isinstance(node, dict):
+                    _complete_connection(client, config, node, *nested)
+
+        yield Fetch(pager, complete)
+
+
+def ingest_by_ids(
+    config: Config,
+    entity: str,
+    gids: list[str],
+    *,
+    landing: LandingZone | None = None,
+    client: ChannelClient | None = None,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Fetch exactly these orders (Order GIDs) or these inventory items' levels (InventoryItem GIDs) and land
+    them as one ordinary batch of the entity — same schema, same mapper as the poll — marked targeted, so it
+    never moves the incremental cursor (the poll stays the backstop)."""
+    if entity not in _BY_ID_ROOT:
+        raise ValueError(f"targeted fetches exist for {', '.join(_BY_ID_ROOT)}, not {entity!r}")
+    shop = config.channels.shopify
+    if not shop.enabled:
+        raise IngestionError("shopify is disabled in the configuration (channels.shopify.enabled = false)")
+    spec = ENTITY_SPECS[entity]
+    landing = landing or LandingZone(config.landing_dir)
+    fetched_at = now or utcnow()
+    own_client = client is None
+    client = client or make_client(config)
+    retries_before = client.stats.retries
+    rows: list[dict[str, Any]] = []
+    bad: list[QuarantineRecord] = []
+    pages = 0
+    try:
+        for fetch in fetch_by_ids(client, config, entity, sorted(set(gids))):
+            _map_pages(fetch, spec, entity, rows, bad)
+            pages += fetch.pages
+    finally:
+        if own_client:
+            client.close()
+    return land_and_report(landing, spec.schema, rows, bad, fetched_at=fetched_at, since=None, mode=TARGETED,
+                           pages=pages, retries=client.stats.retries - retries_before)

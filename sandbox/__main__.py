@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from sandbox.runner import start_world
+from sandbox.webhooks import DEFAULT_SECRET, WebhookSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--simulate-every", type=float, default=0.0,
                     help="seconds between simulated order batches (0: no simulator)")
     ap.add_argument("--erp-postgres-dsn", default=None, help="also write the ERP into this PostgreSQL database")
+    ap.add_argument("--webhook-secret", default=DEFAULT_SECRET,
+                    help="the app's client secret: webhooks are signed with it (X-Shopify-Hmac-Sha256)")
+    ap.add_argument("--webhook-timeout", type=float, default=5.0, help="seconds a receiver has to answer")
+    ap.add_argument("--webhook-retry-backoff", type=float, default=1.0,
+                    help="first retry after this many seconds, doubling (capped at 60 s), 8 retries")
+    ap.add_argument("--webhook-drop-rate", type=float, default=0.0, help="fraction of deliveries never sent")
+    ap.add_argument("--webhook-duplicate-rate", type=float, default=0.0, help="fraction of deliveries sent twice")
+    ap.add_argument("--webhook-delay-rate", type=float, default=0.0, help="fraction of deliveries held back")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("sandbox")
@@ -41,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             history_days=args.history_days, orders_per_day=args.orders_per_day, port=args.port,
             access_token=args.access_token, traffic_log=args.traffic_log, restore_rate=args.restore_rate,
             simulate_every=args.simulate_every or None, erp_postgres_dsn=args.erp_postgres_dsn,
+            webhook_secret=args.webhook_secret,
+            webhook_settings=WebhookSettings(
+                secret=args.webhook_secret, timeout=args.webhook_timeout, retry_backoff=args.webhook_retry_backoff,
+                retry_backoff_max=60.0, drop_rate=args.webhook_drop_rate,
+                duplicate_rate=args.webhook_duplicate_rate, delay_rate=args.webhook_delay_rate, seed=args.seed),
         )
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"sandbox: could not start: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sandbox.erp import write_postgres, write_sqlite
 from sandbox.server import ServerHandle, serve_shopify
+from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
 
 log = logging.getLogger("sandbox")
@@ -68,6 +69,11 @@ class RunningWorld:
     def shopify_url(self) -> str:
         return self.shopify.url
 
+    @property
+    def webhooks(self) -> WebhookHub:
+        """Subscriptions and deliveries (`.summary()`, `.wait_idle()`)."""
+        return self.shopify.webhooks
+
     def stop(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
@@ -95,9 +101,15 @@ def start_world(
     simulate_every: float | None = None,
     erp_postgres_dsn: str | None = None,
     schema_path: str | os.PathLike[str] | None = None,
+    webhook_secret: str = DEFAULT_SECRET,
+    webhook_settings: WebhookSettings | None = None,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
-    serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator."""
+    serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
+
+    Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
+    `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
+    unless webhook_secret is left at the default)."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -105,7 +117,10 @@ def start_world(
     sqlite_path = write_sqlite(world, data / "erp.sqlite")
     if erp_postgres_dsn:
         write_postgres(world, erp_postgres_dsn)
+    settings = webhook_settings or WebhookSettings(seed=seed)
+    if webhook_secret != DEFAULT_SECRET or webhook_settings is None:
+        settings.secret = webhook_secret
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
-                         restore_rate=restore_rate, schema_path=schema_path)
+                         restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
     simulator = Simulator(world, simulate_every).start() if simulate_every else None
     return RunningWorld(world, shop, sqlite_path, simulator)

@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from sandbox.shopify import SINGLE_QUERY_MAX_COST, create_app
+from sandbox.webhooks import WebhookHub, WebhookSettings
 from sandbox.world import World
 
 HOST = "127.0.0.1"
@@ -47,6 +48,9 @@ class ServerHandle:
             self._sock.bind((host, port))
         except OSError:
             self._sock.close()
+            hub = getattr(getattr(app, "state", None), "webhooks", None)
+            if hub is not None:
+                hub.close()
             raise
         self._sock.listen(128)
         self.port = self._sock.getsockname()[1]
@@ -73,8 +77,14 @@ class ServerHandle:
     def api(self):
         return self.app.state.api
 
+    @property
+    def webhooks(self) -> WebhookHub | None:
+        return getattr(self.app.state, "webhooks", None)
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask uvicorn to exit, wait at most `timeout` seconds, then force it."""
+        """Stop webhook deliveries, ask uvicorn to exit, wait at most `timeout` seconds, then force it."""
+        if self.webhooks is not None:
+            self.webhooks.close(timeout)
         self._server.should_exit = True
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -93,8 +103,10 @@ class ServerHandle:
 def serve_shopify(world: World, port: int = 0, access_token: str = "shpat_sandbox",
                   traffic_log: str | os.PathLike[str] | None = None, restore_rate: float = 100.0,
                   schema_path: str | os.PathLike[str] | None = None,
-                  max_query_cost: int = SINGLE_QUERY_MAX_COST) -> ServerHandle:
-    """Serve the world's Shopify shop (Admin GraphQL 2026-10 + /_sandbox/) in a background thread."""
+                  max_query_cost: int = SINGLE_QUERY_MAX_COST,
+                  webhooks: WebhookSettings | None = None) -> ServerHandle:
+    """Serve the world's Shopify shop (Admin GraphQL 2026-10 + /_sandbox/) in a background thread.
+    `webhooks`: the delivery settings (secret, retry schedule, faults); see sandbox.webhooks."""
     app = create_app(world, access_token=access_token, traffic_log=traffic_log, restore_rate=restore_rate,
-                     schema_path=schema_path, max_query_cost=max_query_cost)
+                     schema_path=schema_path, max_query_cost=max_query_cost, webhooks=webhooks)
     return ServerHandle(app, port=port)

@@ -48,6 +48,7 @@ from starlette.routing import Route
 from sandbox.shopify_cost import query_cost
 from sandbox.shopify_resolvers import Resolvers
 from sandbox.shopify_schema import API_VERSION, load_schema
+from sandbox.webhooks import WebhookHub, WebhookSettings
 from sandbox.world import World
 
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -134,8 +135,9 @@ class ShopifyAPI:
 
     def __init__(self, world: World, access_token: str = "shpat_sandbox", schema: GraphQLSchema | None = None,
                  schema_path: str | os.PathLike[str] | None = None, restore_rate: float = 100.0,
-                 max_query_cost: int = SINGLE_QUERY_MAX_COST):
+                 max_query_cost: int = SINGLE_QUERY_MAX_COST, webhooks: WebhookHub | None = None):
         self.world = world
+        self.webhooks = webhooks
         self.access_token = access_token
         self.schema = schema or load_schema(schema_path)
         self.restore_rate = restore_rate
@@ -208,9 +210,12 @@ class ShopifyAPI:
                 "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}], requested, None)
 
         warnings: list[dict[str, Any]] = []
+        root = self.resolvers.root(warnings)
+        if self.webhooks is not None:
+            root.update(self.webhooks.graphql_roots())
         with self.world.lock:
             result: ExecutionResult = execute(
-                self.schema, document, root_value=self.resolvers.root(warnings), variable_values=variables,
+                self.schema, document, root_value=root, variable_values=variables,
                 operation_name=operation_name, field_resolver=_field_resolver, type_resolver=_type_resolver,
             )
         actual = query_cost(self.schema, document, operation, coerced, result.data, estimate=False)
@@ -297,8 +302,11 @@ class TrafficLog:
 # ------------------------------------------------------------------------------------------------ the app
 def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: str | os.PathLike[str] | None = None,
                restore_rate: float = 100.0, schema_path: str | os.PathLike[str] | None = None,
-               max_query_cost: int = SINGLE_QUERY_MAX_COST) -> Starlette:
-    """The Starlette app. `app.state.api` is the ShopifyAPI (its buckets, its request count).
+               max_query_cost: int = SINGLE_QUERY_MAX_COST,
+               webhooks: WebhookHub | WebhookSettings | None = None) -> Starlette:
+    """The Starlette app. `app.state.api` is the ShopifyAPI (its buckets, its request count);
+    `app.state.webhooks` the WebhookHub (sandbox.webhooks: subscriptions and the delivery worker; pass
+    WebhookSettings for the secret, retry schedule and faults). Whoever serves the app closes the hub.
 
     Sandbox endpoints (not Shopify's; no token):
     - GET  /_sandbox/health     → {"status": "ok", "orders": n, "variants": n, "now": iso}
@@ -308,9 +316,12 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
                                 (sold-out lines refused; [] when nothing could be sold)
     - POST /_sandbox/advance    {"to": iso?} → applies due payments/shipments/cancellations, returns changed orders
     - GET  /_sandbox/inventory  → the shop's displayed stock now (World.inventory_truth)
+    - GET  /_sandbox/webhooks   → {"subscriptions": [...], "deliveries": [{webhook_id, topic, resource, attempts,
+                                status, ...}], "pending": n}
     """
+    hub = webhooks if isinstance(webhooks, WebhookHub) else WebhookHub(world, webhooks)
     api = ShopifyAPI(world, access_token=access_token, schema_path=schema_path, restore_rate=restore_rate,
-                     max_query_cost=max_query_cost)
+                     max_query_cost=max_query_cost, webhooks=hub)
     log = TrafficLog(traffic_log) if traffic_log else None
 
     async def graphql_endpoint(request: Request) -> Response:
@@ -385,8 +396,12 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
     async def inventory(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(world.inventory_truth))
 
+    async def webhooks_endpoint(request: Request) -> Response:
+        return JSONResponse(hub.summary())
+
     routes = [
         Route("/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
+        Route("/_sandbox/webhooks", webhooks_endpoint, methods=["GET"]),
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/orders", orders_truth, methods=["GET"]),
         Route("/_sandbox/orders", place, methods=["POST"]),
@@ -396,4 +411,5 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
     app = Starlette(routes=routes)
     app.state.api = api
     app.state.world = world
+    app.state.webhooks = hub
     return app

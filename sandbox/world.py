@@ -457,6 +457,10 @@ class World:
         self._customer_weights: list[float] = []
         self.adjustment_groups: int = 0
         self.version = 0  # bumped on every change, so readers may cache sorted views
+        # Called as listener(kind, record) under the world's lock after a live change: ("order_created", Order),
+        # ("order_updated", Order), ("order_cancelled", Order), ("inventory_touched", InventoryLevel).
+        # Listeners must be quick and must not call back into the world from another thread (sandbox.webhooks).
+        self.listeners: list[Any] = []
 
     # --------------------------------------------------------------------------------------- generation
     @classmethod
@@ -795,7 +799,13 @@ class World:
         customer.updated_at = max(customer.updated_at, at)
         self.orders.append(order)
         self.version += 1
+        if self._live:
+            self._emit("order_created", order)
         return order
+
+    def _emit(self, kind: str, record: Any) -> None:
+        for listener in list(self.listeners):
+            listener(kind, record)
 
     def _cum(self, name: str, weights: list[float]) -> list[float]:
         cache = self.__dict__.setdefault("_cum_weights", {})
@@ -880,6 +890,8 @@ class World:
         else:  # pragma: no cover - a planning bug
             raise ValueError(f"unknown event {event.kind}")
         order.updated_at = max(order.updated_at, event.at)
+        if self._live:
+            self._emit("order_cancelled" if event.kind == "cancel" else "order_updated", order)
 
     def touch_inventory(self, item_id: int, level: InventoryLevel, at: datetime) -> None:
         """Record that a level changed at `at`: the level, its item and its variant get a newer updatedAt."""
@@ -891,6 +903,8 @@ class World:
             variant = self.variant(item.variant_id)
             if variant is not None:
                 variant.updated_at = max(variant.updated_at, at)
+        if self._live:
+            self._emit("inventory_touched", level)
 
     # --------------------------------------------------------------------------------------- simulator hooks
     def clock(self) -> datetime:

@@ -33,6 +33,23 @@ def shop():
 
 
 @pytest.fixture
+def serve():
+    """Start shops with custom arguments; all are stopped after the test."""
+    started: list[Shop] = []
+
+    def start(world: World | None = None, **kw) -> Shop:
+        world = world or small_world()
+        kw.setdefault("access_token", TOKEN)
+        s = Shop(serve_shopify(world, port=0, **kw), world)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.close()
+
+
+@pytest.fixture
 def pg_dsn(pg_database: str) -> str:
     """A fresh PostgreSQL database for one test (the suite-wide fixture in tests/conftest.py)."""
     return pg_database
