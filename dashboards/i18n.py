@@ -265,7 +265,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "No model with a fetch time has been published yet.",
     },
     "sync.metric.sources": {"ja": "取り込み対象", "en": "Sources / entities"},
-    "sync.metric.oldest": {"ja": "最も古い取り込み（分前）", "en": "Oldest ingest (minutes ago)"},
+    "sync.metric.oldest": {"ja": "最古の取り込み（分前）", "en": "Oldest ingest (min ago)"},
     "sync.metric.applied": {"ja": "連携成功", "en": "Applied"},
     "sync.metric.failed": {"ja": "連携失敗", "en": "Failed"},
     "sync.metric.refused": {"ja": "ガードレールで停止", "en": "Refused by guard rails"},

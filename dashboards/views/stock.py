@@ -138,6 +138,9 @@ def position_table(position: pl.DataFrame) -> pl.DataFrame:
 
 
 def targets_table(targets: pl.DataFrame) -> pl.DataFrame:
+    order = ch.ordered(targets["channel"].to_list())
+    rank = pl.col("channel").replace_strict({c: i for i, c in enumerate(order)}, return_dtype=pl.Int32)
+    targets = targets.sort(rank, pl.col("sku"))
     names = [ch.name(c) for c in targets["channel"].to_list()]
     return targets.select(
         pl.Series(t("common.col.channel"), names, dtype=pl.String),
@@ -154,7 +157,9 @@ def targets_table(targets: pl.DataFrame) -> pl.DataFrame:
 
 def why(targets: pl.DataFrame) -> None:
     """Pick a channel × SKU and read the arithmetic behind the number the channel shows."""
-    rows = {f"{r['channel']}|{r['sku']}": r for r in targets.iter_rows(named=True)}
+    order = {c: i for i, c in enumerate(ch.ordered(targets["channel"].to_list()))}
+    ranked = sorted(targets.iter_rows(named=True), key=lambda r: (order[r["channel"]], r["sku"]))
+    rows = {f"{r['channel']}|{r['sku']}": r for r in ranked}
     names = {key: f"{ch.name(r['channel'])} — {r['sku']}" for key, r in rows.items()}
     choice = st.selectbox(t("stock.why.label"), list(rows), format_func=names.__getitem__, key="stock_why")
     if choice in rows:

@@ -101,7 +101,7 @@ def test_sync_figures_equal_sql(serving: Path, run_app, kit) -> None:
         assert row["最終取得（日本時間）"] == last.astimezone(JST).strftime("%Y/%m/%d %H:%M JST")
         assert abs(row["経過（分）"] - (now - last).total_seconds() / 60) <= 1.5
     oldest = max((now - v).total_seconds() / 60 for v in truth.values())
-    assert abs(int(shown["最も古い取り込み（分前）"].replace(",", "")) - oldest) <= 1.5
+    assert abs(int(shown["最古の取り込み（分前）"].replace(",", "")) - oldest) <= 1.5
     assert shown["取り込み対象"] == "3"
 
     # Quarantine and drift: an explicit "not yet available".
@@ -122,7 +122,7 @@ def test_sync_filters_and_english(serving: Path, run_app, kit) -> None:
     assert [t.value for t in at.title] == ["Sync health"]
     assert [m.label for m in at.metric] == [
         "Sources / entities",
-        "Oldest ingest (minutes ago)",
+        "Oldest ingest (min ago)",
         "Applied",
         "Failed",
         "Refused by guard rails",
