@@ -16,6 +16,10 @@ stays within Shopify's single-query limit of 1,000 points (`estimate_query_cost`
 first × its node). That is why an order fetches its first 10 line items inline; an order with more is
 completed by follow-up `order(id:)` queries before it lands, so `line_items` and `_raw` are always whole.
 
+Webhook follow-ups (`ingest_by_ids`, used by `ingestion.webhooks.fetch_changed`) run the same orders / inventory
+items query narrowed by `query: "id:… OR id:…"` (≤ 250 ids a search) and land through the same mappers, as
+batches marked `mode="targeted"` that do not move the incremental cursor (DECISIONS.md D13).
+
 The mapping from a GraphQL node to landed rows is a pure function per entity (`order_row`, `variant_row`,
 `inventory_rows`). A node without its key or with a value that does not parse (timestamp, money, integer)
 goes to the quarantine with a reason; the rest of the batch lands.

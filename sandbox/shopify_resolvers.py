@@ -7,6 +7,7 @@ world under its lock, so one response is one consistent snapshot.
 Supported (everything else in Shopify's schema validates but answers with a clear "not implemented" error):
 QueryRoot: orders, order, productVariants, productVariant, inventoryItems, inventoryItem, inventoryLevel,
 locations, location, customers, customer, shop, node, nodes. MutationRoot: inventorySetQuantities.
+(webhookSubscriptionCreate and webhookSubscriptions are sandbox.webhooks', merged into the root by ShopifyAPI.)
 """
 
 from __future__ import annotations
