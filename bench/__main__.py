@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=2) + "\n",
                            encoding="utf-8")
     print()
-    print(f"machine: {machine_line(info)}")
+    print(f"machine: {machine_line(info)}; at end {machine()['loadavg'][0]:.2f} (other jobs skew timings)")
     print(table(results))
     print(f"\nwritten: {args.output}")
     if failures:
