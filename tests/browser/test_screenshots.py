@@ -29,9 +29,9 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 STARTUP_TIMEOUT_S = 60
 PAGE_TIMEOUT_MS = 30_000
 
-# (url path, query, expected title, what shows the page's content is drawn)
+# (url path, query, expected title, what shows the page's content is drawn); the default page (sales) is at /
 PAGES = (
-    ("sales", "", "売上", "[data-testid='stMetricValue']"),
+    ("", "", "売上", "[data-testid='stMetricValue']"),
     ("stock", "", "在庫", "[data-testid='stMetricValue']"),
     ("orders", "", "受注", "[data-testid='stMetricValue']"),
     ("sync", "", "同期", "[data-testid='stMetricValue']"),
@@ -154,6 +154,8 @@ def _assert_no_error(page, name: str) -> None:
     errors = page.locator("[data-testid='stAlertContentError']")
     assert exceptions.count() == 0, f"{name}: exception shown: {exceptions.all_inner_texts()}"
     assert errors.count() == 0, f"{name}: error shown: {errors.all_inner_texts()}"
+    dialogs = page.get_by_role("dialog")  # e.g. Streamlit's "Page not found"
+    assert dialogs.count() == 0, f"{name}: dialog shown: {dialogs.all_inner_texts()}"
 
 
 def test_every_page_renders_without_errors(app_url: str, browser) -> None:
@@ -163,7 +165,7 @@ def test_every_page_renders_without_errors(app_url: str, browser) -> None:
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     try:
         for path, query, title, content in PAGES:
-            name = f"{path}{'_en' if query else ''}"
+            name = f"{path or 'sales'}{'_en' if query else ''}"
             page.goto(f"{app_url}/{path}{query}")
             page.locator("h1", has_text=title).first.wait_for()
             page.locator(content).first.wait_for()
@@ -179,5 +181,18 @@ def test_every_page_renders_without_errors(app_url: str, browser) -> None:
         _settle(page)
         page.screenshot(path=str(SCREENSHOTS / "sql_result.png"), full_page=True)
         _assert_no_error(page, "sql_result")
+
+        # The shared filters follow the user from page to page (menu navigation, same session).
+        page.goto(app_url)
+        page.locator("[data-testid='stMetricValue']").first.wait_for()
+        page.get_by_text("過去7日間", exact=True).click()
+        _settle(page)
+        page.locator("[data-testid='stSidebarNav'] a", has_text="受注").click()
+        page.locator("h1", has_text="受注").first.wait_for()
+        page.locator("[data-testid='stMetricValue']").first.wait_for()
+        _settle(page)
+        assert page.get_by_role("radio", name="過去7日間").is_checked()
+        page.screenshot(path=str(SCREENSHOTS / "orders_after_filter.png"), full_page=True)
+        _assert_no_error(page, "orders_after_filter")
     finally:
         context.close()
