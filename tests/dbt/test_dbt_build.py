@@ -47,11 +47,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ichigen_dbt_helpers import DbtResult, DbtRun, start_dbt, write_batch, write_push_log
+from ichigen_dbt_helpers import DbtResult, DbtRun, run_dbt, start_dbt, write_batch, write_push_log
 
 JAN = {
     "SKU-TSHIRT-M": "4901234567894",
@@ -617,3 +618,56 @@ def test_parse_works_without_any_data_or_warehouse(dbt_runs):
         "shopify",
         "push_log",
     ]
+
+
+def _facts(result: DbtResult) -> dict[str, dict[str, tuple]]:
+    """fct_orders and fct_order_lines, keyed by their row key."""
+    return {
+        table: {row[0]: row for row in result.query(f"select * from main.{table} order by 1")}
+        for table in ("fct_orders", "fct_order_lines")
+    }
+
+
+def test_incremental_facts_rebuild_identically_and_merge_exactly_the_changed_order(happy_build, tmp_path):
+    """GIVEN the happy world built once, WHEN dbt builds again over the same landing zone, THEN fct_orders and
+    fct_order_lines are identical; WHEN a new batch lands with #1002 paid, THEN the next build changes exactly
+    #1002's rows (its order and its line) and nothing else."""
+    # A copy of the happy build (landing zone + warehouse) saves a third full build in the module fixture.
+    workdir = tmp_path / "incremental"
+    shutil.copytree(happy_build.warehouse.parent / "landing", workdir / "landing")
+    shutil.copy2(happy_build.warehouse, workdir / "warehouse.duckdb")
+    before = _facts(happy_build)
+    assert len(before["fct_orders"]) == 5 and len(before["fct_order_lines"]) == 7
+
+    select = ("--select", "+fct_orders", "+fct_order_lines", "--vars", VARS)
+    second = run_dbt(workdir, "build", *select)
+    assert second.returncode == 0, second.output[-6000:]
+    compiled = (workdir / "dbt_target" / "run" / "ichigen" / "models" / "marts" / "sales" / "fct_orders.sql")
+    assert "delete from" in compiled.read_text()  # really the incremental path, not a rebuild
+    assert _facts(second) == before
+
+    paid = _order(
+        1002,
+        "2026-11-22T14:30:00Z",
+        "PAID",
+        "UNFULFILLED",
+        [_line(2, "ＳＫＵ－ＴＥＡ－０１", 3, "1080", "2")],
+        "0",
+        "240",
+        "3000",
+        gateways=["konbini"],
+        updated_at="2026-11-23T05:30:00Z",
+    )
+    write_batch(workdir / "landing", "shopify", "orders", [paid], fetched_at="2026-11-23T06:00:00Z")
+    third = run_dbt(workdir, "build", *select)
+    assert third.returncode == 0, third.output[-6000:]
+    after = _facts(third)
+
+    order_key = "shopify:gid://shopify/Order/1002"
+    for table, key_of_1002 in (("fct_orders", order_key), ("fct_order_lines", "shopify:gid://shopify/LineItem/2")):
+        assert after[table].keys() == before[table].keys()
+        changed = {k for k in after[table] if after[table][k] != before[table][k]}
+        assert changed == {key_of_1002}, (table, changed)
+    assert third.query(
+        f"select status, is_open, total_jpy, _fetched_at from main.fct_orders where order_key = '{order_key}'"
+    ) == [("awaiting_shipment", True, 3000, dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC))]

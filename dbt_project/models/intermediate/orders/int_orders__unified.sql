@@ -75,7 +75,8 @@ shopify as (
         o.fulfillment_status                                as channel_fulfillment_status,
         o.total_jpy                                         as total_jpy,
         o.customer_id                                       as customer_id,
-        coalesce(u.units, 0)                                as units
+        coalesce(u.units, 0)                                as units,
+        o._fetched_at                                       as _fetched_at
     from shopify_orders as o
     left join shopify_status as s
         on s.order_id = o.order_id
@@ -105,5 +106,6 @@ select
     coalesce(status in ('pending_payment', 'awaiting_shipment'), false)  as is_open,
     total_jpy,
     customer_id,
-    units
+    units,
+    _fetched_at
 from unioned
