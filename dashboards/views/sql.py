@@ -192,7 +192,8 @@ def dictionary_tab(serving: data.Published) -> None:
         st.subheader(t(f"sql.dict.layer.{layer}"))
         for model in in_layer:
             first_line = model.description.splitlines()[0] if model.description else ""
-            with st.expander(f"`{model.relation}` {first_line[:90]}", expanded=False):
+            short = first_line if len(first_line) <= 90 else first_line[:89] + "…"
+            with st.expander(f"`{model.relation}` {short}", expanded=False):
                 if model.description:
                     st.markdown(model.description)
                 st.dataframe(

@@ -181,6 +181,12 @@ def test_every_page_renders_without_errors(app_url: str, browser) -> None:
         _settle(page)
         page.screenshot(path=str(SCREENSHOTS / "sql_result.png"), full_page=True)
         _assert_no_error(page, "sql_result")
+        page.get_by_role("tab", name="データ辞書").click()
+        page.locator("[data-testid='stExpander']").first.wait_for()
+        page.locator("[data-testid='stExpander'] summary").first.click()
+        _settle(page)
+        page.screenshot(path=str(SCREENSHOTS / "sql_dictionary.png"), full_page=True)
+        _assert_no_error(page, "sql_dictionary")
 
         # The shared filters follow the user from page to page (menu navigation, same session).
         page.goto(app_url)
