@@ -269,3 +269,26 @@ def test_a_crash_between_landing_and_fetching_is_healed_by_the_next_call(tmp_con
         assert result.entity == "orders" and result.rows_landed == 3
         assert wh.pending_events(landing).height == 0
     assert set(latest_orders(landing).get_column("order_id")) == {o.gid for o in placed}
+
+
+def test_on_landed_runs_after_the_answer_for_new_events_only(tmp_path):
+    seen: list[dict] = []
+    body, headers = delivery()
+    with wh.serve_receiver(tmp_path / "landing", SECRET, SHOP, on_landed=seen.append) as receiver:
+        for _ in range(2):
+            assert httpx.post(receiver.webhook_url, content=body, headers=headers, timeout=10).status_code == 200
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert [row["webhook_id"] for row in seen] == [headers["X-Shopify-Webhook-Id"]]
+
+
+def test_ingestion_never_imports_dagster_or_the_sandbox():
+    import ast
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "ingestion").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert name.split(".")[0] not in {"dagster", "sandbox"}, f"{path.name} imports {name}"

@@ -292,3 +292,15 @@ def test_python_dash_m_sandbox_signs_with_the_webhook_secret_it_is_given(tmp_pat
     [entry] = hooks.received
     expected = base64.b64encode(hmac.new(b"shpss_from_the_command_line", entry["body"], hashlib.sha256).digest())
     assert entry["headers"]["x-shopify-hmac-sha256"] == expected.decode()
+
+
+def test_the_sandbox_imports_nothing_from_the_product():
+    import ast
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "sandbox").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert name.split(".")[0] not in {"ingestion", "reverse_sync", "ichigen", "orchestration",
+                                                  "dashboards"}, f"{path.name} imports {name}"
