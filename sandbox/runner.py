@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -117,9 +118,9 @@ def start_world(
     sqlite_path = write_sqlite(world, data / "erp.sqlite")
     if erp_postgres_dsn:
         write_postgres(world, erp_postgres_dsn)
-    settings = webhook_settings or WebhookSettings(seed=seed)
-    if webhook_secret != DEFAULT_SECRET or webhook_settings is None:
-        settings.secret = webhook_secret
+    settings = webhook_settings or WebhookSettings(seed=seed, secret=webhook_secret)
+    if webhook_secret != DEFAULT_SECRET:
+        settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
     simulator = Simulator(world, simulate_every).start() if simulate_every else None
