@@ -23,13 +23,25 @@ FULL_CYCLE_JOB = "full_cycle"
 def dbt_project(config: Config) -> DbtProject:
     """The dbt project, with its manifest parsed if this checkout has none yet."""
     export_dbt_env(config)
-    if not manifest_path().exists():
+    if _manifest_is_stale():
         subprocess.run(
             [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
              "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", DBT_TARGET_PATH, "--quiet"],
             check=True,
         )
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=DBT_TARGET_PATH)
+
+
+def _manifest_is_stale() -> bool:
+    """True when no manifest exists or any file of the dbt project changed after it was parsed."""
+    manifest = manifest_path()
+    if not manifest.exists():
+        return True
+    parsed_at = manifest.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests", "analyses", "snapshots"):
+        sources += [p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
+    return any(p.exists() and p.stat().st_mtime > parsed_at for p in sources)
 
 
 def dbt_executable() -> str:
