@@ -120,9 +120,10 @@ def sidebar(channels: Sequence[str], *, today: date | None = None) -> Filters:
     )
     custom: object = None
     if choice == "custom":
+        # its default goes in through the session state too, never `value=` (the key is re-assigned above)
+        state.setdefault(RANGE_KEY, (today - timedelta(days=PRESET_DAYS[DEFAULT_PERIOD] - 1), today))
         custom = bar.date_input(
             t("filters.date_range"),
-            value=(today - timedelta(days=PRESET_DAYS[DEFAULT_PERIOD] - 1), today),
             max_value=today,
             format="YYYY/MM/DD",
             key=RANGE_KEY,

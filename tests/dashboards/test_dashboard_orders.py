@@ -115,3 +115,14 @@ def test_orders_in_english(serving: Path, run_app) -> None:
         "Awaiting payment",
         "Awaiting shipment",
     ]
+
+
+def test_filters_chosen_on_one_page_apply_on_the_next(serving: Path, run_app, kit) -> None:
+    at = run_app()  # the sales page
+    at.sidebar.radio(key="filter_period").set_value("7d").run()
+    at.sidebar.multiselect(key="filter_channels").set_value(["rakuten"]).run()
+    at.switch_page(ORDERS_PAGE).run()
+    assert_clean(at)
+    assert at.sidebar.radio(key="filter_period").value == "7d"
+    assert at.sidebar.multiselect(key="filter_channels").value == ["rakuten"]
+    check(at, serving, kit, 7, ["rakuten"])
