@@ -45,10 +45,10 @@ after that level was fetched (05:00): pushed_since_seen. The other listed SKUs a
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 import json
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
