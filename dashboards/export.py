@@ -14,3 +14,19 @@ CSV_MIME = "text/csv"
 
 def csv_bytes(frame: pl.DataFrame) -> bytes:
     return frame.write_csv(date_format="%Y-%m-%d", datetime_format="%Y-%m-%d %H:%M:%S").encode("utf-8-sig")
+
+
+def csv_download_button(frame: pl.DataFrame, file_name: str, label: str | None = None) -> None:
+    """The one CSV download every page offers (no rerun on click; the file is built from the shown rows)."""
+    import streamlit as st
+
+    from dashboards.i18n import t
+
+    st.download_button(
+        label or t("common.download"),
+        data=csv_bytes(frame),
+        file_name=file_name,
+        mime=CSV_MIME,
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -18,7 +18,7 @@ import streamlit as st
 
 from dashboards import channels as ch
 from dashboards import data, filters
-from dashboards.export import CSV_MIME, csv_bytes
+from dashboards.export import csv_download_button
 from dashboards.formatting import count, jst_timestamp
 from dashboards.i18n import lang, t
 
@@ -198,14 +198,7 @@ def render() -> None:
             width="stretch",
             column_config={t("orders.col.amount"): st.column_config.NumberColumn(format="yen")},
         )
-        st.download_button(
-            t("common.download"),
-            data=csv_bytes(readable),
-            file_name=f"ichigen_late_shipments_{now:%Y%m%d%H%M}_{lang()}.csv",
-            mime=CSV_MIME,
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        csv_download_button(readable, f"ichigen_late_shipments_{now:%Y%m%d%H%M}_{lang()}.csv")
 
     st.subheader(t("orders.cancel.title"))
     if cancel.is_empty():

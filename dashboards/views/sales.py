@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboards import channels as ch
 from dashboards import data, filters
-from dashboards.export import CSV_MIME, csv_bytes
+from dashboards.export import csv_download_button
 from dashboards.formatting import count, day, day_with_weekday, delta, yen
 from dashboards.i18n import lang, t, weekday
 
@@ -200,14 +200,7 @@ def render() -> None:
     st.altair_chart(chart(rows), width="stretch")
 
     readable = table(rows)
-    st.download_button(
-        t("sales.download"),
-        data=csv_bytes(readable),
-        file_name=f"ichigen_sales_{flt.period.start:%Y%m%d}-{flt.period.end:%Y%m%d}_{lang()}.csv",
-        mime=CSV_MIME,
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    csv_download_button(readable, f"ichigen_sales_{flt.period.start:%Y%m%d}-{flt.period.end:%Y%m%d}_{lang()}.csv", label=t("sales.download"))
     with st.expander(t("sales.table.expander")):
         st.dataframe(
             readable,

@@ -13,7 +13,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import data, dictionary, sql_runner
-from dashboards.export import CSV_MIME, csv_bytes
+from dashboards.export import csv_download_button
 from dashboards.i18n import keep_on_language_change, labels, t
 
 ENV_TIMEOUT = "ICHIGEN_SQL_TIMEOUT_S"
@@ -135,14 +135,7 @@ def show_result(out: dict) -> None:
                     st.bar_chart(source, x=x, y=y)
                 else:
                     st.line_chart(source, x=x, y=y)
-    st.download_button(
-        t("common.download"),
-        data=csv_bytes(frame.select(pl.all().map_batches(_csv_safe))),
-        file_name="ichigen_query.csv",
-        mime=CSV_MIME,
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    csv_download_button(frame.select(pl.all().map_batches(_csv_safe)), "ichigen_query.csv")
 
 
 def _csv_safe(column: pl.Series) -> pl.Series:

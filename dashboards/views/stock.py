@@ -18,7 +18,7 @@ import streamlit as st
 
 from dashboards import channels as ch
 from dashboards import data, filters
-from dashboards.export import CSV_MIME, csv_bytes
+from dashboards.export import csv_download_button
 from dashboards.formatting import count, today_jst
 from dashboards.i18n import lang, t
 
@@ -220,14 +220,7 @@ def render() -> None:
         width="stretch",
         column_config={t("stock.col.avg_daily"): st.column_config.NumberColumn(format="%.2f")},
     )
-    st.download_button(
-        t("common.download"),
-        data=csv_bytes(readable),
-        file_name=f"ichigen_stock_{today:%Y%m%d}_{lang()}.csv",
-        mime=CSV_MIME,
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    csv_download_button(readable, f"ichigen_stock_{today:%Y%m%d}_{lang()}.csv")
 
     st.subheader(t("stock.targets.title"))
     st.caption(t("stock.targets.caption"))
