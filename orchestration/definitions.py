@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
@@ -21,15 +26,34 @@ FULL_CYCLE_JOB = "full_cycle"
 
 
 def dbt_project(config: Config) -> DbtProject:
-    """The dbt project, with its manifest parsed if this checkout has none yet."""
+    """The dbt project, its manifest (re)parsed when missing or older than the project's files."""
     export_dbt_env(config)
-    if _manifest_is_stale():
-        subprocess.run(
-            [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", DBT_TARGET_PATH, "--quiet"],
-            check=True,
-        )
+    ensure_manifest()
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=DBT_TARGET_PATH)
+
+
+def ensure_manifest() -> None:
+    """Parse under a lock into a private folder, then swap the manifest in atomically.
+
+    Several processes load these definitions at once (test workers, the Dagster webserver and daemon); without
+    the lock two parses race, and without the swap a reader can meet a half-written manifest.
+    """
+    target = manifest_path().parent
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".ichigen-parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _manifest_is_stale():
+            return
+        scratch = target.parent / f"ichigen-parse-{os.getpid()}"
+        try:
+            subprocess.run(
+                [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+                 "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(scratch), "--quiet"],
+                check=True,
+            )
+            os.replace(scratch / "manifest.json", manifest_path())
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _manifest_is_stale() -> bool:
@@ -45,10 +69,6 @@ def _manifest_is_stale() -> bool:
 
 
 def dbt_executable() -> str:
-    import shutil
-    import sys
-    from pathlib import Path
-
     beside = Path(sys.executable).parent / "dbt"
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
