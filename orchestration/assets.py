@@ -82,7 +82,8 @@ def build_dbt_assets(config: Config, project: DbtProject) -> dg.AssetsDefinition
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator)
     def warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         export_dbt_env(config)
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        # Unit tests check logic, not data: they run in CI (tests/dbt), not in every production cycle.
+        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context, raise_on_error=False)
         yield from invocation.stream()
         report = BuildReport.from_run_results(invocation.get_artifact("run_results.json"))
         record_build(config.warehouse_path, report)
