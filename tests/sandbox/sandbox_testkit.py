@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from sandbox.world import World
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 TOKEN = "shpat_sandbox_test"
@@ -143,3 +150,38 @@ def set_input(rows: list[tuple[str, str, int, int | None]], name: str = "availab
     return {"name": name, "reason": "correction", "referenceDocumentUri": "ichigen://test/1",
             "quantities": [{"inventoryItemId": i, "locationId": loc, "quantity": q, "changeFromQuantity": c}
                            for i, loc, q, c in rows]}
+
+
+class SandboxProcess:
+    """`python -m sandbox …` as a person runs it: started, waited for, stopped with SIGTERM."""
+
+    def __init__(self, args: list[str]):
+        self.args = args
+        self.url: str | None = None
+        self.exit_code: int | None = None
+
+    def __enter__(self) -> SandboxProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", *self.args],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 30
+        while self.url is None and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line and self.proc.poll() is not None:
+                break
+            if line.startswith("sandbox ready at "):
+                self.url = line.split()[-1]
+        if self.url is None:
+            self.__exit__(None, None, None)
+            raise AssertionError(f"the sandbox did not come up (exit {self.proc.poll()})")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise

@@ -1,16 +1,12 @@
 """Running the sandbox: background servers, start_world for the product's CLI, and `python -m sandbox`."""
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from sandbox_testkit import NOW, TOKEN, small_world
+from sandbox_testkit import NOW, TOKEN, SandboxProcess, small_world
 
 from sandbox import start_world
 from sandbox.runner import Simulator
@@ -77,23 +73,10 @@ def test_the_simulator_places_orders_and_moves_old_ones_on():
 def test_python_dash_m_sandbox_serves_until_sigterm_and_exits_zero(tmp_path):
     data_dir = tmp_path / "world"
     log = tmp_path / "traffic.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--seed", "3", "--skus", "12", "--customers", "10", "--history-days", "2",
-         "--orders-per-day", "5", "--port", "0", "--data-dir", str(data_dir), "--traffic-log", str(log),
-         "--simulate-every", "0.2"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            if line.startswith("sandbox ready at "):
-                url = line.split()[-1]
-        assert url, f"the sandbox did not come up (exit {proc.poll()})"
+    args = ["--seed", "3", "--skus", "12", "--customers", "10", "--history-days", "2", "--orders-per-day", "5",
+            "--port", "0", "--data-dir", str(data_dir), "--traffic-log", str(log), "--simulate-every", "0.2"]
+    with SandboxProcess(args) as sandbox:
+        url = sandbox.url
         assert (data_dir / "erp.sqlite").is_file()
         before = httpx.get(f"{url}/_sandbox/health", timeout=5).json()["orders"]
         grew = False
@@ -106,12 +89,5 @@ def test_python_dash_m_sandbox_serves_until_sigterm_and_exits_zero(tmp_path):
         r = httpx.post(f"{url}/admin/api/2026-10/graphql.json", json={"query": "{ shop { name } }"},
                        headers={"X-Shopify-Access-Token": "shpat_sandbox"}, timeout=5)
         assert r.status_code == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert code == 0
+    assert sandbox.exit_code == 0
     assert "shpat_sandbox" not in log.read_text(encoding="utf-8"), "the token is never recorded"

@@ -10,10 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sandbox_testkit import SET_QUANTITIES, SHARED_TOOLS, TOKEN, Shop, set_input, small_world
+from sandbox_testkit import SET_QUANTITIES, SHARED_TOOLS, TOKEN, SandboxProcess, Shop, set_input, small_world
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -258,37 +255,17 @@ def test_subscription_traffic_passes_conformance(shops, tmp_path):
 
 def test_python_dash_m_sandbox_signs_with_the_webhook_secret_it_is_given(tmp_path, collector):
     hooks = collector()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--seed", "3", "--skus", "12", "--customers", "10", "--history-days", "1",
-         "--orders-per-day", "5", "--port", "0", "--data-dir", str(tmp_path / "world"),
-         "--webhook-secret", "shpss_from_the_command_line"],
-        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            if line.startswith("sandbox ready at "):
-                url = line.split()[-1]
-        assert url, f"the sandbox did not come up (exit {proc.poll()})"
+    args = ["--seed", "3", "--skus", "12", "--customers", "10", "--history-days", "1", "--orders-per-day", "5",
+            "--port", "0", "--data-dir", str(tmp_path / "world"), "--webhook-secret", "shpss_from_the_command_line"]
+    with SandboxProcess(args) as sandbox:
+        url = sandbox.url
         made = httpx.post(f"{url}/admin/api/2026-10/graphql.json", headers={"X-Shopify-Access-Token": "shpat_sandbox"},
                           json={"query": CREATE, "variables": {"topic": "ORDERS_CREATE", "sub": {"uri": hooks.url}}},
                           timeout=10).json()
         assert made["data"]["webhookSubscriptionCreate"]["userErrors"] == []
         assert httpx.post(f"{url}/_sandbox/orders", json={"count": 1}, timeout=10).status_code == 200
         wait_for(lambda: hooks.received)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert code == 0
+    assert sandbox.exit_code == 0
     [entry] = hooks.received
     expected = base64.b64encode(hmac.new(b"shpss_from_the_command_line", entry["body"], hashlib.sha256).digest())
     assert entry["headers"]["x-shopify-hmac-sha256"] == expected.decode()
