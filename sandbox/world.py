@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 
 from faker import Faker
 
+from sandbox.malls import MALL_CHANNELS, PROFILES, Mall, MallListing, MallOrder
+
 JST = ZoneInfo("Asia/Tokyo")
 TAX_PERCENT = {"standard": 10, "reduced": 8}
 CURRENCY = "JPY"
@@ -456,6 +458,8 @@ class World:
         self._variant_weights: list[float] = []
         self._customer_weights: list[float] = []
         self.adjustment_groups: int = 0
+        # Marketplaces (sandbox.malls): rakuten, amazon, yahoo — listings, displayed stock, orders, buyers.
+        self.malls: dict[str, Mall] = {}
         self.version = 0  # bumped on every change, so readers may cache sorted views
         # Called as listener(kind, record) under the world's lock after a live change: ("order_created", Order),
         # ("order_updated", Order), ("order_cancelled", Order), ("inventory_touched", InventoryLevel).
@@ -483,7 +487,10 @@ class World:
         world._generate_customers(fake, customers)
         world._generate_history(history_days, orders_per_day)
         world._settle_inventory()
+        world._generate_malls(fake, history_days, orders_per_day)
         world._live = True
+        for mall in world.malls.values():
+            mall.go_live()
         return world
 
     def _next_id(self, kind: str, start: int, max_gap: int = 1) -> int:
@@ -674,6 +681,13 @@ class World:
         if days == 0 or per_day == 0:
             return
         rng = self._rng
+        for ts in self._order_stamps(rng, days, per_day):
+            order = self._new_order(ts, rng, check_stock=False)
+            if order is not None:
+                self._apply_due(order, self.now)
+
+    def _order_stamps(self, rng: random.Random, days: int, per_day: float) -> list[datetime]:
+        """Order times over the last `days`: weekday and hour-of-day seasonality, paydays, Poisson-ish counts."""
         start = self.now - timedelta(days=days)
         first_day = start.astimezone(JST).date()
         last_day = self.now.astimezone(JST).date()
@@ -691,10 +705,32 @@ class World:
                     stamps.append(ts)
             day += timedelta(days=1)
         stamps.sort()
-        for ts in stamps:
-            order = self._new_order(ts, rng, check_stock=False)
-            if order is not None:
-                self._apply_due(order, self.now)
+        return stamps
+
+    def _generate_malls(self, fake: Faker, days: int, per_day: int) -> None:
+        """Rakuten, Amazon and Yahoo: listings, their order history, then their displayed stock."""
+        sellable = {w.warehouse_code for w in self.warehouses if w.sellable}
+        erp: dict[str, int] = {}
+        for row in self.stock:
+            if row.warehouse_code in sellable:
+                erp[row.sku] = erp.get(row.sku, 0) + row.on_hand
+        for channel in MALL_CHANNELS:
+            mall = Mall(self, PROFILES[channel])
+            mall.generate_listings()
+            mall_fake = Faker("ja_JP")
+            mall_fake.seed_instance(f"{self.seed}:{channel}")
+            mall.remember_old_addresses(
+                self.customers,
+                lambda person, f=mall_fake: self._address(f, person.first_name, person.last_name,
+                                                          person.address["phone"].replace("-", "")),
+            )
+            if days and per_day:
+                for ts in self._order_stamps(mall.rng, days, per_day * mall.profile.volume):
+                    order = mall.new_order(ts, mall.rng, check_stock=False)
+                    if order is not None:
+                        mall.apply_due(order, self.now)
+            mall.settle_stock(erp)
+            self.malls[channel] = mall
 
     def _settle_inventory(self) -> None:
         """The shop's displayed stock: near the ERP's sellable stock, but not equal to it."""
@@ -946,19 +982,70 @@ class World:
                                    wanted_lines=[(by_sku[sku], qty) for sku, qty in lines])
 
     def advance(self, to: datetime | None = None) -> list[Order]:
-        """Apply every planned payment, shipment, cancellation and refund due by `to` (default: now).
-        Returns the orders that changed (each with a bumped updatedAt)."""
+        """Apply every planned payment, shipment, cancellation and refund due by `to` (default: now), on the shop
+        and on every mall. Returns the shop's orders that changed (each with a bumped updatedAt); the malls'
+        changed orders reach their listeners."""
         with self.lock:
             until = _utc(to) if to is not None else self.clock()
             self._high_water = max(self._high_water, until.replace(microsecond=0))
+            for mall in self.malls.values():
+                mall.advance(until)
             return [o for o in self.orders if o.pending and self._apply_due(o, until)]
 
     def simulate_tick(self, max_orders: int = 3) -> tuple[list[Order], list[Order]]:
-        """One step of the live simulator: place 1..max_orders orders now, then apply what is due.
-        Returns (orders placed, orders that moved on)."""
+        """One step of the live simulator: place 1..max_orders orders now on the shop and, in proportion to
+        their volume, on every mall; then apply what is due. Returns (shop orders placed, shop orders moved on)."""
         with self.lock:
             placed = self.place_orders(self._live_rng.randint(1, max(1, max_orders)))
+            for mall in self.malls.values():
+                wanted = mall.live_rng.random() * max(1, max_orders) * mall.profile.volume
+                self.place_mall_orders(mall.channel, int(wanted + mall.live_rng.random()))
             return placed, self.advance()
+
+    # --------------------------------------------------------------------------------------- malls
+    def mall(self, channel: str) -> Mall:
+        try:
+            return self.malls[channel]
+        except KeyError:
+            raise KeyError(f"no mall {channel!r}; malls: {', '.join(self.malls)}") from None
+
+    def place_mall_orders(self, channel: str, n: int, at: datetime | None = None) -> list[MallOrder]:
+        """Place up to `n` orders on a mall at `at` (default: now); sold-out lines are refused by the mall."""
+        if n < 0:
+            raise ValueError("n must be ≥ 0")
+        with self.lock:
+            mall = self.mall(channel)
+            stamp = _utc(at).replace(microsecond=0) if at is not None else self.clock()
+            self._high_water = max(self._high_water, stamp)
+            placed: list[MallOrder] = []
+            for _ in range(n):
+                for _attempt in range(5):
+                    order = mall.new_order(stamp, mall.live_rng, check_stock=True)
+                    if order is not None:
+                        placed.append(order)
+                        break
+            return placed
+
+    def place_mall_order(self, channel: str, lines: list[tuple[str, int]],
+                         at: datetime | None = None) -> MallOrder | None:
+        """One order on a mall for exactly these (listing_id, quantity) lines; sold-out lines are refused and a
+        quantity above the displayed stock is cut to it. None when every line was refused."""
+        with self.lock:
+            mall = self.mall(channel)
+            unknown = [lid for lid, _ in lines if lid not in mall.by_listing]
+            if unknown:
+                raise KeyError(f"{channel} does not list {', '.join(unknown)}")
+            if any(qty < 1 for _, qty in lines):
+                raise ValueError("quantities must be ≥ 1")
+            stamp = _utc(at).replace(microsecond=0) if at is not None else self.clock()
+            self._high_water = max(self._high_water, stamp)
+            return mall.new_order(stamp, mall.live_rng, check_stock=True,
+                                  wanted=[(mall.by_listing[lid], qty) for lid, qty in lines])
+
+    def mall_listing_for_sku(self, channel: str, sku: str) -> MallListing | None:
+        """The listing a mall sells an ERP SKU under (None when the mall does not list it)."""
+        with self.lock:
+            return next((s for s in self.mall(channel).listings if s.erp_sku == sku), None)
 
     def set_available(self, changes: list[tuple[int, int, int]], at: datetime | None = None) -> None:
         """Set the shop's `available` for (inventory_item_id, location_id, quantity) rows, as an admin would."""
@@ -1049,5 +1136,7 @@ class World:
                 "levels": [vars(lv) for lv in self.levels.values()],
                 "customers": [vars(c) for c in self.customers],
                 "orders": [o.truth() | {"events": [(e.at, e.kind) for e in o.pending]} for o in self.orders],
+                "malls": {c: {"listings": [vars(s) for s in m.listings], "orders": m.orders_truth()}
+                          for c, m in self.malls.items()},
             }
             return hashlib.sha256(json.dumps(blob, default=str, sort_keys=True).encode()).hexdigest()

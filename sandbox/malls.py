@@ -1,0 +1,624 @@
+"""The three marketplaces of the world — Rakuten Ichiba, Amazon.co.jp and Yahoo!ショッピング — in one neutral shape.
+
+Each `Mall` holds what the marketplace itself knows: its listings (the shop's products as that mall names them,
+with the mall's own displayed stock and price), the orders placed there (buyer data as that mall collects it),
+and each order's lifecycle. It speaks no API: `sandbox/rakuten.py`, `sandbox/amazon.py` and `sandbox/yahoo.py`
+render this state in each real API's shape (status codes, field names, id formats, money formats).
+
+What makes the malls realistic for the product that is tested against them:
+- Naming: every mall names SKUs its own way (Rakuten manageNumber + variantId, Amazon seller SKU + ASIN,
+  Yahoo item code + sub code). The shop's own SKU sits where the mall keeps it (`seller_sku`: Rakuten's
+  merchantDefinedSkuId, Amazon's seller SKU, Yahoo's sub code) — usually the ERP SKU, sometimes a legacy code
+  that only the JAN ties back to the ERP, and a few deliberate listings that match nothing in the ERP
+  (`MallListing.erp_sku is None`: discontinued goods still listed; see sandbox/README.md).
+- Buyers: the same person (a `World.customers` entry) buys on several malls, and each mall records them its own
+  way — masked relay e-mail addresses on Rakuten and Amazon, phone numbers with or without hyphens, full-width
+  digits, names with and without the space, and for some people an old address on one mall.
+- Stock: each mall decrements its displayed quantity on every sale and refuses a line at zero, as malls do.
+- Lifecycle: card and PayPay orders are paid at once; bank transfer and convenience-store orders wait for payment
+  (入金待ち) and are cancelled when never paid; 代引き ships first and is paid at the door; orders are
+  confirmed, shipped, delivered, sometimes cancelled or returned, each at its planned time.
+
+Deterministic: each mall draws from its own RNG seeded from the world's seed and the channel, so adding the malls
+did not change the Shopify side of a given seed.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+MALL_CHANNELS = ("rakuten", "amazon", "yahoo")
+
+# Unified lifecycle states of a mall order (the API modules map them to each mall's own codes).
+ORDERED = "ordered"  # placed, not yet confirmed by the shop / authorised (Rakuten 100, Amazon PENDING)
+PENDING_PAYMENT = "pending_payment"  # confirmed, waiting for a bank or konbini payment
+AWAITING_SHIPMENT = "awaiting_shipment"
+SHIPPED = "shipped"
+DELIVERED = "delivered"
+CANCELLED = "cancelled"
+RETURNED = "returned"
+STATES = (ORDERED, PENDING_PAYMENT, AWAITING_SHIPMENT, SHIPPED, DELIVERED, CANCELLED, RETURNED)
+
+# Payment methods (neutral codes; each API module names them as its mall does).
+CARD, PAYPAY, BANK, KONBINI, COD = "card", "paypay", "bank_transfer", "konbini", "cod"
+INSTANT_PAYMENTS = (CARD, PAYPAY)
+
+
+@dataclass(frozen=True)
+class MallProfile:
+    """How one mall differs: who lists what, prices, shipping, payments, ids and how buyers are recorded."""
+
+    channel: str
+    volume: float  # orders per day relative to the shop's `orders_per_day`
+    listed_fraction: float  # share of ERP SKUs this mall lists
+    legacy_sku_fraction: float  # listings whose seller SKU is an old code (matched by JAN only)
+    unmatched_listings: int  # deliberate listings with no ERP product at all
+    price_markup_percent: int  # malls often charge more than the own site to cover fees
+    free_shipping_from: int
+    shipping: int
+    payments: tuple[tuple[str, float], ...]
+    masked_email_domain: str | None  # the mall relays mail through its own addresses
+    points: bool  # buyers may pay part with mall points
+
+
+PROFILES: dict[str, MallProfile] = {
+    "rakuten": MallProfile(
+        channel="rakuten", volume=1.3, listed_fraction=0.85, legacy_sku_fraction=0.05, unmatched_listings=2,
+        price_markup_percent=5, free_shipping_from=3980, shipping=550,  # 送料無料ライン 3,980 円 (税込)
+        payments=((CARD, 0.58), (BANK, 0.08), (KONBINI, 0.12), (COD, 0.12), (PAYPAY, 0.10)),
+        masked_email_domain="pc.fw.rakuten.ne.jp", points=True,
+    ),
+    "amazon": MallProfile(
+        channel="amazon", volume=1.0, listed_fraction=0.65, legacy_sku_fraction=0.04, unmatched_listings=1,
+        price_markup_percent=0, free_shipping_from=2000, shipping=450,
+        payments=((CARD, 0.86), (KONBINI, 0.09), (COD, 0.05)),
+        masked_email_domain="marketplace.amazon.co.jp", points=False,
+    ),
+    "yahoo": MallProfile(
+        channel="yahoo", volume=0.6, listed_fraction=0.55, legacy_sku_fraction=0.05, unmatched_listings=1,
+        price_markup_percent=3, free_shipping_from=5000, shipping=600,
+        payments=((CARD, 0.45), (PAYPAY, 0.30), (BANK, 0.06), (KONBINI, 0.12), (COD, 0.07)),
+        masked_email_domain=None, points=True,
+    ),
+}
+
+
+@dataclass
+class MallListing:
+    """One sellable unit on a mall. `listing_id` is the mall's key for it (see the module docstring)."""
+
+    channel: str
+    listing_id: str  # rakuten "manageNumber:variantId", amazon seller SKU, yahoo "itemCode:subCode"
+    parent_code: str  # rakuten manageNumber, amazon parent SKU (style), yahoo item code
+    variant_code: str  # rakuten variantId, amazon seller SKU, yahoo sub code
+    seller_sku: str  # the shop's SKU as the mall stores it (merchantDefinedSkuId / seller SKU / sub code)
+    erp_sku: str | None  # truth: the ERP SKU this listing sells; None = deliberately unmatched
+    jan: str | None
+    title: str
+    variant_label: str  # "カラー:ネイビー / サイズ:M"
+    price: int  # tax-inclusive JPY as the mall shows it
+    tax_percent: int
+    quantity: int  # the stock the mall displays (and decrements on each sale)
+    asin: str | None
+    created_at: datetime
+    updated_at: datetime
+    stock_updated_at: datetime
+
+
+@dataclass
+class MallBuyer:
+    """A buyer as one mall recorded them (a snapshot; `person_id` is the world's truth of who it is)."""
+
+    person_id: int
+    family_name: str
+    given_name: str
+    family_name_kana: str
+    given_name_kana: str
+    email: str
+    phone: str
+    zip: str
+    prefecture: str
+    city: str
+    address1: str
+    address2: str | None
+
+
+@dataclass
+class MallLine:
+    line_no: int
+    listing_id: str
+    erp_sku: str | None
+    title: str
+    variant_label: str
+    quantity: int
+    current_quantity: int  # after cancellation / return
+    unit_price: int  # tax-inclusive JPY
+    tax_percent: int
+
+
+@dataclass
+class MallEvent:
+    at: datetime
+    kind: str  # confirm | pay | ship | deliver | cancel | return
+
+
+@dataclass
+class MallOrder:
+    channel: str
+    order_id: str
+    created_at: datetime
+    updated_at: datetime
+    payment_method: str
+    buyer: MallBuyer
+    lines: list[MallLine]
+    shipping: int
+    discount: int  # coupon, tax-inclusive JPY
+    points_used: int  # paid with mall points (part of the total, not a discount)
+    state: str = ORDERED
+    confirmed_at: datetime | None = None
+    paid_at: datetime | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    returned_at: datetime | None = None
+    tracking_number: str | None = None
+    version: int = 1  # bumped on every change (Rakuten's order version, Amazon's lastUpdatedTime tick)
+    pending: list[MallEvent] = field(default_factory=list)
+
+    @property
+    def lines_total(self) -> int:
+        return sum(li.unit_price * li.quantity for li in self.lines)
+
+    @property
+    def total(self) -> int:
+        """What the buyer owes in all (goods + shipping − coupon), tax-inclusive; points are part of it."""
+        return self.lines_total + self.shipping - self.discount
+
+    @property
+    def amount_due(self) -> int:
+        """What the buyer pays in money (total − points)."""
+        return self.total - self.points_used
+
+    def truth(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "order_id": self.order_id,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "state": self.state,
+            "payment_method": self.payment_method,
+            "cancelled": self.state == CANCELLED,
+            "person_id": self.buyer.person_id,
+            "total_jpy": self.total,
+            "shipping_jpy": self.shipping,
+            "discount_jpy": self.discount,
+            "points_jpy": self.points_used,
+            "lines": [
+                {"listing_id": li.listing_id, "sku": li.erp_sku, "quantity": li.quantity,
+                 "current_quantity": li.current_quantity, "unit_price_jpy": li.unit_price,
+                 "tax_percent": li.tax_percent}
+                for li in self.lines
+            ],
+        }
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ the mall
+class Mall:
+    """One marketplace's state. Mutate it only under the owning world's lock (the World methods take it)."""
+
+    def __init__(self, world: Any, profile: MallProfile):
+        self.world = world
+        self.profile = profile
+        self.channel = profile.channel
+        self.rng = random.Random(f"{world.seed}:{profile.channel}:generate")
+        self.live_rng = random.Random(f"{world.seed}:{profile.channel}:live")
+        self.listings: list[MallListing] = []
+        self.by_listing: dict[str, MallListing] = {}
+        self.orders: list[MallOrder] = []
+        self.by_order: dict[str, MallOrder] = {}
+        self.version = 0
+        self._weights: list[float] = []
+        self._serial = self.rng.randint(10_000, 90_000)
+        # listener(kind, record) after a live change: ("order_created"|"order_updated", MallOrder),
+        # ("stock_changed", MallListing). Called under the world's lock; must be quick.
+        self.listeners: list[Any] = []
+        self._live = False
+        # People with an old address that this mall still has on file.
+        self._old_address: dict[int, dict[str, Any]] = {}
+
+    # --------------------------------------------------------------------------------------- ids
+    def _next_serial(self) -> int:
+        self._serial += self.rng.randint(1, 9) if not self._live else self.live_rng.randint(1, 9)
+        return self._serial
+
+    def _order_id(self, at: datetime, rng: random.Random) -> str:
+        if self.channel == "rakuten":  # shopId-yyyymmdd-serial (JST date)
+            local = at + timedelta(hours=9)
+            return f"386371-{local:%Y%m%d}-{self._next_serial():010d}"
+        if self.channel == "amazon":  # 3-7-7 digits
+            return f"{rng.choice(('249', '250', '503'))}-{rng.randint(0, 9_999_999):07d}-{rng.randint(0, 9_999_999):07d}"
+        return f"ichigen-select-{self._next_serial() + 10_000_000:08d}"
+
+    def _asin(self) -> str:
+        alphabet = string.ascii_uppercase + string.digits
+        while True:
+            asin = "B0" + "".join(self.rng.choice(alphabet) for _ in range(8))
+            if all(listing.asin != asin for listing in self.listings):
+                return asin
+
+    # --------------------------------------------------------------------------------------- generation
+    def generate_listings(self) -> None:
+        world, rng, profile = self.world, self.rng, self.profile
+        opened = world.now - timedelta(days=rng.randint(400, 900))
+        styles: dict[str, list[Any]] = {}
+        for p in world.products:
+            styles.setdefault(p.style_code, []).append(p)
+        popularity = {s: rng.lognormvariate(0, 0.9) for s in styles}
+        for style, members in styles.items():
+            listed = [p for p in members if rng.random() < profile.listed_fraction]
+            created = opened + timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86399))
+            for p in listed:
+                legacy = rng.random() < profile.legacy_sku_fraction
+                self._add_listing(p, style, legacy, created, popularity[style])
+        for n in range(profile.unmatched_listings):
+            self._add_unmatched(n, opened)
+        self.by_listing = {listing.listing_id: listing for listing in self.listings}
+        if not self.listings:
+            raise ValueError(f"{self.channel} lists nothing; use more skus")
+
+    def _add_listing(self, p: Any, style: str, legacy: bool, created: datetime, popularity: float) -> None:
+        rng, world = self.rng, self.world
+        style_lower = style.lower()
+        variant_bits = [b for b in (p.color, p.size) if b]
+        variant_slug = "-".join(variant_bits).lower() or "f"
+        seller_sku = p.sku if not legacy else f"{style.replace('-', '')}{variant_slug.replace('-', '').upper()}"
+        if self.channel == "rakuten":
+            parent, variant = style_lower, variant_slug
+            listing_id = f"{parent}:{variant}"
+        elif self.channel == "amazon":
+            parent = f"{style}-P"
+            variant = seller_sku if not legacy else f"AMZ-{seller_sku}"
+            seller_sku = variant
+            listing_id = variant
+        else:
+            parent = style_lower.replace("-", "")
+            variant = f"{parent}-{variant_slug}" if not legacy else f"{parent}{variant_slug.replace('-', '')}"
+            seller_sku = variant if legacy else p.sku.lower()
+            variant = seller_sku
+            listing_id = f"{parent}:{variant}"
+        tax_percent = 8 if p.tax_class == "reduced" else 10
+        price = _round_up(p.list_price * (100 + tax_percent) // 100 * (100 + self.profile.price_markup_percent) // 100, 10)
+        if rng.random() < 0.07:  # the mall still shows an older price
+            price -= rng.choice((100, 200, 300))
+        labels = ([f"カラー:{p.color_label}"] if p.color_label else []) + [f"サイズ:{p.size or 'F'}"]
+        updated = created + timedelta(days=rng.randint(0, 90))
+        listing = MallListing(
+            channel=self.channel, listing_id=listing_id, parent_code=parent, variant_code=variant,
+            seller_sku=seller_sku, erp_sku=p.sku, jan=p.jan, title=_mall_title(self.channel, p),
+            variant_label=" / ".join(labels), price=max(100, price), tax_percent=tax_percent,
+            quantity=0, asin=self._asin() if self.channel == "amazon" else None,
+            created_at=created, updated_at=min(updated, world.now), stock_updated_at=min(updated, world.now),
+        )
+        self.listings.append(listing)
+        self._weights.append(popularity * rng.uniform(0.5, 1.5))
+
+    def _add_unmatched(self, n: int, opened: datetime) -> None:
+        """A discontinued product the shop still lists: its code and JAN are in no ERP table."""
+        rng = self.rng
+        body = "45" + f"{rng.randint(0, 9_999_999_999):010d}"
+        jan = body + str(_jan_check_digit(body))
+        code = f"OLD-{9000 + n}"
+        if self.channel == "rakuten":
+            parent, variant, listing_id = code.lower(), "f", f"{code.lower()}:f"
+        elif self.channel == "amazon":
+            parent, variant, listing_id = f"{code}-P", code, code
+        else:
+            parent = code.lower().replace("-", "")
+            variant, listing_id = parent, f"{parent}:{parent}"
+        listing = MallListing(
+            channel=self.channel, listing_id=listing_id, parent_code=parent, variant_code=variant,
+            seller_sku=variant if self.channel != "rakuten" else code, erp_sku=None, jan=jan,
+            title="【旧モデル】キャンバストート", variant_label="サイズ:F", price=1980, tax_percent=10,
+            quantity=rng.randint(0, 2), asin=self._asin() if self.channel == "amazon" else None,
+            created_at=opened, updated_at=opened + timedelta(days=30), stock_updated_at=opened + timedelta(days=30),
+        )
+        self.listings.append(listing)
+        self._weights.append(0.05)
+
+    def settle_stock(self, erp_sellable: dict[str, int]) -> None:
+        """The displayed stock after history: near the ERP's sellable stock, but not equal (so a sync has work)."""
+        rng, now = self.rng, self.world.now
+        for listing in self.listings:
+            if listing.erp_sku is None:
+                continue
+            base = erp_sellable.get(listing.erp_sku, 0)
+            roll = rng.random()
+            shown = base if roll < 0.4 else base - rng.randint(1, 4) if roll < 0.7 else base + rng.randint(1, 4) \
+                if roll < 0.92 else rng.randint(0, 2)
+            listing.quantity = max(0, shown)
+            stamp = now - timedelta(seconds=rng.randint(600, 4 * 86400))
+            listing.stock_updated_at = max(stamp, listing.created_at)
+            listing.updated_at = max(listing.updated_at, listing.stock_updated_at)
+
+    def remember_old_addresses(self, people: list[Any], make_address: Any) -> None:
+        """Some people moved: this mall still has their old address (identity resolution must cope)."""
+        for person in people:
+            if self.rng.random() < 0.12:
+                self._old_address[person.id] = make_address(person)
+
+    def go_live(self) -> None:
+        self._live = True
+
+    # --------------------------------------------------------------------------------------- buyers
+    def buyer_for(self, person: Any, rng: random.Random) -> MallBuyer:
+        """How this mall records `person` (a world Customer), with the variation real data has."""
+        address = self._old_address.get(person.id, person.address)
+        digits = address["phone"].replace("-", "")
+        style = rng.random()
+        if style < 0.45:
+            phone = address["phone"]  # 090-1234-5678
+        elif style < 0.8:
+            phone = digits
+        elif style < 0.92:
+            phone = _fullwidth(address["phone"])
+        else:
+            phone = f"{digits[:3]}({digits[3:7]}){digits[7:]}"
+        if self.profile.masked_email_domain:
+            token = random.Random(f"{self.channel}:{person.id}").getrandbits(48)
+            email = f"{token:012x}@{self.profile.masked_email_domain}"
+        else:
+            local, _, domain = person.email.partition("@")
+            email = person.email if rng.random() < 0.85 else f"{local.upper()}@{domain}"
+        zip_code = address["zip"] if rng.random() < 0.7 else address["zip"].replace("-", "")
+        if rng.random() < 0.1:
+            zip_code = _fullwidth(zip_code)
+        kana_family, kana_given = person.last_name_kana, person.first_name_kana
+        if self.channel == "yahoo" and rng.random() < 0.3:
+            kana_family, kana_given = _hiragana(kana_family), _hiragana(kana_given)
+        return MallBuyer(
+            person_id=person.id, family_name=person.last_name, given_name=person.first_name,
+            family_name_kana=kana_family, given_name_kana=kana_given, email=email, phone=phone, zip=zip_code,
+            prefecture=address["province"], city=address["city"],
+            address1=address["address1"] if rng.random() < 0.8 else _fullwidth(address["address1"]),
+            address2=address.get("address2"),
+        )
+
+    # --------------------------------------------------------------------------------------- orders
+    def new_order(self, at: datetime, rng: random.Random, check_stock: bool,
+                  wanted: list[tuple[MallListing, int]] | None = None) -> MallOrder | None:
+        world = self.world
+        if wanted is None:
+            count = rng.choices([1, 2, 3], weights=[62, 28, 10])[0]
+            picks: list[MallListing] = []
+            cum = self._cum()
+            for _ in range(count * 3):
+                if len(picks) == count:
+                    break
+                listing = rng.choices(self.listings, cum_weights=cum)[0]
+                if listing not in picks:
+                    picks.append(listing)
+            wanted = [(listing, rng.choices([1, 2, 3], weights=[82, 14, 4])[0]) for listing in picks]
+        lines: list[MallLine] = []
+        for listing, qty in wanted:
+            if check_stock:
+                if listing.quantity <= 0:
+                    continue  # sold out on this mall: the line is refused
+                qty = min(qty, listing.quantity)
+            lines.append(MallLine(
+                line_no=len(lines) + 1, listing_id=listing.listing_id, erp_sku=listing.erp_sku,
+                title=listing.title, variant_label=listing.variant_label, quantity=qty, current_quantity=qty,
+                unit_price=listing.price, tax_percent=listing.tax_percent,
+            ))
+        if not lines:
+            return None
+        person = rng.choices(world.customers, cum_weights=world._cum("customers", world._customer_weights))[0]
+        method = rng.choices([m for m, _ in self.profile.payments], weights=[w for _, w in self.profile.payments])[0]
+        goods = sum(li.unit_price * li.quantity for li in lines)
+        shipping = 0 if goods >= self.profile.free_shipping_from else self.profile.shipping
+        discount = 0
+        if goods >= 3000 and rng.random() < 0.1:
+            discount = rng.choice((300, 500, goods * 10 // 100))
+        points = rng.choice((100, 200, 500, 1000)) if self.profile.points and rng.random() < 0.2 else 0
+        points = min(points, goods + shipping - discount)
+        order = MallOrder(
+            channel=self.channel, order_id=self._order_id(at, rng), created_at=at, updated_at=at,
+            payment_method=method, buyer=self.buyer_for(person, rng), lines=lines, shipping=shipping,
+            discount=discount, points_used=points,
+        )
+        if order.order_id in self.by_order:  # an Amazon id collision is astronomically rare; redraw once
+            order.order_id = self._order_id(at, rng)
+        order.pending = _plan(order, rng)
+        if check_stock:
+            for li in lines:
+                listing = self.by_listing[li.listing_id]
+                listing.quantity -= li.quantity
+                self._touch_stock(listing, at)
+        self.orders.append(order)
+        self.by_order[order.order_id] = order
+        self.version += 1
+        world.version += 1
+        if self._live:
+            self._emit("order_created", order)
+        return order
+
+    def apply_due(self, order: MallOrder, until: datetime) -> bool:
+        changed = False
+        while order.pending and order.pending[0].at <= until:
+            self._apply(order, order.pending.pop(0))
+            changed = True
+        return changed
+
+    def _apply(self, order: MallOrder, event: MallEvent) -> None:
+        kind, at = event.kind, event.at
+        if kind == "confirm":
+            order.confirmed_at = at
+            order.state = AWAITING_SHIPMENT if order.payment_method in INSTANT_PAYMENTS + (COD,) else PENDING_PAYMENT
+            if order.state == AWAITING_SHIPMENT and order.payment_method in INSTANT_PAYMENTS:
+                order.paid_at = order.paid_at or order.created_at
+        elif kind == "pay":
+            order.paid_at = at
+            if order.state == PENDING_PAYMENT:
+                order.state = AWAITING_SHIPMENT
+        elif kind == "ship":
+            order.shipped_at = at
+            order.state = SHIPPED
+            order.tracking_number = f"{self.live_rng.randint(10**11, 10**12 - 1)}" if self._live \
+                else f"{self.rng.randint(10**11, 10**12 - 1)}"
+        elif kind == "deliver":
+            order.delivered_at = at
+            order.state = DELIVERED
+        elif kind == "cancel":
+            was_open = order.state in (ORDERED, PENDING_PAYMENT, AWAITING_SHIPMENT)
+            order.cancelled_at = at
+            order.state = CANCELLED
+            if was_open and self._live:  # the mall puts the units back on sale
+                for li in order.lines:
+                    listing = self.by_listing.get(li.listing_id)
+                    if listing is not None:
+                        listing.quantity += li.current_quantity
+                        self._touch_stock(listing, at)
+            for li in order.lines:
+                li.current_quantity = 0
+        elif kind == "return":
+            order.returned_at = at
+            order.state = RETURNED
+            for li in order.lines:
+                li.current_quantity = 0
+        else:  # pragma: no cover - a planning bug
+            raise ValueError(f"unknown mall event {kind}")
+        order.updated_at = max(order.updated_at, at)
+        order.version += 1
+        self.version += 1
+        self.world.version += 1
+        if self._live:
+            self._emit("order_updated", order)
+
+    def advance(self, until: datetime) -> list[MallOrder]:
+        return [o for o in self.orders if o.pending and self.apply_due(o, until)]
+
+    # --------------------------------------------------------------------------------------- stock
+    def set_quantity(self, listing_id: str, quantity: int, at: datetime) -> MallListing:
+        """The shop (or a sync tool) sets the displayed quantity."""
+        listing = self.by_listing[listing_id]
+        if quantity < 0:
+            raise ValueError(f"{self.channel} {listing_id}: quantity must be ≥ 0")
+        listing.quantity = quantity
+        self._touch_stock(listing, at)
+        return listing
+
+    def add_quantity(self, listing_id: str, delta: int, at: datetime) -> MallListing:
+        """A relative change (Rakuten RELATIVE, Yahoo +n/−n); the mall floors displayed stock at 0."""
+        listing = self.by_listing[listing_id]
+        listing.quantity = max(0, listing.quantity + delta)
+        self._touch_stock(listing, at)
+        return listing
+
+    def _touch_stock(self, listing: MallListing, at: datetime) -> None:
+        listing.stock_updated_at = max(listing.stock_updated_at, at)
+        listing.updated_at = max(listing.updated_at, at)
+        self.version += 1
+        self.world.version += 1
+        if self._live:
+            self._emit("stock_changed", listing)
+
+    # --------------------------------------------------------------------------------------- views
+    def orders_in_window(self, field_name: str, start: datetime | None, end: datetime | None) -> list[MallOrder]:
+        """Orders whose `created_at` or `updated_at` lies in [start, end), oldest first, ties by id."""
+        rows = [o for o in self.orders
+                if (start is None or getattr(o, field_name) >= start) and (end is None or getattr(o, field_name) < end)]
+        rows.sort(key=lambda o: (getattr(o, field_name), o.order_id))
+        return rows
+
+    def orders_truth(self) -> list[dict[str, Any]]:
+        return [o.truth() for o in self.orders]
+
+    def stock_truth(self) -> list[dict[str, Any]]:
+        return [{"channel": self.channel, "listing_id": s.listing_id, "sku": s.erp_sku, "seller_sku": s.seller_sku,
+                 "quantity": s.quantity, "updated_at": _iso(s.stock_updated_at)} for s in self.listings]
+
+    def _emit(self, kind: str, record: Any) -> None:
+        for listener in list(self.listeners):
+            listener(kind, record)
+
+    def _cum(self) -> list[float]:
+        cum = getattr(self, "_cum_weights", None)
+        if cum is None or len(cum) != len(self._weights):
+            total, cum = 0.0, []
+            for w in self._weights:
+                total += w
+                cum.append(total)
+            self._cum_weights = cum
+        return cum
+
+
+# ------------------------------------------------------------------------------------------------ lifecycle
+def _plan(order: MallOrder, rng: random.Random) -> list[MallEvent]:
+    t = order.created_at
+
+    def after(start: datetime, lo_hours: float, hi_hours: float) -> datetime:
+        return start + timedelta(seconds=round(rng.uniform(lo_hours, hi_hours) * 3600))
+
+    confirm = after(t, 0.05, 3)
+    events = [MallEvent(confirm, "confirm")]
+    method = order.payment_method
+    if method in INSTANT_PAYMENTS:
+        if rng.random() < 0.03:
+            return events + [MallEvent(after(confirm, 0.2, 20), "cancel")]
+        ship = after(confirm, 3, 48)
+    elif method in (BANK, KONBINI):
+        if rng.random() < 0.12:
+            return events + [MallEvent(t + timedelta(days=7), "cancel")]  # never paid
+        paid = after(confirm, 0.2, 72)
+        events.append(MallEvent(paid, "pay"))
+        ship = after(paid, 3, 40)
+    else:  # cash on delivery
+        if rng.random() < 0.02:
+            return events + [MallEvent(after(confirm, 0.5, 12), "cancel")]
+        ship = after(confirm, 3, 40)
+    delivered = after(ship, 18, 60)
+    events += [MallEvent(ship, "ship"), MallEvent(delivered, "deliver")]
+    if method == COD:
+        events.append(MallEvent(delivered, "pay"))
+    if rng.random() < 0.02:
+        events.append(MallEvent(after(delivered, 24, 200), "return"))
+    events.sort(key=lambda e: e.at)
+    return events
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def _jan_check_digit(first12: str) -> int:
+    odd = sum(int(d) for d in first12[0::2])
+    even = sum(int(d) for d in first12[1::2])
+    return (10 - (odd + 3 * even) % 10) % 10
+
+
+_FULLWIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+
+
+def _fullwidth(text: str) -> str:
+    return text.translate(_FULLWIDTH)
+
+
+def _hiragana(katakana: str) -> str:
+    return "".join(chr(ord(ch) - 0x60) if "ァ" <= ch <= "ヶ" else ch for ch in katakana)
+
+
+def _mall_title(channel: str, p: Any) -> str:
+    """Malls like long, keyword-stuffed titles; each in its own style."""
+    if channel == "rakuten":
+        return f"【送料無料ライン対象】{p.style_name} {p.category} 一元セレクト"
+    if channel == "amazon":
+        return f"一元セレクト {p.style_name} ({p.category})"
+    return f"{p.style_name}【一元セレクト】"
