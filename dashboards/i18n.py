@@ -284,11 +284,38 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "No guard-rail refusals in the selected period and channels.",
     },
     "sync.not_yet": {
-        "ja": "隔離（quarantine）件数と理由、チャネルとの差異（drift）、在庫反映の遅れの推移は、"
-        "データモデルがまだ公開していないため表示できません。",
-        "en": "Quarantine counts with reasons, drift per channel and stock lag over time cannot be shown yet: "
-        "the data model does not publish them.",
+        "ja": "在庫反映の遅れ（注文から他チャネルの在庫表示まで）の推移は、データモデルがまだ公開していないため"
+        "表示できません。",
+        "en": "Stock lag over time (order to the new stock shown on the other channels) cannot be shown yet: "
+        "the data model does not publish it.",
     },
+    "sync.metric.quarantined": {"ja": "隔離中のレコード", "en": "Quarantined records"},
+    "sync.quarantine.title": {"ja": "取り込めなかったレコード（隔離）", "en": "Records not landed (quarantine)"},
+    "sync.quarantine.caption": {
+        "ja": "ソース・エンティティ・理由ごとの件数。取り込めなかったレコードは原文のまま保管されています"
+        "（staging.stg_quarantine__records）。",
+        "en": "Counts per source, entity and reason. Every record that could not be landed is kept with its raw "
+        "text (staging.stg_quarantine__records).",
+    },
+    "sync.quarantine.none": {
+        "ja": "隔離されたレコードはありません。",
+        "en": "No record has been quarantined.",
+    },
+    "sync.drift.title": {"ja": "チャネル別の在庫差異（目標 vs 表示）", "en": "Stock drift per channel (target vs shown)"},
+    "sync.drift.caption": {
+        "ja": "出品中のSKUについて、在庫目標とチャネルが最後に表示していた在庫数の比較。",
+        "en": "For listed SKUs: the stock target against what the channel last showed.",
+    },
+    "sync.drift.none": {"ja": "差異のデータはまだありません。", "en": "No drift data yet."},
+    "sync.col.reason": {"ja": "理由の種類", "en": "Kind of reason"},
+    "sync.col.records": {"ja": "件数", "en": "Records"},
+    "sync.col.occurrences": {"ja": "再検出を含む回数", "en": "Occurrences"},
+    "sync.col.last_quarantined": {"ja": "最終検出（日本時間）", "en": "Last seen (JST)"},
+    "sync.col.example": {"ja": "例", "en": "Example"},
+    "sync.col.in_sync": {"ja": "一致", "en": "In sync"},
+    "sync.col.drift": {"ja": "差異あり", "en": "Drift"},
+    "sync.col.not_seen": {"ja": "未取得", "en": "Not seen"},
+    "sync.col.units_off": {"ja": "差異の合計（個）", "en": "Units off (total)"},
     "sync.col.source": {"ja": "ソース", "en": "Source"},
     "sync.col.entity": {"ja": "エンティティ", "en": "Entity"},
     "sync.col.model": {"ja": "モデル", "en": "Model"},

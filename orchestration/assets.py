@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import polars as pl
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -36,13 +37,23 @@ def build_ingest_assets(config: Config) -> list[dg.AssetsDefinition]:
     return assets
 
 
+QUARANTINE_CHECK = "no_records_quarantined"
+
+
 def _ingest_asset(config: Config, source: str, entity: str) -> dg.AssetsDefinition:
+    key = dg.AssetKey([source, entity])
+
     @dg.asset(
-        key=dg.AssetKey([source, entity]),
+        key=key,
         group_name=f"land_{source}",
         kinds={"python", "parquet"},
         description=f"{source} {entity}, landed as immutable Parquet batches (incremental, cursor from landed data).",
         pool=f"channel_{source}",  # one budget per channel: runs queue instead of exceeding it
+        check_specs=[dg.AssetCheckSpec(
+            QUARANTINE_CHECK, asset=key,
+            description="Every record of the batch landed; a WARN lists how many went to quarantine and why "
+                        "(they are kept with their raw text and reason: mart_ingest_quarantine).",
+        )],
     )
     def _ingest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         result = ingestion.ingest(config, source, entity)
@@ -55,10 +66,31 @@ def _ingest_asset(config: Config, source: str, entity: str) -> dg.AssetsDefiniti
                 "rows_quarantined": result.rows_quarantined,
                 "batch_id": result.batch_id or "",
                 "cursor_to": str(result.cursor_to or ""),
-            }
+            },
+            check_results=[quarantine_check(result)],
         )
 
     return _ingest
+
+
+def quarantine_check(result: ingestion.IngestResult) -> dg.AssetCheckResult:
+    """Passed when nothing was quarantined; otherwise a warning (the batch still landed) with the reasons."""
+    reasons: dict[str, int] = {}
+    if result.quarantine_path is not None and result.quarantine_path.exists():
+        for reason in pl.read_parquet(result.quarantine_path, columns=["reason"])["reason"].to_list():
+            reasons[reason] = reasons.get(reason, 0) + 1
+    top = dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:10])
+    return dg.AssetCheckResult(
+        check_name=QUARANTINE_CHECK,
+        passed=result.rows_quarantined == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows_quarantined": result.rows_quarantined,
+            "rows_landed": result.rows_landed,
+            "quarantine_file": str(result.quarantine_path or ""),
+            "reasons": dg.MetadataValue.json(top),
+        },
+    )
 
 
 class IchigenDbtTranslator(DagsterDbtTranslator):

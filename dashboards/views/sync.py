@@ -5,8 +5,10 @@
 - Pushes: `staging.stg_push_log__attempts` (the push log, DECISIONS.md D7) in the chosen period (JST date of
   the push) and channels: applied / failed / refused / stale / dry_run counts and the last push per channel.
 - Guard-rail refusals: attempts with status `refused` and the guard's reason (`error`).
-- Quarantine counts, drift per channel and stock lag over time: the model does not publish them yet; the
-  page says so.
+- Quarantine: `main.mart_ingest_quarantine` — records ingestion could not land, per source, entity and kind
+  of reason, with an example (the records themselves: `staging.stg_quarantine__records`).
+- Drift per channel: `main.mart_sync_drift` — listed SKUs in sync / drifting / not yet seen, and the units off.
+- Stock lag over time: the model does not publish it yet; the page says so.
 """
 
 from __future__ import annotations
@@ -40,6 +42,30 @@ where table_catalog = current_database() and table_schema = 'staging' and table_
 """
 
 PUSH_CHANNELS_SQL = f"select distinct channel from {PUSH_LOG}"
+
+TABLE_EXISTS_SQL = """
+select count(*) as n
+from information_schema.tables
+where table_catalog = current_database() and table_schema = $schema and table_name = $name
+"""
+
+QUARANTINE_SQL = """
+select source, entity, reason_kind, records, occurrences, last_quarantined_at, example_reason, example_record_key
+from main.mart_ingest_quarantine
+order by records desc, source, entity, reason_kind
+"""
+
+DRIFT_SQL = """
+select
+    channel,
+    count(*) filter (where status = 'in_sync')::BIGINT      as in_sync,
+    count(*) filter (where status = 'drift')::BIGINT        as drift,
+    count(*) filter (where status = 'not_seen')::BIGINT     as not_seen,
+    coalesce(sum(abs(drift_quantity)), 0)::BIGINT           as units_off
+from main.mart_sync_drift
+where is_listed
+group by channel
+"""
 
 PUSH_DAY = "cast(timezone('Asia/Tokyo', coalesce(pushed_at, planned_at)) as date)"
 
@@ -78,6 +104,11 @@ def last_ingest(serving: data.Published) -> pl.DataFrame:
         for schema, table in models.rows()
     )
     return serving.query(f"select * from ({union}) order by model")
+
+
+def table_exists(serving: data.Published, schema: str, name: str) -> bool:
+    """A serving copy published before a model existed lacks its table: the page then shows what it has."""
+    return int(serving.query(TABLE_EXISTS_SQL, {"schema": schema, "name": name})["n"][0]) > 0
 
 
 def split_model(name: str) -> tuple[str, str]:
@@ -140,6 +171,39 @@ def refusals_table(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def quarantine_table(frame: pl.DataFrame) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            t("sync.col.source"): frame["source"],
+            t("sync.col.entity"): frame["entity"],
+            t("sync.col.reason"): frame["reason_kind"],
+            t("sync.col.records"): frame["records"],
+            t("sync.col.occurrences"): frame["occurrences"],
+            t("sync.col.last_quarantined"): [
+                jst_timestamp(v) if v else "—" for v in frame["last_quarantined_at"].to_list()
+            ],
+            t("sync.col.example"): [
+                f"{key}: {reason}" if key else reason
+                for key, reason in zip(frame["example_record_key"].to_list(), frame["example_reason"].to_list(),
+                                       strict=True)
+            ],
+        }
+    )
+
+
+def drift_table(frame: pl.DataFrame) -> pl.DataFrame:
+    order = ch.ordered(frame["channel"].to_list())
+    frame = frame.sort(
+        pl.col("channel").replace_strict({c: i for i, c in enumerate(order)}, return_dtype=pl.Int32)
+    )
+    return pl.DataFrame(
+        {
+            t("common.col.channel"): [ch.name(c) for c in frame["channel"].to_list()],
+            **{t(f"sync.col.{s}"): frame[s] for s in ("in_sync", "drift", "not_seen", "units_off")},
+        }
+    )
+
+
 def show_ingest(frame: pl.DataFrame, now: datetime) -> None:
     st.subheader(t("sync.ingest.title"))
     st.caption(t("sync.ingest.caption"))
@@ -168,6 +232,9 @@ def render() -> None:
                 pushes = serving.query(PUSH_SQL, params)
                 refusals = serving.query(REFUSALS_SQL, params)
         ingest = last_ingest(serving)
+        quarantine = (serving.query(QUARANTINE_SQL)
+                      if table_exists(serving, "main", "mart_ingest_quarantine") else None)
+        drift = serving.query(DRIFT_SQL) if table_exists(serving, "main", "mart_sync_drift") else None
     except data.ServingError as exc:
         st.error(str(exc), icon=":material/error:")
         return
@@ -177,6 +244,8 @@ def render() -> None:
         (t("sync.metric.sources"), count(ingest.height)),
         (t("sync.metric.oldest"), count(max(ages)) if ages else "—"),
     ]
+    if quarantine is not None:
+        specs.append((t("sync.metric.quarantined"), count(int(quarantine["records"].sum()))))
     if pushes is not None:
         specs += [
             (t(f"sync.metric.{s}"), count(int(pushes[s].sum()) if not pushes.is_empty() else 0))
@@ -188,6 +257,20 @@ def render() -> None:
     st.info(f"**{t('common.not_yet.title')}**: {t('sync.not_yet')}", icon=":material/info:")
 
     show_ingest(ingest, now)
+
+    st.subheader(t("sync.quarantine.title"))
+    st.caption(t("sync.quarantine.caption"))
+    if quarantine is None or quarantine.is_empty():
+        st.success(t("sync.quarantine.none"), icon=":material/check_circle:")
+    else:
+        st.dataframe(quarantine_table(quarantine), hide_index=True, width="stretch")
+
+    st.subheader(t("sync.drift.title"))
+    st.caption(t("sync.drift.caption"))
+    if drift is None or drift.is_empty():
+        st.info(t("sync.drift.none"))
+    else:
+        st.dataframe(drift_table(drift), hide_index=True, width="stretch")
 
     st.subheader(t("sync.push.title"))
     if not channels:

@@ -102,6 +102,11 @@ create table fct_stock_position (sku VARCHAR, warehouse_code VARCHAR, is_sellabl
 create table mart_channel_stock_targets (channel VARCHAR, sku VARCHAR, sellable_on_hand BIGINT,
     open_order_units BIGINT, safety_stock BIGINT, available_to_sell BIGINT, channel_buffer BIGINT,
     target_quantity BIGINT, explain VARCHAR);
+create table mart_ingest_quarantine (source VARCHAR, entity VARCHAR, reason_kind VARCHAR, records BIGINT,
+    occurrences BIGINT, first_quarantined_at TIMESTAMP WITH TIME ZONE, last_quarantined_at TIMESTAMP WITH TIME ZONE,
+    example_reason VARCHAR, example_record_key VARCHAR);
+create table mart_sync_drift (channel VARCHAR, sku VARCHAR, is_listed BOOLEAN, target_quantity BIGINT,
+    channel_quantity BIGINT, drift_quantity BIGINT, status VARCHAR);
 create schema staging;
 create table staging.stg_push_log__attempts (run_id VARCHAR, channel VARCHAR, field VARCHAR, sku VARCHAR,
     target_ref VARCHAR, old_value BIGINT, new_value BIGINT, status VARCHAR, error VARCHAR,
@@ -268,6 +273,19 @@ def write_marts(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     )
     insert(con, "mart_channel_stock_targets", sample_targets())
     insert(con, "staging.stg_push_log__attempts", sample_pushes(now))
+    insert(con, "mart_ingest_quarantine", [
+        ("shopify", "orders", "created_at … has no UTC offset", 3, 5, now - timedelta(days=2),
+         now - timedelta(hours=1), "created_at '2026-11-01 10:00' has no UTC offset", "gid://shopify/Order/9"),
+        ("pos", "sales", "JAN # has a wrong check digit", 1, 1, now - timedelta(hours=5),
+         now - timedelta(hours=5), "JAN 4901234567891 has a wrong check digit", None),
+    ])
+    insert(con, "mart_sync_drift", [
+        ("shopify", "TS-A", True, 8, 8, 0, "in_sync"),
+        ("shopify", "TS-B", True, 0, 2, 2, "drift"),
+        ("shopify", "TS-C", True, 1, None, None, "not_seen"),
+        ("rakuten", "TS-A", True, 9, 6, -3, "drift"),
+        ("rakuten", "TS-E", False, None, None, None, "not_listed"),
+    ])
     con.execute(
         "insert into staging.stg_shopify__orders values ('1', '#1', ?, 1000, 'b1', ?), "
         "('2', '#2', ?, 2000, 'b2', ?)",

@@ -104,8 +104,33 @@ def test_sync_figures_equal_sql(serving: Path, run_app, kit) -> None:
     assert abs(int(shown["最古の取り込み（分前）"].replace(",", "")) - oldest) <= 1.5
     assert shown["取り込み対象"] == "3"
 
-    # Quarantine and drift: an explicit "not yet available".
-    assert any(i.value.startswith("**まだ表示できません**") and "drift" in i.value for i in at.info)
+    # Quarantine per source/entity/reason, with its total as a metric.
+    quarantine = frame(at, "理由の種類", "件数", "再検出を含む回数")
+    expected_q = kit.all(serving, "select source, entity, reason_kind, records, occurrences "
+                         "from mart_ingest_quarantine order by records desc")
+    assert list(zip(quarantine["ソース"], quarantine["エンティティ"], quarantine["理由の種類"], quarantine["件数"],
+                    quarantine["再検出を含む回数"], strict=True)) == expected_q
+    assert shown["隔離中のレコード"] == f"{sum(r[3] for r in expected_q):,}"
+    assert quarantine["例"].tolist()[0].startswith("gid://shopify/Order/9: created_at")
+
+    # Drift per channel over listed SKUs only.
+    drift = frame(at, "一致", "差異あり", "未取得")
+    expected_d = {
+        names[c]: (i, d, n, u)
+        for c, i, d, n, u in kit.all(
+            serving,
+            "select channel, count(*) filter (where status = 'in_sync'), count(*) filter (where status = 'drift'), "
+            "count(*) filter (where status = 'not_seen'), coalesce(sum(abs(drift_quantity)), 0) "
+            "from mart_sync_drift where is_listed group by channel",
+        )
+    }
+    assert {
+        row["チャネル"]: (row["一致"], row["差異あり"], row["未取得"], row["差異の合計（個）"])
+        for row in drift.to_dict("records")
+    } == expected_d == {"自社サイト": (1, 1, 1, 2), "楽天市場": (0, 1, 0, 3)}
+
+    # Stock lag over time: an explicit "not yet available".
+    assert any(i.value.startswith("**まだ表示できません**") and "在庫反映" in i.value for i in at.info)
 
 
 def test_sync_filters_and_english(serving: Path, run_app, kit) -> None:
@@ -123,6 +148,7 @@ def test_sync_filters_and_english(serving: Path, run_app, kit) -> None:
     assert [m.label for m in at.metric] == [
         "Sources / entities",
         "Oldest ingest (min ago)",
+        "Quarantined records",
         "Applied",
         "Failed",
         "Refused by guard rails",

@@ -52,7 +52,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from ichigen_dbt_helpers import DbtResult, DbtRun, run_dbt, start_dbt, write_batch, write_push_log
+from ichigen_dbt_helpers import DbtResult, DbtRun, run_dbt, start_dbt, utc, write_batch, write_push_log
+
+from ingestion.landing import LandingZone
 
 JAN = {
     "SKU-TSHIRT-M": "4901234567894",
@@ -338,6 +340,16 @@ def dbt_runs(tmp_path_factory) -> Iterator[dict[str, DbtRun]]:
         ],
     )
 
+    # Quarantine as ingestion writes it: the same bad order met by two look-back fetches, and a keyless record.
+    zone = LandingZone(happy / "landing")
+    bad_order = ("gid://shopify/Order/9001", "createdAt '2026-11-22 10:00' has no UTC offset", {"id": 9001})
+    zone.quarantine("shopify", "orders", "20261122T010000000000Z-aaaa0001", [bad_order],
+                    quarantined_at=utc("2026-11-22T01:00:00Z"))
+    zone.quarantine("shopify", "orders", "20261122T020000000000Z-aaaa0002", [bad_order],
+                    quarantined_at=utc("2026-11-22T02:00:00Z"))
+    zone.quarantine("erp", "products", "20261122T030000000000Z-aaaa0003",
+                    [(None, "sku is missing", {"name": "謎の商品"})], quarantined_at=utc("2026-11-22T03:00:00Z"))
+
     unknown = tmp_path_factory.mktemp("unknown_status")
     write_batch(
         unknown / "landing",
@@ -554,6 +566,21 @@ def test_sync_drift(happy_build):
         ("SKU-SOCKS", 4, None, None, None, False, "not_seen"),
         ("SKU-TEA-01", 0, None, None, None, False, "not_seen"),
         ("SKU-TSHIRT-M", 8, 7, -1, 8, True, "drift"),
+    ]
+
+
+def test_quarantine_is_published_per_source_entity_and_reason(happy_build):
+    records = happy_build.query(
+        "select source, entity, record_key, occurrences from staging.stg_quarantine__records order by source"
+    )
+    assert records == [("erp", "products", None, 1), ("shopify", "orders", "gid://shopify/Order/9001", 2)]
+    summary = happy_build.query(
+        "select source, entity, reason_kind, records, occurrences, example_record_key "
+        "from main.mart_ingest_quarantine order by source"
+    )
+    assert summary == [
+        ("erp", "products", "sku is missing", 1, 1, None),
+        ("shopify", "orders", "createdAt … has no UTC offset", 1, 2, "gid://shopify/Order/9001"),
     ]
 
 
