@@ -67,7 +67,7 @@ def print_summary(summary) -> None:
     table.add_row("publish", "serving copy version", summary.published_version or "— (not published)")
     for channel, counts in sorted(summary.pushes.items()):
         for what in ("planned", "applied", "failed", "refused"):
-            table.add_row("reverse sync", f"{channel} stock pushes {what}", str(counts[what]))
+            table.add_row("reverse sync", f"{channel} pushes {what}", str(counts[what]))
     console.print(table)
     for reason in summary.guard_rail_refusals:
         console.print(f"[yellow]guard rail:[/yellow] {reason}")
@@ -205,38 +205,77 @@ def demo(config_path: ConfigOption = None) -> None:
     console.print("stopped.")
 
 
+ChannelOption = Annotated[str, typer.Option("--channel", help="channel slug")]
+PricesOption = Annotated[bool, typer.Option("--prices", help="prices only")]
+StockOption = Annotated[bool, typer.Option("--stock", help="stock only")]
+FullOption = Annotated[bool, typer.Option("--full", help="re-send every listed SKU, not only the changed ones")]
+
+
 @sync_app.command("plan")
-def sync_plan(config_path: ConfigOption = None, channel: str = "shopify") -> None:
-    """Show what a stock sync would change (a dry run: nothing is pushed, no state advances)."""
-    _sync(config_path, channel, dry_run=True)
+def sync_plan(config_path: ConfigOption = None, channel: ChannelOption = "shopify", prices: PricesOption = False,
+              stock: StockOption = False, full: FullOption = False) -> None:
+    """Show what a sync would change (a dry run: nothing is pushed, no state advances)."""
+    _sync(config_path, channel, dry_run=True, fields=_fields(prices, stock), full=full)
 
 
 @sync_app.command("apply")
 def sync_apply(
     config_path: ConfigOption = None,
-    channel: str = "shopify",
+    channel: ChannelOption = "shopify",
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    prices: PricesOption = False,
+    stock: StockOption = False,
+    full: FullOption = False,
 ) -> None:
-    """Plan, check the guard rails, push, and log."""
-    _sync(config_path, channel, dry_run=dry_run)
+    """Plan, check the guard rails, push, and log — stock and prices unless one is chosen."""
+    _sync(config_path, channel, dry_run=dry_run, fields=_fields(prices, stock), full=full)
 
 
-def _sync(config_path: Path | None, channel: str, dry_run: bool) -> None:
+def _fields(prices: bool, stock: bool) -> tuple[str, ...]:
+    if prices and stock:
+        raise typer.BadParameter("choose --prices or --stock (or neither for both)")
+    return ("price",) if prices else ("stock",) if stock else ("stock", "price")
+
+
+def _sync(config_path: Path | None, channel: str, dry_run: bool, fields: tuple[str, ...], full: bool) -> None:
+    from rich.progress import Progress
+
+    from reverse_sync.prices import PRICE_CHANNELS, sync_prices
     from reverse_sync.stock import sync_stock
 
     config = _config(config_path)
-    result = sync_stock(config, channel, dry_run=dry_run)
-    table = Table(title=f"{channel} stock sync {'(dry run) ' if dry_run else ''}— run {result.run_id}")
-    for col in ("sku", "old", "new", "status", "error"):
-        table.add_column(col)
-    for r in result.records[:50]:
-        table.add_row(r.sku, str(r.old_value), str(r.new_value), r.status, (r.error or "")[:80])
-    console.print(table)
-    console.print(f"planned {result.planned}, unchanged {result.unchanged}, applied {result.applied}, "
-                  f"failed {result.failed}, refused {result.refused}")
-    for reason in result.verdict.reasons:
-        console.print(f"[yellow]guard rail:[/yellow] {reason}")
-    if not result.verdict.allowed or result.failed:
+    runners = {"stock": sync_stock, "price": sync_prices}
+    if "price" in fields and channel not in PRICE_CHANNELS:
+        if fields == ("price",):
+            console.print(f"[red]price sync for {channel} is not built yet (supported: {', '.join(PRICE_CHANNELS)})")
+            raise typer.Exit(2)
+        fields = tuple(f for f in fields if f != "price")
+    summary = Table(title=f"{channel} sync {'(dry run) ' if dry_run else ''}summary")
+    for col in ("field", "run", "planned", "unchanged", "applied", "failed", "refused"):
+        summary.add_column(col)
+    failed = False
+    for field in fields:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"{channel} {field}", total=None)
+            result = runners[field](config, channel, dry_run=dry_run, full=full,
+                                    on_progress=lambda done, total, t=task: progress.update(t, completed=done,
+                                                                                            total=total))
+        table = Table(title=f"{channel} {field} — run {result.run_id}")
+        for col in ("sku", "old", "new", "status", "error"):
+            table.add_column(col)
+        for r in result.records[:50]:
+            table.add_row(r.sku, str(r.old_value), str(r.new_value), r.status, (r.error or "")[:80])
+        if result.records:
+            console.print(table)
+        if len(result.records) > 50:
+            console.print(f"… and {len(result.records) - 50} more rows (all of them are in the push log)")
+        summary.add_row(field, result.run_id, str(result.planned), str(result.unchanged), str(result.applied),
+                        str(result.failed), str(result.refused))
+        for reason in result.verdict.reasons:
+            console.print(f"[yellow]guard rail:[/yellow] {reason}")
+        failed = failed or not result.verdict.allowed or result.failed > 0
+    console.print(summary)
+    if failed:
         raise typer.Exit(1)
 
 

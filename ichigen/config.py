@@ -105,6 +105,7 @@ class GuardRailsConfig(_Strict):
     max_zeroed_fraction: float = Field(default=0.5, ge=0, le=1)
     max_price_change_fraction: float = Field(default=0.3, ge=0)
     max_quantity: int = Field(default=100_000, gt=0)
+    max_price_jpy: int = Field(default=10_000_000, gt=0)  # a price above this is a typo, not a price
     max_target_age_minutes: int = Field(default=120, gt=0)
 
 

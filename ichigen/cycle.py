@@ -25,7 +25,7 @@ class CycleSummary:
     tests_passed: int = 0
     tests_failed: int = 0
     published_version: str | None = None
-    pushes: dict[str, dict[str, int]] = field(default_factory=dict)  # channel -> planned/applied/failed/refused
+    pushes: dict[str, dict[str, int]] = field(default_factory=dict)  # "<channel> <stock|price>" -> planned/applied/failed/refused
     guard_rail_refusals: list[str] = field(default_factory=list)
     failure: str | None = None
 
@@ -71,9 +71,10 @@ def run_full_cycle(config: Config, instance=None, log_level: str = "WARNING") ->
         elif key == "serving_copy":
             summary.published_version = str(meta["version"])
             summary.models_built = int(meta["models_built"])
-        elif key.endswith("/stock_push"):
-            channel = key.split("/")[0]
-            summary.pushes[channel] = {k: int(meta[k]) for k in ("planned", "applied", "failed", "refused")}
+        elif key.endswith(("/stock_push", "/price_push")):
+            channel, push = key.split("/")
+            field = push.removesuffix("_push")
+            summary.pushes[f"{channel} {field}"] = {k: int(meta[k]) for k in ("planned", "applied", "failed", "refused")}
             summary.guard_rail_refusals += list(meta.get("guard_rails") or [])
     # dbt's own results are the authority on tests (unit tests and singular tests have no asset of their own).
     report = last_build(config.warehouse_path)

@@ -23,6 +23,7 @@ import ingestion
 from ichigen.config import Config
 from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
 from ichigen.warehouse import export_dbt_env
+from reverse_sync.prices import sync_prices
 from reverse_sync.stock import sync_stock
 
 SERVING_COPY = dg.AssetKey("serving_copy")
@@ -160,16 +161,26 @@ def build_publish_asset(config: Config, dbt_asset: dg.AssetsDefinition) -> dg.As
 
 
 def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
+    """Stock targets to a channel; reads the channel's landed stock levels."""
+    return _push_asset(config, channel, "stock", sync_stock, "inventory_levels")
+
+
+def build_price_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
+    """Price targets to a channel; reads the channel's landed listings (their current price)."""
+    return _push_asset(config, channel, "price", sync_prices, "product_variants")
+
+
+def _push_asset(config: Config, channel: str, field: str, sync: Any, state_entity: str) -> dg.AssetsDefinition:
     @dg.asset(
-        key=dg.AssetKey([channel, "stock_push"]),
-        deps=[SERVING_COPY, dg.AssetKey([channel, "inventory_levels"])],
+        key=dg.AssetKey([channel, f"{field}_push"]),
+        deps=[SERVING_COPY, dg.AssetKey([channel, state_entity])],
         group_name=f"sync_{channel}",
         kinds={"python"},
-        description=f"Reverse sync of stock targets to {channel}: plan → guard rails → push → push log.",
+        description=f"Reverse sync of {field} targets to {channel}: plan → guard rails → push → push log.",
         pool=f"channel_{channel}",
     )
-    def stock_push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        result = sync_stock(config, channel)
+    def push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        result = sync(config, channel)
         if not result.verdict.allowed:
             for reason in result.verdict.reasons:
                 context.log.warning(reason)
@@ -185,5 +196,4 @@ def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
             }
         )
 
-    return stock_push
-
+    return push

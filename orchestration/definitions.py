@@ -19,6 +19,7 @@ from orchestration.assets import (
     build_dbt_assets,
     build_ingest_assets,
     build_publish_asset,
+    build_price_push_asset,
     build_stock_push_asset,
 )
 
@@ -79,6 +80,7 @@ def build_definitions(config: Config) -> dg.Definitions:
     warehouse = build_dbt_assets(config, project)
     serving = build_publish_asset(config, warehouse)
     pushes = [build_stock_push_asset(config, "shopify")] if config.channels.shopify.enabled else []
+    pushes += [build_price_push_asset(config, "shopify")] if config.channels.shopify.enabled else []
 
     full_cycle = dg.define_asset_job(
         FULL_CYCLE_JOB,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from ichigen.config import GuardRailsConfig
 from ichigen.publish import BuildReport
 from reverse_sync.plan import Plan
+from reverse_sync.push_log import PushRecord
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,19 @@ def check_plan(
     if negatives:
         shown = ", ".join(f"{c.sku}={c.new_value}" for c in negatives[:5])
         reasons.append(f"{where}: {len(negatives)} negative quantities ({shown})")
-    absurd = [c for c in plan.changes if c.new_value > rails.max_quantity]
+    if plan.field == "price":
+        free = [c for c in plan.changes if c.new_value == 0]
+        if free:
+            shown = ", ".join(c.sku for c in free[:5])
+            reasons.append(f"{where}: {len(free)} prices would become 0 JPY ({shown})")
+        absurd = [c for c in plan.changes if c.new_value > rails.max_price_jpy]
+        limit = f"guard_rails.max_price_jpy = {rails.max_price_jpy:,}"
+    else:
+        absurd = [c for c in plan.changes if c.new_value > rails.max_quantity]
+        limit = f"guard_rails.max_quantity = {rails.max_quantity}"
     if absurd:
         shown = ", ".join(f"{c.sku}={c.new_value}" for c in absurd[:5])
-        reasons.append(
-            f"{where}: {len(absurd)} quantities above guard_rails.max_quantity = {rails.max_quantity} ({shown})"
-        )
+        reasons.append(f"{where}: {len(absurd)} {plan.field} values above {limit} ({shown})")
 
     if plan.field == "stock" and plan.listed:
         zeroed = [c for c in plan.changes if c.new_value == 0 and c.old_value > 0]
@@ -78,3 +86,15 @@ def check_plan(
             )
 
     return GuardVerdict(allowed=not reasons, reasons=tuple(reasons))
+
+
+def unpushed_records(plan: Plan, verdict: GuardVerdict) -> list[PushRecord]:
+    """The push-log rows of a plan that is not pushed: `dry_run` rows (which the planner ignores, so a dry run
+    advances no state) or, when the guard refused the plan, `refused` rows carrying every reason."""
+    status = "dry_run" if verdict.allowed else "refused"
+    error = None if verdict.allowed else " | ".join(verdict.reasons)
+    return [
+        PushRecord(plan.run_id, c.channel, c.field, c.sku, c.target_ref, c.old_value, c.new_value,
+                   status, error, plan.planned_at, None, 0)
+        for c in plan.changes
+    ]

@@ -19,7 +19,8 @@ from ichigen.publish import published_version
 
 @dataclass(frozen=True)
 class ChannelListing:
-    """One SKU as a channel holds it: the channel's own reference and the quantity it showed last."""
+    """One SKU as a channel holds it: the channel's own reference and the value it showed last (`quantity`: units
+    for a stock plan, tax-inclusive JPY for a price plan)."""
 
     sku: str
     target_ref: str  # the channel's id for what we push to, e.g. "<inventoryItemId>@<locationId>"
@@ -86,29 +87,82 @@ def read_stock_targets(serving_path: Path, channel: str) -> tuple[dict[str, Stoc
     return targets, published_version(serving_path)
 
 
+@dataclass(frozen=True)
+class PriceTarget:
+    sku: str
+    target_price: int  # tax-inclusive JPY, as the channel shows it
+    explain: str
+
+
+def read_price_targets(serving_path: Path, channel: str) -> tuple[dict[str, PriceTarget], dict | None]:
+    """Price targets for one channel (mart_channel_price_targets) from the serving copy, with its manifest."""
+    if not serving_path.exists():
+        raise FileNotFoundError(
+            f"no published serving copy at {serving_path}: run a build first (ichigen once)"
+        )
+    con = duckdb.connect(str(serving_path), read_only=True)
+    try:
+        rows = con.execute(
+            "select sku, target_price_tax_incl, explain from mart_channel_price_targets where channel = ?",
+            [channel],
+        ).fetchall()
+    finally:
+        con.close()
+    targets = {sku: PriceTarget(sku, int(price), explain or "") for sku, price, explain in rows}
+    return targets, published_version(serving_path)
+
+
 def plan_stock(
     channel: str,
     targets: dict[str, StockTarget],
     listings: dict[str, ChannelListing],
     manifest: dict | None,
+    full: bool = False,
 ) -> Plan:
-    """Changes that bring the channel's shown quantity to the target, one per listed SKU that differs."""
+    """Changes that bring the channel's shown quantity to the target, one per listed SKU that differs (every
+    listed SKU with `full`)."""
+    wanted = {sku: (t.target_quantity, t.explain) for sku, t in targets.items()}
+    return plan_field(channel, "stock", wanted, listings, manifest, full)
+
+
+def plan_prices(
+    channel: str,
+    targets: dict[str, PriceTarget],
+    listings: dict[str, ChannelListing],
+    manifest: dict | None,
+    full: bool = False,
+) -> Plan:
+    """Changes that bring the channel's shown price to the target (listings' `quantity` holds the price)."""
+    wanted = {sku: (t.target_price, t.explain) for sku, t in targets.items()}
+    return plan_field(channel, "price", wanted, listings, manifest, full)
+
+
+def plan_field(
+    channel: str,
+    field_name: str,
+    wanted: dict[str, tuple[int, str]],
+    listings: dict[str, ChannelListing],
+    manifest: dict | None,
+    full: bool = False,
+) -> Plan:
+    """One change per listed SKU whose shown value differs from the wanted (value, explain). A `full` plan
+    re-sends every listed SKU (a resync that heals drift our record of the channel cannot see)."""
     changes: list[PlannedChange] = []
     unchanged = 0
-    for sku in sorted(targets.keys() & listings.keys()):
-        target, listing = targets[sku], listings[sku]
-        if target.target_quantity == listing.quantity:
+    for sku in sorted(wanted.keys() & listings.keys()):
+        (value, explain), listing = wanted[sku], listings[sku]
+        if value == listing.quantity and not full:
             unchanged += 1
             continue
         changes.append(
             PlannedChange(
                 channel=channel,
-                field="stock",
+                field=field_name,
                 sku=sku,
                 target_ref=listing.target_ref,
                 old_value=listing.quantity,
-                new_value=target.target_quantity,
-                reason=target.explain,
+                new_value=value,
+                reason=explain,
             )
         )
     published_at = None
@@ -116,16 +170,16 @@ def plan_stock(
         published_at = datetime.fromisoformat(manifest["published_at"])
     return Plan(
         channel=channel,
-        field="stock",
+        field=field_name,
         run_id=new_run_id(channel),
         planned_at=datetime.now(UTC),
         targets_version=(manifest or {}).get("version"),
         targets_published_at=published_at,
         changes=changes,
-        listed=len(targets.keys() & listings.keys()),
+        listed=len(wanted.keys() & listings.keys()),
         unchanged=unchanged,
-        without_listing=sorted(targets.keys() - listings.keys()),
-        without_target=sorted(listings.keys() - targets.keys()),
+        without_listing=sorted(wanted.keys() - listings.keys()),
+        without_target=sorted(listings.keys() - wanted.keys()),
     )
 
 

@@ -198,3 +198,74 @@ def _rows_named(errors: list[dict], size: int) -> set[int]:
             if part == "quantities" and str(path[i + 1]).isdigit() and int(path[i + 1]) < size:
                 rows.add(int(path[i + 1]))
     return rows
+
+
+# ------------------------------------------------------------------------------------------------ prices
+UPDATE_PRICES = """
+mutation SetPrices($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkUpdate(productId: $productId, variants: $variants, allowPartialUpdates: true) {
+    productVariants { id price }
+    userErrors { code field message }
+  }
+}
+"""
+
+
+class ShopifyPricePusher:
+    """Prices with `productVariantsBulkUpdate`, one call per product (≤ 250 variants each), partial updates
+    allowed so one rejected variant does not hold back the others. A price is absolute and carries no race
+    with sales: a retry sets the same value again, so no idempotency key is needed.
+
+    `target_ref` of a price change is `<variantId>@<productId>` (what the landed product_variants give)."""
+
+    def __init__(self, client: ChannelClient, api_version: str):
+        self.client = client
+        self.path = graphql_path(api_version)
+
+    def push(
+        self,
+        run_id: str,
+        changes: list[PlannedChange],
+        planned_at: datetime,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[PushRecord]:
+        by_product: dict[str, list[PlannedChange]] = {}
+        for change in changes:
+            by_product.setdefault(split_ref(change.target_ref)[1], []).append(change)
+        records: list[PushRecord] = []
+        for product_id, product_changes in by_product.items():
+            for index in range(0, len(product_changes), MAX_PER_CALL):
+                records += self._push_product(run_id, product_id, product_changes[index : index + MAX_PER_CALL],
+                                              planned_at)
+                if on_progress:
+                    on_progress(len(records), len(changes))
+        return records
+
+    def _push_product(self, run_id: str, product_id: str, chunk: list[PlannedChange],
+                      planned_at: datetime) -> list[PushRecord]:
+        variables = {
+            "productId": product_id,
+            "variants": [{"id": split_ref(c.target_ref)[0], "price": str(c.new_value)} for c in chunk],
+        }
+
+        def record(change: PlannedChange, status: str, error: str | None) -> PushRecord:
+            return PushRecord(run_id=run_id, channel=change.channel, field="price", sku=change.sku,
+                              target_ref=change.target_ref, old_value=change.old_value, new_value=change.new_value,
+                              status=status, error=error, planned_at=planned_at, pushed_at=datetime.now(UTC),
+                              attempt=1)
+
+        try:
+            response = self.client.request("POST", self.path, operation="productVariantsBulkUpdate",
+                                           json={"query": UPDATE_PRICES, "variables": variables})
+            payload = response.json()["data"]["productVariantsBulkUpdate"]
+        except Exception as exc:  # noqa: BLE001 — logged per row, retried next cycle
+            return [record(c, "failed", f"{type(exc).__name__}: {exc}") for c in chunk]
+        errors: dict[int, str] = {}
+        for error in payload.get("userErrors") or []:
+            path = error.get("field") or []
+            row = int(path[1]) if len(path) > 1 and path[0] == "variants" and str(path[1]).isdigit() else None
+            text = f"{error.get('code')}: {error.get('message')}"
+            for i in ([row] if row is not None and row < len(chunk) else range(len(chunk))):
+                errors[i] = f"{errors[i]}; {text}" if i in errors else text
+        return [record(c, "failed", errors[i]) if i in errors else record(c, "applied", None)
+                for i, c in enumerate(chunk)]

@@ -11,7 +11,7 @@ from ichigen.config import Config
 from ichigen.publish import last_build
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
-from reverse_sync.guard import GuardVerdict, check_plan
+from reverse_sync.guard import GuardVerdict, check_plan, unpushed_records
 from reverse_sync.plan import Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
 from reverse_sync.shopify import ShopifyStockPusher
@@ -71,13 +71,13 @@ def shopify_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
-def plan_channel_stock(config: Config, channel: str) -> Plan:
+def plan_channel_stock(config: Config, channel: str, full: bool = False) -> Plan:
     if channel not in SUPPORTED_CHANNELS:
         raise SyncError(f"stock sync for {channel!r} is not built yet; supported: {SUPPORTED_CHANNELS}")
     targets, manifest = read_stock_targets(config.serving_path, channel)
     landed = shopify_listings_state(config)
     listings = latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
-    return plan_stock(channel, targets, listings, manifest)
+    return plan_stock(channel, targets, listings, manifest, full)
 
 
 def sync_stock(
@@ -87,20 +87,14 @@ def sync_stock(
     dry_run: bool = False,
     client: ChannelClient | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    full: bool = False,
 ) -> SyncResult:
-    plan = plan_channel_stock(config, channel)
+    plan = plan_channel_stock(config, channel, full)
     verdict = check_plan(plan, config.guard_rails, last_build(config.warehouse_path))
     result = SyncResult(channel, plan.run_id, dry_run, len(plan.changes), plan.unchanged, verdict)
 
     if not verdict.allowed or dry_run:
-        status = "dry_run" if verdict.allowed else "refused"
-        error = None if verdict.allowed else " | ".join(verdict.reasons)
-        result.records = [
-            PushRecord(plan.run_id, c.channel, c.field, c.sku, c.target_ref, c.old_value, c.new_value,
-                       status, error, plan.planned_at, None, 0)
-            for c in plan.changes
-        ]
-        # A dry run advances no state: its rows are logged as dry_run, which the planner ignores.
+        result.records = unpushed_records(plan, verdict)
         write_push_log(config.push_log_dir, result.records)
         return result
 

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from graphql import GraphQLError, GraphQLResolveInfo, get_directive_values
@@ -101,6 +102,7 @@ class Resolvers:
             "node": lambda info, id: self.node_by_gid(id),
             "nodes": lambda info, ids: [self.node_by_gid(i) for i in ids],
             "inventorySetQuantities": self.inventory_set_quantities,
+            "productVariantsBulkUpdate": self.product_variants_bulk_update,
         }
 
     def _by_gid(self, value: str, kind: str, lookup: Callable[[int], Any], build: Callable[[Any], dict]):
@@ -746,6 +748,67 @@ class Resolvers:
             "changes": changes_field,
         }
         return self._payload(group, [])
+
+    def product_variants_bulk_update(self, info: GraphQLResolveInfo, productId: str, variants: list[dict[str, Any]],
+                                     allowPartialUpdates: bool | None = None, media: Any = None):
+        """Prices of a product's variants. Without allowPartialUpdates one bad row fails the whole call, as Shopify.
+        Only `price` (and `compareAtPrice` null) is modelled; other inputs answer SANDBOX_NOT_IMPLEMENTED."""
+        w = self.world
+        if len(variants) > MAX_INPUT_ARRAY:
+            raise GraphQLError(
+                f"The input array size of {len(variants)} is greater than the maximum allowed of {MAX_INPUT_ARRAY}.",
+                extensions={"code": "MAX_INPUT_SIZE_EXCEEDED"},
+            )
+        product_num = parse_gid(productId, "Product")
+        product = w.shop_product(product_num) if product_num is not None else None
+        if product is None:
+            return {"product": None, "productVariants": None, "userErrors": [
+                {"code": "PRODUCT_DOES_NOT_EXIST", "field": ["productId"], "message": "Product does not exist"}]}
+        errors: list[dict[str, Any]] = []
+        updates: list[tuple[Variant, int]] = []
+        for i, row in enumerate(variants):
+            at = ["variants", str(i)]
+            unsupported = sorted(set(row) - {"id", "price", "compareAtPrice"})
+            if unsupported or row.get("compareAtPrice") is not None:
+                raise GraphQLError(f"productVariantsBulkUpdate: {', '.join(unsupported) or 'compareAtPrice'} is not "
+                                   "modelled by the sandbox", extensions={"code": "SANDBOX_NOT_IMPLEMENTED"})
+            if row.get("id") is None:
+                errors.append({"code": "PRODUCT_VARIANT_ID_MISSING", "field": at + ["id"],
+                               "message": "Product variant is missing ID attribute"})
+                continue
+            num = parse_gid(row["id"], "ProductVariant")
+            variant = w.variant(num) if num is not None else None
+            if variant is None or variant.product_id != product.id:
+                errors.append({"code": "PRODUCT_VARIANT_DOES_NOT_EXIST", "field": at + ["id"],
+                               "message": "Product variant does not exist"})
+                continue
+            if "price" not in row:
+                continue
+            try:
+                price = Decimal(str(row["price"]))
+            except InvalidOperation:
+                errors.append({"code": "INVALID_VALUE", "field": at + ["price"], "message": "Price is invalid"})
+                continue
+            if price < 0:
+                errors.append({"code": "NEGATIVE_PRICE_VALUE", "field": at + ["price"],
+                               "message": "Price must be greater than or equal to 0"})
+                continue
+            if price != price.to_integral_value():  # JPY has no minor unit (the sandbox's wording)
+                errors.append({"code": "INVALID_VALUE", "field": at + ["price"],
+                               "message": "JPY prices cannot have a fractional part"})
+                continue
+            updates.append((variant, int(price)))
+        if errors and not allowPartialUpdates:
+            return {"product": self.product_node(product), "productVariants": [], "userErrors": errors}
+        now = w.clock()
+        for variant, price in updates:
+            if variant.price != price:
+                variant.price = price
+                variant.updated_at = max(variant.updated_at, now)
+                product.updated_at = max(product.updated_at, now)
+                w.version += 1
+        return {"product": self.product_node(product),
+                "productVariants": [self.variant_node(v) for v, _ in updates], "userErrors": errors}
 
     @staticmethod
     def _payload(group, errors) -> dict[str, Any]:

@@ -85,11 +85,20 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
              for row in httpx.get(f"{world.shopify_url}/_sandbox/inventory", timeout=30).json()}
     assert targets, "the shop lists SKUs that have targets"
     assert {sku: shown[sku] for sku in targets} == targets
-    assert summary.pushes["shopify"]["applied"] > 0
+    assert summary.pushes["shopify stock"]["applied"] > 0
+
+    # Prices: every listed variant shows the published price target (the shop had some outdated prices).
+    price_targets = dict(published(config, "select sku, target_price_tax_incl from mart_channel_price_targets "
+                                           "where channel = 'shopify'"))
+    with world.world.lock:
+        shop_prices = {v.sku: v.price for v in world.world.variants}
+    assert summary.pushes["shopify price"]["refused"] == 0 and summary.pushes["shopify price"]["applied"] > 0
+    assert {sku: shop_prices[sku] for sku in price_targets} == price_targets
 
     again = run_full_cycle(config)
     assert again.success, again.failure
-    assert again.pushes["shopify"]["planned"] == 0, "a second cycle over an unchanged world pushes nothing"
+    assert again.pushes["shopify stock"]["planned"] == 0, "a second cycle over an unchanged world pushes nothing"
+    assert again.pushes["shopify price"]["planned"] == 0
 
 
 def test_an_unreachable_channel_fails_the_cycle_naming_channel_and_url(tmp_config, world):
