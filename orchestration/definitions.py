@@ -18,8 +18,8 @@ from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env, 
 from orchestration.assets import (
     build_dbt_assets,
     build_ingest_assets,
-    build_publish_asset,
     build_price_push_asset,
+    build_publish_asset,
     build_stock_push_asset,
 )
 
