@@ -23,6 +23,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "nav.sales": {"ja": "売上", "en": "Sales"},
     "nav.stock": {"ja": "在庫", "en": "Stock"},
     "nav.orders": {"ja": "受注", "en": "Orders"},
+    "nav.customers": {"ja": "顧客", "en": "Customers"},
     "nav.sync": {"ja": "同期", "en": "Sync health"},
     "nav.sql": {"ja": "SQL", "en": "SQL"},
     "footer.version": {"ja": "公開バージョン: `{version}`", "en": "Published version: `{version}`"},
@@ -81,6 +82,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "channel.yahoo": {"ja": "Yahoo!ショッピング", "en": "Yahoo! Shopping"},
     "channel.pos": {"ja": "実店舗", "en": "Physical stores"},
     "channel.b2b": {"ja": "卸 (B2B)", "en": "Wholesale (B2B)"},
+    "channel.erp": {"ja": "基幹システム (ERP)", "en": "ERP"},
     # sales page
     "sales.title": {"ja": "売上", "en": "Sales"},
     "sales.caption": {
@@ -247,6 +249,57 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "orders.col.cancel_rate": {"ja": "キャンセル率（%）", "en": "Cancel rate (%)"},
     "orders.col.return_rate": {"ja": "返品率（%）", "en": "Return rate (%)"},
     # sync health page
+    "customers.title": {"ja": "顧客", "en": "Customers"},
+    "customers.caption": {
+        "ja": "チャネル・店舗・B2B をまたいで名寄せした顧客。RFM は直近 {days} 日間（{as_of} 時点）。",
+        "en": "Customers unified across channels, stores and B2B accounts. RFM over the last {days} days "
+        "(as of {as_of}).",
+    },
+    "customers.no_model": {
+        "ja": "公開中のデータに顧客モデルがまだありません。次のビルドの公開後に表示されます。",
+        "en": "The published data has no customer model yet; it appears after the next publish.",
+    },
+    "customers.no_data": {"ja": "顧客データがまだありません。", "en": "No customer data yet."},
+    "customers.metric.customers": {"ja": "顧客数（名寄せ後）", "en": "Unified customers"},
+    "customers.metric.customers.help": {
+        "ja": "同じ人を1人として数えた顧客数。", "en": "People counted once, whichever sources they appear in.",
+    },
+    "customers.metric.cross_source": {"ja": "複数ソースで購入", "en": "Seen in 2+ sources"},
+    "customers.metric.cross_source.help": {
+        "ja": "2つ以上のチャネル・店舗・B2B に現れる顧客（名寄せで1人にまとまった人）。",
+        "en": "Customers found in two or more channels, stores or B2B accounts and merged into one.",
+    },
+    "customers.metric.repeat": {"ja": "リピーター", "en": "Repeat customers"},
+    "customers.metric.repeat.help": {
+        "ja": "キャンセルを除く累計注文が2件以上。", "en": "Two or more lifetime orders, cancellations excluded.",
+    },
+    "customers.metric.b2b": {"ja": "B2B 取引先", "en": "B2B accounts"},
+    "customers.metric.b2b.help": {"ja": "ERP の取引先を含む顧客。", "en": "Customers that include an ERP account."},
+    "customers.rank.title": {"ja": "ランク分布", "en": "Rank distribution"},
+    "customers.rfm.title": {"ja": "RFM 分布", "en": "RFM scatter"},
+    "customers.top.title": {"ja": "上位顧客（購入金額 上位 {n} 名）", "en": "Top customers (top {n} by spend)"},
+    "customers.b2b.title": {"ja": "B2B 取引先（ERP ランク付き）", "en": "B2B accounts with their ERP rank"},
+    "customers.b2b.none": {"ja": "B2B 取引先はありません。", "en": "No B2B accounts."},
+    "customers.movement.not_yet": {
+        "ja": "ランクの推移（30日前との比較）は、データモデルがまだ公開していないため表示できません。",
+        "en": "Rank movement (against 30 days ago) cannot be shown yet: the data model does not publish it.",
+    },
+    "customers.movement.up": {"ja": "ランクアップ", "en": "Moved up"},
+    "customers.movement.same": {"ja": "変わらず", "en": "Unchanged"},
+    "customers.movement.down": {"ja": "ランクダウン", "en": "Moved down"},
+    "customers.movement.new": {"ja": "新規", "en": "New"},
+    "customers.col.name": {"ja": "氏名・社名", "en": "Name"},
+    "customers.col.kana": {"ja": "フリガナ", "en": "Reading"},
+    "customers.col.tier": {"ja": "ランク", "en": "Rank"},
+    "customers.col.customers": {"ja": "顧客数", "en": "Customers"},
+    "customers.col.monetary": {"ja": "購入金額（期間内）", "en": "Spend (window)"},
+    "customers.col.frequency": {"ja": "購入回数（期間内）", "en": "Orders (window)"},
+    "customers.col.recency": {"ja": "最終購入からの日数", "en": "Days since last order"},
+    "customers.col.sources": {"ja": "購入チャネル", "en": "Sources"},
+    "customers.col.lifetime_orders": {"ja": "累計注文", "en": "Lifetime orders"},
+    "customers.col.last_order": {"ja": "最終購入（日本時間）", "en": "Last order (JST)"},
+    "customers.col.erp_rank": {"ja": "ERP ランク", "en": "ERP rank"},
+    "customers.col.id": {"ja": "顧客ID", "en": "Customer id"},
     "sync.title": {"ja": "同期", "en": "Sync health"},
     "sync.caption": {
         "ja": "データの取り込みと、各チャネルへの在庫連携の状況。基準時刻: {now}",

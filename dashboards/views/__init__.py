@@ -37,6 +37,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("sales.py", "nav.sales", ":material/bar_chart:", "sales"),
     PageSpec("stock.py", "nav.stock", ":material/inventory_2:", "stock"),
     PageSpec("orders.py", "nav.orders", ":material/receipt_long:", "orders"),
+    PageSpec("customers.py", "nav.customers", ":material/group:", "customers"),
     PageSpec("sync.py", "nav.sync", ":material/sync:", "sync"),
     PageSpec("sql.py", "nav.sql", ":material/terminal:", "sql"),
 )

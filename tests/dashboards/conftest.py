@@ -107,6 +107,12 @@ create table mart_ingest_quarantine (source VARCHAR, entity VARCHAR, reason_kind
     example_reason VARCHAR, example_record_key VARCHAR);
 create table mart_sync_drift (channel VARCHAR, sku VARCHAR, is_listed BOOLEAN, target_quantity BIGINT,
     channel_quantity BIGINT, drift_quantity BIGINT, status VARCHAR);
+create table dim_customer (unified_customer_id VARCHAR, full_name VARCHAR, name_kana VARCHAR, sources VARCHAR[],
+    member_count BIGINT, lifetime_orders BIGINT, is_b2b BOOLEAN, erp_rank VARCHAR);
+create table mart_customer_rank (unified_customer_id VARCHAR, as_of_utc TIMESTAMP WITH TIME ZONE, window_days INTEGER,
+    last_order_at_utc TIMESTAMP WITH TIME ZONE, recency_days INTEGER, frequency BIGINT, monetary_jpy BIGINT,
+    r_score INTEGER, f_score INTEGER, m_score INTEGER, rfm_score INTEGER, rank_tier VARCHAR, tier_position INTEGER,
+    previous_rank_tier VARCHAR, previous_tier_position INTEGER, is_b2b BOOLEAN, erp_rank VARCHAR);
 create schema staging;
 create table staging.stg_push_log__attempts (run_id VARCHAR, channel VARCHAR, field VARCHAR, sku VARCHAR,
     target_ref VARCHAR, old_value BIGINT, new_value BIGINT, status VARCHAR, error VARCHAR,
@@ -144,6 +150,21 @@ STATUSES = (
 )
 # Open orders at ages (hours) well away from the bucket edges (24/72/168 h) and the late edge (48 h).
 OPEN_AGES_H = {"pending_payment": (3, 30, 100, 200), "awaiting_shipment": (5, 20, 40, 60, 90, 300)}
+
+
+# unified customers: id, name, kana, sources, members, lifetime orders, b2b, erp rank | recency days, frequency,
+# monetary, rfm score, tier now, tier 30 days ago
+TIERS = ("ダイヤモンド", "ゴールド", "シルバー", "ブロンズ", "一般")  # best first
+CUSTOMERS = [
+    ("cu_a", "山田 花子", "ヤマダ ハナコ", ["shopify", "rakuten", "pos"], 4, 9, False, None, 3, 8, 96_000, 14,
+     "ダイヤモンド", "ゴールド"),
+    ("cu_b", "佐藤 健", "サトウ ケン", ["amazon"], 1, 1, False, None, 200, 1, 2_980, 4, "一般", "一般"),
+    ("cu_c", "株式会社髙木商店", "タカギショウテン", ["erp", "b2b"], 2, 30, True, "A", 10, 12, 480_000, 15,
+     "ダイヤモンド", "ダイヤモンド"),
+    ("cu_d", "鈴木 一郎", "スズキ イチロウ", ["shopify", "yahoo"], 2, 3, False, None, 40, 3, 15_000, 9, "シルバー",
+     "ゴールド"),
+    ("cu_e", "田中 美咲", "タナカ ミサキ", ["rakuten"], 1, 2, False, None, 15, 2, 8_000, 8, "シルバー", None),
+]
 
 
 def sample_orders(now: datetime) -> tuple[list[tuple], list[tuple]]:
@@ -273,6 +294,12 @@ def write_marts(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     )
     insert(con, "mart_channel_stock_targets", sample_targets())
     insert(con, "staging.stg_push_log__attempts", sample_pushes(now))
+    insert(con, "dim_customer", [row[:8] for row in CUSTOMERS])
+    insert(con, "mart_customer_rank", [
+        (cid, now, 365, now - timedelta(days=rec), rec, freq, money, 0, 0, 0, score, tier, TIERS.index(tier) + 1,
+         prev, TIERS.index(prev) + 1 if prev else None, b2b, erp)
+        for cid, _n, _k, _s, _m, _l, b2b, erp, rec, freq, money, score, tier, prev in CUSTOMERS
+    ])
     insert(con, "mart_ingest_quarantine", [
         ("shopify", "orders", "created_at … has no UTC offset", 3, 5, now - timedelta(days=2),
          now - timedelta(hours=1), "created_at '2026-11-01 10:00' has no UTC offset", "gid://shopify/Order/9"),
