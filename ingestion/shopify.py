@@ -447,11 +447,16 @@ def fetch_orders(client: ChannelClient, config: Config, since: datetime | None, 
 def fetch_product_variants(client: ChannelClient, config: Config, since: datetime | None, *,
                            max_pages: int | None = None) -> Fetch:
     """Variants updated at or after `since` (all when None), in id order."""
-    spec = ENTITY_SPECS["product_variants"]
-    variables = {"first": page_size("product_variants", config), "after": None, "query": _search(since)}
-    pager = paginate(client, _first_page(config, PRODUCT_VARIANTS_QUERY, variables),
-                     GraphQLCursor(("data", "productVariants")), operation="product_variants",
-                     max_pages=max_pages or spec.max_pages, on_limit="raise")
+    return _fetch_flat("product_variants", "productVariants", client, config, since, max_pages, on_limit="raise")
+
+
+def _fetch_flat(entity: str, root: str, client: ChannelClient, config: Config, since: datetime | None,
+                max_pages: int | None, *, on_limit: str) -> Fetch:
+    """One paged connection `root` of flat nodes (no nested connection to complete), filtered by updated_at."""
+    spec = ENTITY_SPECS[entity]
+    variables = {"first": page_size(entity, config), "after": None, "query": _search(since)}
+    pager = paginate(client, _first_page(config, spec.document, variables), GraphQLCursor(("data", root)),
+                     operation=entity, max_pages=max_pages or spec.max_pages, on_limit=on_limit)
     return Fetch(pager)
 
 
@@ -542,11 +547,7 @@ def customer_row(node: dict[str, Any]) -> dict[str, Any]:
 def fetch_customers(client: ChannelClient, config: Config, since: datetime | None, *,
                     max_pages: int | None = None) -> Fetch:
     """Customers updated at or after `since` (all when None), oldest update first."""
-    spec = ENTITY_SPECS["customers"]
-    variables = {"first": page_size("customers", config), "after": None, "query": _search(since)}
-    pager = paginate(client, _first_page(config, CUSTOMERS_QUERY, variables), GraphQLCursor(("data", "customers")),
-                     operation="customers", max_pages=max_pages or spec.max_pages, on_limit="stop")
-    return Fetch(pager)
+    return _fetch_flat("customers", "customers", client, config, since, max_pages, on_limit="stop")
 
 
 ENTITY_SPECS["customers"] = ShopifyEntity(SHOPIFY_CUSTOMERS, CUSTOMERS_QUERY, True, lambda n: [customer_row(n)],
