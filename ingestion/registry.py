@@ -9,7 +9,7 @@ from ingestion import erp, shopify
 from ingestion.common import IngestResult
 
 ENTITIES: dict[str, tuple[str, ...]] = {
-    "shopify": ("orders", "product_variants", "inventory_levels"),
+    "shopify": ("orders", "product_variants", "inventory_levels", "customers"),
     "erp": ("products", "warehouses", "stock"),
 }
 

@@ -126,6 +126,27 @@ SHOPIFY_WEBHOOK_EVENTS = EntitySchema(
     },
 )
 
+# Customers (identity resolution in dbt); names as Shopify keeps them, address = the default address.
+SHOPIFY_CUSTOMERS = EntitySchema(
+    "shopify",
+    "customers",
+    key=("customer_id",),
+    cursor_field="updated_at",
+    columns={
+        "customer_id": pl.String(),  # GID, gid://shopify/Customer/…
+        "first_name": pl.String(),
+        "last_name": pl.String(),
+        "email": pl.String(),  # defaultEmailAddress.emailAddress
+        "phone": pl.String(),  # defaultPhoneNumber.phoneNumber (E.164)
+        "zip": pl.String(),
+        "province": pl.String(),
+        "city": pl.String(),
+        "address1": pl.String(),
+        "created_at": UTC_TS,
+        "updated_at": UTC_TS,
+    },
+)
+
 ERP_PRODUCTS = EntitySchema(
     "erp",
     "products",
@@ -175,6 +196,7 @@ ERP_STOCK = EntitySchema(
 SCHEMAS: dict[tuple[str, str], EntitySchema] = {
     (s.source, s.entity): s
     for s in (SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, SHOPIFY_INVENTORY_LEVELS, SHOPIFY_WEBHOOK_EVENTS,
+              SHOPIFY_CUSTOMERS,
               ERP_PRODUCTS, ERP_WAREHOUSES, ERP_STOCK)
 }
 

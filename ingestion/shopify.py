@@ -1,4 +1,4 @@
-"""Shopify Admin GraphQL connector: orders, product variants, inventory levels → the landing zone.
+"""Shopify Admin GraphQL connector: orders, product variants, inventory levels, customers → the landing zone.
 
 Endpoint `POST <base_url>/admin/api/<api_version>/graphql.json`, header `X-Shopify-Access-Token`; every
 document is checked against Shopify's published schema in the tests.
@@ -62,7 +62,13 @@ from ingestion.errors import IngestionError
 from ingestion.http import ChannelClient
 from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, land_and_report
 from ingestion.paging import GraphQLCursor, Page, Pager, PageRequest, paginate
-from ingestion.schemas import SHOPIFY_INVENTORY_LEVELS, SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, EntitySchema
+from ingestion.schemas import (
+    SHOPIFY_CUSTOMERS,
+    SHOPIFY_INVENTORY_LEVELS,
+    SHOPIFY_ORDERS,
+    SHOPIFY_PRODUCT_VARIANTS,
+    EntitySchema,
+)
 
 SOURCE = "shopify"
 MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost exceeds this
@@ -441,11 +447,16 @@ def fetch_orders(client: ChannelClient, config: Config, since: datetime | None, 
 def fetch_product_variants(client: ChannelClient, config: Config, since: datetime | None, *,
                            max_pages: int | None = None) -> Fetch:
     """Variants updated at or after `since` (all when None), in id order."""
-    spec = ENTITY_SPECS["product_variants"]
-    variables = {"first": page_size("product_variants", config), "after": None, "query": _search(since)}
-    pager = paginate(client, _first_page(config, PRODUCT_VARIANTS_QUERY, variables),
-                     GraphQLCursor(("data", "productVariants")), operation="product_variants",
-                     max_pages=max_pages or spec.max_pages, on_limit="raise")
+    return _fetch_flat("product_variants", "productVariants", client, config, since, max_pages, on_limit="raise")
+
+
+def _fetch_flat(entity: str, root: str, client: ChannelClient, config: Config, since: datetime | None,
+                max_pages: int | None, *, on_limit: str) -> Fetch:
+    """One paged connection `root` of flat nodes (no nested connection to complete), filtered by updated_at."""
+    spec = ENTITY_SPECS[entity]
+    variables = {"first": page_size(entity, config), "after": None, "query": _search(since)}
+    pager = paginate(client, _first_page(config, spec.document, variables), GraphQLCursor(("data", root)),
+                     operation=entity, max_pages=max_pages or spec.max_pages, on_limit=on_limit)
     return Fetch(pager)
 
 
@@ -491,6 +502,56 @@ ENTITY_SPECS: dict[str, ShopifyEntity] = {
                                       fetch_inventory_levels, max_pages=2000,
                                       fixed_variables=(("levels", INVENTORY_LEVELS_FIRST),)),
 }
+
+# -- customers (identity for the unified customer model, dbt int_customers__identity) ---------------------
+# Incremental by updated_at, sorted UPDATED_AT like orders, so a page-bound stop leaves a landed prefix.
+# `email`/`phone` are deprecated on Customer since 2024-07: read defaultEmailAddress / defaultPhoneNumber.
+CUSTOMERS_QUERY = """
+query IchigenCustomers($first: Int!, $after: String, $query: String) {
+  customers(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id
+      firstName
+      lastName
+      defaultEmailAddress { emailAddress }
+      defaultPhoneNumber { phoneNumber }
+      defaultAddress { zip province city address1 }
+      createdAt
+      updatedAt
+    }
+  }
+}
+"""
+
+
+def customer_row(node: dict[str, Any]) -> dict[str, Any]:
+    """One shopify/customers row from a `Customer` node; raises RecordError for what cannot be landed."""
+    address = node.get("defaultAddress") or {}
+    return {
+        "customer_id": require(node.get("id"), field="id"),
+        "first_name": node.get("firstName"),
+        "last_name": node.get("lastName"),
+        "email": (node.get("defaultEmailAddress") or {}).get("emailAddress"),
+        "phone": (node.get("defaultPhoneNumber") or {}).get("phoneNumber"),
+        "zip": address.get("zip"),
+        "province": address.get("province"),
+        "city": address.get("city"),
+        "address1": address.get("address1"),
+        "created_at": parse_utc(node.get("createdAt"), field="createdAt"),
+        "updated_at": require(parse_utc(node.get("updatedAt"), field="updatedAt"), field="updatedAt"),
+        "_raw": raw_json(node),
+    }
+
+
+def fetch_customers(client: ChannelClient, config: Config, since: datetime | None, *,
+                    max_pages: int | None = None) -> Fetch:
+    """Customers updated at or after `since` (all when None), oldest update first."""
+    return _fetch_flat("customers", "customers", client, config, since, max_pages, on_limit="stop")
+
+
+ENTITY_SPECS["customers"] = ShopifyEntity(SHOPIFY_CUSTOMERS, CUSTOMERS_QUERY, True, lambda n: [customer_row(n)],
+                                          fetch_customers, max_pages=1000)
 ENTITIES = tuple(ENTITY_SPECS)
 
 

@@ -128,6 +128,49 @@ SCHEMAS: dict[tuple[str, str], pa.Schema] = {
             *_META,
         ]
     ),
+    # customer identity and bundle entities (contracts in DECISIONS.md D50)
+    ("shopify", "customers"): pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("first_name", pa.string()),
+            ("last_name", pa.string()),
+            ("email", pa.string()),
+            ("phone", pa.string()),
+            ("zip", pa.string()),
+            ("province", pa.string()),
+            ("city", pa.string()),
+            ("address1", pa.string()),
+            ("created_at", TS),
+            ("updated_at", TS),
+            *_META,
+        ]
+    ),
+    ("erp", "customers"): pa.schema(
+        [
+            *[(name, pa.string()) for name in (
+                "customer_code", "company_name", "company_name_kana", "contact_name", "contact_name_kana",
+                "email", "phone", "postal_code", "prefecture", "address1", "erp_rank")],
+            ("updated_at", TS),
+            *_META,
+        ]
+    ),
+    ("erp", "bundles"): pa.schema(
+        [
+            ("bundle_sku", pa.string()),
+            ("component_sku", pa.string()),
+            ("quantity", pa.int64()),
+            ("updated_at", TS),
+            *_META,
+        ]
+    ),
+    ("pos", "members"): pa.schema(
+        [
+            *[(name, pa.string()) for name in (
+                "member_id", "name", "name_kana", "phone", "postal_code", "email", "home_store")],
+            ("registered_on", pa.date32()),
+            *_META,
+        ]
+    ),
 }
 
 CURSOR_FIELD = "updated_at"
@@ -170,7 +213,7 @@ def write_batch(landing: Path, slug: str, entity: str, rows: list[dict[str, Any]
         for name, value in record.items():
             if isinstance(value, str) and pa.types.is_timestamp(schema.field(name).type):
                 record[name] = utc(value)
-        raw = json.dumps({k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()})
+        raw = json.dumps({k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}, default=str)
         full_rows.append({**record, "_batch_id": batch_id, "_fetched_at": fetched, "_raw": raw})
     table = pa.Table.from_pylist(full_rows, schema=schema)
     cursor_values = [r[CURSOR_FIELD] for r in full_rows if r.get(CURSOR_FIELD) is not None]

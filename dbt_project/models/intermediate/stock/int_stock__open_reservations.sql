@@ -2,14 +2,31 @@
 -- a channel but not yet taken out of ERP stock. In the walking skeleton no order is posted to the ERP yet,
 -- so every open order reserves; once ERP order intake exists, orders the ERP has received drop out here.
 -- Units = current_quantity (after edits/removals). A partially fulfilled order still reserves all its units
--- (conservative: never oversell).
+-- (conservative: never oversell). A line of a bundle reserves its components (units × component quantity,
+-- int_products__bundle_components) and not the bundle SKU, which has no stock of its own.
+with open_lines as (
+
+    select l.erp_sku as sku, l.order_key, coalesce(l.current_quantity, l.quantity) as units
+    from {{ ref('int_order_lines__unified') }} as l
+    inner join {{ ref('int_orders__unified') }} as o
+        on o.order_key = l.order_key
+    where o.is_open
+      and l.erp_sku is not null
+
+),
+
+exploded as (
+
+    select coalesce(b.component_sku, l.sku) as sku, l.order_key, l.units * coalesce(b.component_quantity, 1) as units
+    from open_lines as l
+    left join {{ ref('int_products__bundle_components') }} as b
+        on b.bundle_sku = l.sku
+
+)
+
 select
-    l.erp_sku                               as sku,
-    cast(sum(coalesce(l.current_quantity, l.quantity)) as bigint)  as open_order_units,
-    count(distinct l.order_key)             as open_orders
-from {{ ref('int_order_lines__unified') }} as l
-inner join {{ ref('int_orders__unified') }} as o
-    on o.order_key = l.order_key
-where o.is_open
-  and l.erp_sku is not null
-group by l.erp_sku
+    sku,
+    cast(sum(units) as bigint)              as open_order_units,
+    count(distinct order_key)               as open_orders
+from exploded
+group by sku

@@ -1,6 +1,7 @@
 -- One row per ERP SKU (the product master), with where it is listed. Per-channel flags and references are
 -- pivoted from int_products__channel_listings (matched listings only). A SKU listed by several variants of one
 -- channel keeps the lowest listing id as its reference and counts them in <channel>_listing_count.
+-- is_bundle: the ERP bundle master (int_products__bundle_components) defines the SKU as a bundle.
 {%- set listing_channels = ['shopify'] %}
 with products as (
 
@@ -29,6 +30,14 @@ per_channel as (
     from listings
     group by sku
 
+),
+
+bundles as (
+
+    select bundle_sku, cast(count(*) as bigint) as component_count
+    from {{ ref('int_products__bundle_components') }}
+    group by bundle_sku
+
 )
 
 select
@@ -52,7 +61,11 @@ select
     l.{{ channel }}_inventory_item_id                              as {{ channel }}_inventory_item_id,
     {%- endfor %}
     coalesce(l.listed_channel_count, 0)                            as listed_channel_count,
+    b.bundle_sku is not null                                       as is_bundle,
+    coalesce(b.component_count, 0)                                 as bundle_component_count,
     p.updated_at                                                   as updated_at_utc
 from products as p
 left join per_channel as l
     on l.sku = p.sku
+left join bundles as b
+    on b.bundle_sku = p.sku

@@ -5,6 +5,9 @@
 -- since the newest _fetched_at in the table minus var incremental_lookback_hours (macro
 -- fetched_since_last_build); re-merging an unchanged order writes the same row, so a rebuild over the same
 -- landing zone changes nothing. A change of the status map seed needs `dbt build --full-refresh`.
+-- unified_customer_id (int_customers__order_links) can change when identities merge: orders whose stored id
+-- differs from the current link are reprocessed too (and all of them when the column is new).
+{%- set since_last_build = fetched_since_last_build('o._fetched_at') %}
 {{ config(
     materialized='incremental',
     unique_key='order_key',
@@ -12,20 +15,34 @@
     on_schema_change='append_new_columns',
 ) }}
 select
-    order_key,
-    channel,
-    order_id,
-    order_name,
-    ordered_at_utc,
-    order_date_jst,
-    updated_at_utc,
-    status,
-    channel_financial_status,
-    channel_fulfillment_status,
-    is_open,
-    total_jpy,
-    customer_id,
-    units,
-    _fetched_at
-from {{ ref('int_orders__unified') }}
-{{ fetched_since_last_build('_fetched_at') }}
+    o.order_key,
+    o.channel,
+    o.order_id,
+    o.order_name,
+    o.ordered_at_utc,
+    o.order_date_jst,
+    o.updated_at_utc,
+    o.status,
+    o.channel_financial_status,
+    o.channel_fulfillment_status,
+    o.is_open,
+    o.total_jpy,
+    o.customer_id,
+    o.units,
+    o._fetched_at,
+    c.unified_customer_id
+from {{ ref('int_orders__unified') }} as o
+left join {{ ref('int_customers__order_links') }} as c
+    on c.order_key = o.order_key
+{{ since_last_build }}
+{%- if is_incremental() and since_last_build | trim %}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
+    or {% if 'unified_customer_id' in existing -%}
+    o.order_key in (
+        select t.order_key
+        from {{ this }} as t
+        left join {{ ref('int_customers__order_links') }} as cl on cl.order_key = t.order_key
+        where t.unified_customer_id is distinct from cl.unified_customer_id
+    )
+    {%- else -%} true {%- endif %}
+{%- endif %}

@@ -1,0 +1,100 @@
+-- One row per identity record: everything that says "a person (or account) bought or registered here",
+-- from every customer-ish source, in one shape, with the three matching keys (macros/identity.sql):
+--   email_key     NFKC + lower; the marketplaces' masked relay addresses are no key
+--   phone_key     digits, +81 → 0, 10–11 digits
+--   kana_zip_key  katakana reading without spaces || '|' || 7-digit postal code (both needed)
+-- member_key = '<slug>:<the source's own id>' names the record; several rows may share one (a Shopify
+-- customer and each of its orders) and resolve together. order_key links order-derived rows to their order.
+-- source_priority orders the sources for survivorship in dim_customer (1 = most trusted: the ERP master).
+--
+-- Adding a source = one CTE selecting these columns + one `union all` line below (e.g. rakuten buyers:
+--   select 'rakuten:' || order_id, 'rakuten', 'order', order_id, 'rakuten:' || order_id, buyer_name,
+--          buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
+--          false, null, 4, updated_at from ref('stg_rakuten__orders')).
+with erp_accounts as (
+
+    select
+        'erp:' || customer_code                         as member_key,
+        'erp'                                           as source,
+        'account'                                       as record_kind,
+        customer_code                                   as source_id,
+        cast(null as varchar)                           as order_key,
+        coalesce(company_name, contact_name)            as full_name,
+        coalesce(contact_name_kana, company_name_kana)  as name_kana,
+        email,
+        phone,
+        postal_code,
+        prefecture,
+        address1,
+        true                                            as is_b2b,
+        erp_rank,
+        1                                               as source_priority,
+        updated_at
+    from {{ ref('stg_erp__customers') }}
+
+),
+
+shopify_customers as (
+
+    select
+        'shopify:' || customer_id, 'shopify', 'customer', customer_id, cast(null as varchar),
+        full_name, name_kana, email, phone, postal_code, prefecture, address1,
+        false, cast(null as varchar), 2, updated_at
+    from {{ ref('stg_shopify__customers') }}
+
+),
+
+pos_members as (
+
+    select
+        'pos:' || member_id, 'pos', 'member', member_id, cast(null as varchar),
+        name, name_kana, email, phone, postal_code, cast(null as varchar), cast(null as varchar),
+        false, cast(null as varchar), 3, _fetched_at
+    from {{ ref('stg_pos__members') }}
+
+),
+
+-- Shopify orders: an order with a customer belongs to that customer's record (its e-mail may add a key);
+-- a guest order is its own record, matched by its e-mail.
+shopify_orders as (
+
+    select
+        'shopify:' || coalesce(customer_id, order_id), 'shopify', 'order', order_id, 'shopify:' || order_id,
+        cast(null as varchar), cast(null as varchar), email, cast(null as varchar), cast(null as varchar),
+        cast(null as varchar), cast(null as varchar),
+        false, cast(null as varchar), 4, updated_at
+    from {{ ref('stg_shopify__orders') }}
+
+),
+
+unioned as (
+
+    select * from erp_accounts
+    union all select * from shopify_customers
+    union all select * from pos_members
+    union all select * from shopify_orders
+    -- marketplace buyers (rakuten, amazon, yahoo) are unioned here, one line each
+
+)
+
+select
+    member_key,
+    source,
+    record_kind,
+    source_id,
+    order_key,
+    full_name,
+    name_kana,
+    email,
+    phone,
+    postal_code,
+    prefecture,
+    address1,
+    is_b2b,
+    erp_rank,
+    source_priority,
+    updated_at,
+    {{ email_key('email') }}                                            as email_key,
+    {{ phone_key('phone') }}                                            as phone_key,
+    {{ kana_name('name_kana') }} || '|' || {{ postal_code_digits('postal_code') }}  as kana_zip_key
+from unioned

@@ -1,0 +1,9 @@
+-- One row per channel order that names a buyer: the unified customer it belongs to (through the order's own
+-- identity record in int_customers__identities). Orders without one (no e-mail, no customer) are absent.
+select distinct
+    i.order_key,
+    r.unified_customer_id
+from {{ ref('int_customers__identities') }} as i
+inner join {{ ref('int_customers__resolved') }} as r
+    on r.member_key = i.member_key
+where i.order_key is not null

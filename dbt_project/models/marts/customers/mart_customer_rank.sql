@@ -1,0 +1,105 @@
+-- One row per unified customer: RFM over a rolling window and the rank tier (var customer_rank), as of
+-- macro as_of(). Orders: every channel's unified orders except cancelled ones, linked to the customer
+-- through int_customers__order_links.
+--   recency_days  = JST days from the last order (any time up to as_of) to the as_of date; null = never
+--   frequency     = orders in the window (as_of − window_days, as_of]
+--   monetary_jpy  = Σ total_jpy (tax-inclusive) of those orders
+--   r/f/m_score   = 1–(n+1) from the thresholds (macros/rfm.sql); rfm_score = r + f + m
+--   rank_tier     = the first tier whose min_score ≤ rfm_score (tiers listed best first), else default_tier
+-- B2B accounts keep their ERP rank alongside (erp_rank); the RFM tier is computed for them the same way.
+{%- set cfg = var('customer_rank') %}
+{%- set window_days = cfg['window_days'] | int %}
+{%- if window_days < 1 %}
+    {{ exceptions.raise_compiler_error("var customer_rank.window_days must be >= 1, got " ~ window_days) }}
+{%- endif %}
+
+with customers as (
+
+    select distinct unified_customer_id from {{ ref('int_customers__resolved') }}
+
+),
+
+accounts as (
+
+    select
+        r.unified_customer_id,
+        bool_or(i.is_b2b)                                               as is_b2b,
+        first(i.erp_rank order by i.updated_at desc nulls last, i.member_key) filter (where i.erp_rank is not null)  as erp_rank
+    from {{ ref('int_customers__identities') }} as i
+    inner join {{ ref('int_customers__resolved') }} as r on r.member_key = i.member_key
+    group by r.unified_customer_id
+
+),
+
+orders as (
+
+    select l.unified_customer_id, o.ordered_at_utc, o.order_date_jst, o.total_jpy
+    from {{ ref('int_orders__unified') }} as o
+    inner join {{ ref('int_customers__order_links') }} as l on l.order_key = o.order_key
+    where o.status is distinct from 'cancelled'
+      and o.ordered_at_utc <= {{ as_of() }}
+
+),
+
+rfm as (
+
+    select
+        unified_customer_id,
+        max(ordered_at_utc)                                                                     as last_order_at_utc,
+        max(order_date_jst)                                                                     as last_order_date_jst,
+        count(*) filter (where ordered_at_utc > {{ as_of() }} - to_days({{ window_days }}))      as frequency,
+        cast(coalesce(sum(total_jpy) filter (
+            where ordered_at_utc > {{ as_of() }} - to_days({{ window_days }})), 0) as bigint)    as monetary_jpy
+    from orders
+    group by unified_customer_id
+
+),
+
+measured as (
+
+    select
+        c.unified_customer_id,
+        r.last_order_at_utc,
+        date_diff('day', r.last_order_date_jst, {{ jst_date(as_of()) }})    as recency_days,
+        cast(coalesce(r.frequency, 0) as bigint)                            as frequency,
+        cast(coalesce(r.monetary_jpy, 0) as bigint)                         as monetary_jpy,
+        coalesce(a.is_b2b, false)                                           as is_b2b,
+        a.erp_rank
+    from customers as c
+    left join rfm as r on r.unified_customer_id = c.unified_customer_id
+    left join accounts as a on a.unified_customer_id = c.unified_customer_id
+
+),
+
+scored as (
+
+    select
+        *,
+        {{ score_at_most('recency_days', cfg['recency_days'], 'recency_days') }}    as r_score,
+        {{ score_at_least('frequency', cfg['frequency'], 'frequency') }}            as f_score,
+        {{ score_at_least('monetary_jpy', cfg['monetary_jpy'], 'monetary_jpy') }}   as m_score
+    from measured
+
+)
+
+select
+    unified_customer_id,
+    {{ as_of() }}                                       as as_of_utc,
+    {{ window_days }}                                   as window_days,
+    last_order_at_utc,
+    recency_days,
+    frequency,
+    monetary_jpy,
+    r_score,
+    f_score,
+    m_score,
+    r_score + f_score + m_score                         as rfm_score,
+    case
+        {%- for tier in cfg['tiers'] %}
+        when r_score + f_score + m_score >= {{ tier['min_score'] | int }} then '{{ tier['name'] }}'
+        {%- endfor %}
+        else '{{ cfg['default_tier'] }}'
+    end                                                 as rank_tier,
+    is_b2b,
+    erp_rank
+from scored
