@@ -375,12 +375,12 @@ def list_items(client: ChannelClient, yahoo: YahooConfig) -> tuple[list[Element]
     return list(seen.values()) + keyless, pager.pages
 
 
-def get_stock(client: ChannelClient, yahoo: YahooConfig, codes: list[str]) -> Iterator[Element]:
+def get_stock(client: ChannelClient, seller_id: str, codes: list[str]) -> Iterator[Element]:
     """getStock Results for `codes` (≤ 1,000 a call); codes the store does not know are simply absent."""
     for index in range(0, len(codes), MAX_STOCK_CODES):
         chunk = codes[index:index + MAX_STOCK_CODES]
         response = client.request("POST", f"{API}/getStock", operation="getStock",
-                                  data={"seller_id": yahoo.seller_id, "item_code": ",".join(chunk)})
+                                  data={"seller_id": seller_id, "item_code": ",".join(chunk)})
         yield from parse_xml(response, f"{SOURCE}: getStock").findall("Result")
 
 
@@ -433,7 +433,7 @@ def collect_stock(client: ChannelClient, config: Config) -> Collected:
     listed = collect_listings(client, config)
     codes = sorted({row["listing_code"] for row in listed.rows})
     out = Collected([], [], listed.pages)
-    for result in get_stock(client, config.channels.yahoo, codes):
+    for result in get_stock(client, config.channels.yahoo.seller_id, codes):
         out.pages += 1
         try:
             out.rows.append(stock_row(result))

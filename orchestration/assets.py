@@ -130,7 +130,7 @@ def build_publish_asset(config: Config, dbt_asset: dg.AssetsDefinition) -> dg.As
 def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=dg.AssetKey([channel, "stock_push"]),
-        deps=[SERVING_COPY, dg.AssetKey([channel, "inventory_levels"])],
+        deps=[SERVING_COPY, dg.AssetKey([channel, "inventory_levels" if channel == "shopify" else "stock"])],
         group_name=f"sync_{channel}",
         kinds={"python"},
         description=f"Reverse sync of stock targets to {channel}: plan → guard rails → push → push log.",
