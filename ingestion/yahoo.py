@@ -8,9 +8,9 @@ answers parsed with defusedxml. About one request per second per store, shared b
   look-back (first run: `backfill_start`) up to the fetch time, paged with `<Start>`/`<Result>`; then
   `orderInfo` per order for the lines and every detail field. An order whose (OrderId, Version) has landed
   already is not fetched again. orderList sorts by order time, so an order updated while we page moves out of
-  the window and shifts the rest: a window is re-read when fewer distinct orders came back than its
-  `TotalCount` (bounded), and each page's first `<Index>` must be the `<Start>` asked (a repeated page is
-  fetched again).
+  the window and shifts the rest: a window is re-read when its `TotalCount` changed while paging or fewer
+  distinct orders came back than it (bounded), and each page's first `<Index>` must be the `<Start>` asked
+  (a repeated page is fetched again).
 - listings: `myItemList` (≤ 100 a page), one row per item code × sub code with its JAN (snapshot).
 - stock: `getStock` for every listed code (≤ 1,000 codes a call) — the quantity the store shows (snapshot).
 
@@ -324,10 +324,10 @@ def list_orders(client: ChannelClient, yahoo: YahooConfig, since: datetime, unti
         pager = paginate(client, PageRequest("POST", f"{API}/orderList", content=body(1)), strategy,
                          operation="orderList", max_pages=MAX_PAGES)
         found: dict[str, int | None] = {}
-        total = 0
+        totals: set[int] = set()
         window_bad: list[QuarantineRecord] = []
         for page in pager:
-            total = strategy.total(page.body)
+            totals.add(strategy.total(page.body))
             for info in page.items:
                 order_id = _text(info, "OrderId")
                 try:
@@ -337,7 +337,9 @@ def list_orders(client: ChannelClient, yahoo: YahooConfig, since: datetime, unti
                                 info)
         pages += pager.pages
         keyless = {r.reason for r in window_bad}  # a repeated page reports the same record twice
-        if len(found) + len(keyless) >= total:
+        # Orders only leave a window while we page (an update moves them past UpdateTimeTo), so a stable
+        # TotalCount with every position seen means nothing shifted under us.
+        if len(totals) <= 1 and len(found) + len(keyless) >= max(totals, default=0):
             bad.extend({r.reason: r for r in window_bad}.values())
             return found, pages
     raise IngestionError(f"{SOURCE}: orderList kept changing while paging the window {since:%Y-%m-%d %H:%M:%S}–"

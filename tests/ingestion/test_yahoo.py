@@ -138,3 +138,30 @@ def test_a_wrong_token_fails_fast_naming_the_credentials(store, tmp_config: Conf
 def test_a_disabled_store_lands_nothing(tmp_config: Config) -> None:
     result = yahoo.ingest(tmp_config, "orders", now=NOW)
     assert result.rows_landed == 0 and result.batch_id is None
+
+
+def test_an_order_updated_while_paging_does_not_hide_another(store, tmp_config: Config) -> None:
+    """orderList sorts by order time: an order that leaves the window mid-paging shifts the rest by one. The
+    connector notices the missing order (fewer than TotalCount) and reads the window again."""
+    handle, world = store()
+    api = handle.app.state.api
+    original, calls = api.order_list, []
+    mall = world.mall("yahoo")
+
+    def moving(body):
+        calls.append(1)
+        if len(calls) == 2:  # after the first page: the first order is updated "now", out of the window
+            with world.lock:
+                first = min(mall.orders, key=lambda o: (o.created_at, o.order_id))
+                first.updated_at = NOW + timedelta(days=2)
+                first.version += 1
+        return original(body)
+
+    api.order_list = moving
+    config = config_for(tmp_config, handle.url)
+    landing = LandingZone(config.landing_dir)
+    yahoo.ingest(config, "orders", landing=landing, now=NOW + timedelta(hours=1))
+    landed = set(latest_orders(landing).get_column("order_id"))
+    moved = min(mall.orders, key=lambda o: (o.created_at, o.order_id)).order_id
+    assert landed == {o.order_id for o in mall.orders} - {moved}
+    assert len(calls) > -(-len(mall.orders) // 9) + 1  # the window was read again
