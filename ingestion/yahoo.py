@@ -435,8 +435,8 @@ def collect_stock(client: ChannelClient, config: Config) -> Collected:
     listed = collect_listings(client, config)
     codes = sorted({row["listing_code"] for row in listed.rows})
     out = Collected([], [], listed.pages)
+    out.pages += -(-len(codes) // MAX_STOCK_CODES)  # one getStock call per 1,000 codes
     for result in get_stock(client, config.channels.yahoo.seller_id, codes):
-        out.pages += 1
         try:
             out.rows.append(stock_row(result))
         except RecordError as exc:

@@ -13,6 +13,7 @@ from ingestion import erp, yahoo
 from ingestion.landing import LandingZone
 from ingestion.ratelimit import reset_channel_limiters
 from ingestion.throttle import reset_shared_throttles
+from reverse_sync.push_log import PushRecord, write_push_log
 from sandbox.erp import write_sqlite
 from sandbox.server import serve_yahoo
 from sandbox.world import World
@@ -45,7 +46,9 @@ def built(tmp_path_factory) -> tuple[DbtResult, World]:
             yahoo.ingest(config, entity, landing=landing, now=NOW)
         # A second orders run re-lands nothing new but proves staging de-duplicates the look-back.
         yahoo.ingest(config, "orders", landing=landing, now=NOW)
-    run = start_dbt(work / "dbt", "build", landing=config.landing_dir)
+    write_push_log(work / "push_log", [PushRecord("run-1", "yahoo", "stock", "TS-1", "ts1:ts-1", 3, 5, "applied", None,
+                                                  NOW, NOW, 1)])
+    run = start_dbt(work / "dbt", "build", landing=config.landing_dir, push_log=work / "push_log")
     try:
         result = run.result()
     finally:
@@ -110,3 +113,9 @@ def test_listings_match_the_erp_by_seller_sku_then_jan_and_get_targets(built) ->
     assert {"seller_sku", None} <= methods
     targets = result.query("select count(*) from main.mart_channel_stock_targets where channel = 'yahoo'")[0][0]
     assert targets == len({s.erp_sku for s in truth.values() if s.erp_sku})
+
+
+def test_the_yahoo_push_log_is_read(built) -> None:
+    result, _ = built
+    assert result.query("select channel, target_ref, new_value from staging.stg_push_log__attempts "
+                        "where channel = 'yahoo'") == [("yahoo", "ts1:ts-1", 5)]
