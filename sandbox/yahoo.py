@@ -123,6 +123,15 @@ class YahooFaults:
         self._burst_left = 0
         self._lock = threading.Lock()
 
+    def configure(self, rate: float, kinds: tuple[str, ...] | None = None, seed: int | None = None) -> None:
+        """Change the fault mix of a running store (tests): a new rate, kinds and a fresh RNG from `seed`."""
+        with self._lock:
+            self.rate = rate
+            self.kinds = kinds or self.kinds
+            self.seed = self.seed if seed is None else seed
+            self._rng = random.Random(f"yahoo-faults:{self.seed}")
+            self._burst_left = 0
+
     def draw(self) -> str | None:
         with self._lock:
             self.drawn += 1

@@ -166,3 +166,18 @@ def test_an_unknown_outcome_blocks_its_codes_until_a_fresh_stock_read(config, st
     settled = sync_stock(config, "yahoo")
     assert settled.applied == settled.planned > 0
     assert shown(handle) == targets
+
+
+def test_cut_off_answers_are_settled_by_re_reading_never_by_resending(config, store):
+    handle, world = store
+    targets = targets_from(shown(handle))
+    publish_targets(config, world, targets)
+    faults = handle.app.state.faults
+    # Answers cut after processing, on any call; seed 3 lets the pre-read through and cuts the setStock answer.
+    faults.configure(rate=0.5, kinds=("truncated",), seed=3)
+
+    result = sync_stock(config, "yahoo")
+
+    assert faults.counts.get("truncated", 0) > 0
+    assert result.applied == result.planned > 0, [r.error for r in result.records if r.status != "applied"]
+    assert shown(handle) == targets, "a delta applied twice would overshoot"
