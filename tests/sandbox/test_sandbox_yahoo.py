@@ -146,11 +146,10 @@ def test_set_stock_sets_adds_subtracts_and_skips_unknown_codes(store) -> None:
 
 def test_the_store_rate_limit_answers_429_and_recovers(store) -> None:
     _, client, _ = store(requests_per_second=2.0, burst=2)
-    statuses = [client.post(f"{API}/getStock", data={"seller_id": SELLER, "item_code": "x"}).status_code
-                for _ in range(6)]
+    answers = [client.post(f"{API}/getStock", data={"seller_id": SELLER, "item_code": "x"}) for _ in range(6)]
+    statuses = [r.status_code for r in answers]
     assert statuses[:2] == [200, 200] and 429 in statuses
-    refused = next(r for r in [client.post(f"{API}/getStock", data={"seller_id": SELLER, "item_code": "x"})]
-                   if r.status_code == 429)
+    refused = next(r for r in answers if r.status_code == 429)
     assert fromstring(refused.content).findtext("Code") == "px-04290"
     time.sleep(0.6)
     assert client.post(f"{API}/getStock", data={"seller_id": SELLER, "item_code": "x"}).status_code == 200
