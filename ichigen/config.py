@@ -66,8 +66,26 @@ class ShopifyConfig(_Strict):
         return value.rstrip("/")
 
 
+class YahooConfig(_Strict):
+    """Yahoo!ショッピング store API (ShoppingWebService V1): Bearer token, store account, ~1 request/s per store."""
+
+    enabled: bool = True
+    base_url: str = "http://127.0.0.1:8704"
+    access_token: str = Field(default="yahoo_sandbox_token", repr=False)
+    seller_id: str = "ichigen-select"
+    page_size: int = Field(default=100, ge=1, le=1000)  # orderList Result; myItemList takes at most 100
+    lookback_minutes: int = Field(default=10, ge=0)
+    backfill_start: str = "2025-01-01T00:00:00Z"
+    requests_per_second: float = Field(default=0.9, gt=0)  # headroom under Yahoo's ~1/s: a 429 costs a back-off
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+    _url = field_validator("base_url")(ShopifyConfig._url.__func__)
+
+
 class ChannelsConfig(_Strict):
     shopify: ShopifyConfig = ShopifyConfig()
+    yahoo: YahooConfig = YahooConfig()
 
 
 class ErpConfig(_Strict):

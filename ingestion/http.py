@@ -225,8 +225,11 @@ class ChannelClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
+        content: bytes | str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
-        """Send one logical request (retried as described in the module docstring); 2xx or a ChannelError."""
+        """Send one logical request (retried as described in the module docstring); 2xx or a ChannelError.
+        The body is `json`, raw `content` (e.g. an XML document) or form `data` (urlencoded)."""
         method = method.upper()
         url = self.url_for(path)
         started = time.monotonic()
@@ -262,7 +265,7 @@ class ChannelClient:
                 with attempt:
                     try:
                         return self._attempt(method, url, path, operation, json, params, headers, idempotent,
-                                             started, retries_here)
+                                             started, retries_here, content, data)
                     except _Retry as exc:
                         if exc.reason == "connect":
                             connect_failures += 1
@@ -298,6 +301,8 @@ class ChannelClient:
         idempotent: bool,
         started: float,
         retries: int,
+        content: bytes | str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         where = self._where(operation, method, path)
         common = {"channel": self.channel, "operation": operation, "url": url, "retries": retries}
@@ -315,7 +320,8 @@ class ChannelClient:
             self.stats.paced_seconds += paced
 
         try:
-            response = self._http.request(method, url, json=json, params=params, headers=headers)
+            response = self._http.request(method, url, json=json, params=params, headers=headers, content=content,
+                                          data=data)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             reason = "connect timed out" if isinstance(exc, httpx.ConnectTimeout) else _connect_reason(exc)
             final = ChannelUnreachable(

@@ -38,6 +38,7 @@ class PageRequest:
     path: str
     params: Mapping[str, Any] | None = None
     json: Any = None
+    content: bytes | str | None = None  # a raw body (XML APIs); `json` and `content` are exclusive
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ class Pager:
                     "narrow the fetch."
                 )
             response = self.client.request(request.method, request.path, operation=self.operation,
-                                           json=request.json, params=request.params)
+                                           json=request.json, params=request.params, content=request.content)
             where = f"{self.client.channel}: {self.operation} ({request.method} {request.path})"
             body = self.strategy.parse(response, where)
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ichigen.config import Config
-from ingestion import erp, shopify
+from ingestion import erp, shopify, yahoo
 from ingestion.common import IngestResult
 
 ENTITIES: dict[str, tuple[str, ...]] = {
@@ -14,6 +14,8 @@ ENTITIES: dict[str, tuple[str, ...]] = {
 }
 
 _CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest}
+_CONNECTORS["yahoo"] = yahoo.ingest
+ENTITIES["yahoo"] = yahoo.ENTITIES
 
 if ENTITIES["shopify"] != shopify.ENTITIES or ENTITIES["erp"] != erp.ENTITIES:  # pragma: no cover
     raise RuntimeError("ingestion.ENTITIES is out of step with the connectors' entity lists")

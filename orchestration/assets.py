@@ -162,7 +162,8 @@ def build_publish_asset(config: Config, dbt_asset: dg.AssetsDefinition) -> dg.As
 
 def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
     """Stock targets to a channel; reads the channel's landed stock levels."""
-    return _push_asset(config, channel, "stock", sync_stock, "inventory_levels")
+    # Shopify's stock entity is `inventory_levels`; every other channel lands what it shows as `stock`.
+    return _push_asset(config, channel, "stock", sync_stock, "inventory_levels" if channel == "shopify" else "stock")
 
 
 def build_price_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:

@@ -15,8 +15,10 @@ from reverse_sync.guard import GuardVerdict, check_plan, unpushed_records
 from reverse_sync.plan import Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
 from reverse_sync.shopify import ShopifyStockPusher
+from reverse_sync.yahoo import make_pusher as make_yahoo_pusher
+from reverse_sync.yahoo import yahoo_listings_state
 
-SUPPORTED_CHANNELS = ("shopify",)
+SUPPORTED_CHANNELS = ("shopify", "yahoo")
 
 
 class SyncError(RuntimeError):
@@ -71,11 +73,15 @@ def shopify_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
+_STATE_READERS: dict[str, Callable[[Config], pl.DataFrame]] = {
+    "shopify": shopify_listings_state, "yahoo": yahoo_listings_state}
+
+
 def plan_channel_stock(config: Config, channel: str, full: bool = False) -> Plan:
     if channel not in SUPPORTED_CHANNELS:
         raise SyncError(f"stock sync for {channel!r} is not built yet; supported: {SUPPORTED_CHANNELS}")
     targets, manifest = read_stock_targets(config.serving_path, channel)
-    landed = shopify_listings_state(config)
+    landed = _STATE_READERS[channel](config)
     listings = latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
     return plan_stock(channel, targets, listings, manifest, full)
 
@@ -99,6 +105,11 @@ def sync_stock(
         return result
 
     if plan.is_empty:
+        return result
+    if channel == "yahoo":
+        pusher = make_yahoo_pusher(config, client, yahoo_listings_state(config))
+        result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
+        write_push_log(config.push_log_dir, result.records)
         return result
     shopify = config.channels.shopify
     client = client or ChannelClient.for_shopify(shopify)

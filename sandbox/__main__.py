@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--webhook-drop-rate", type=float, default=0.0, help="fraction of deliveries never sent")
     ap.add_argument("--webhook-duplicate-rate", type=float, default=0.0, help="fraction of deliveries sent twice")
     ap.add_argument("--webhook-delay-rate", type=float, default=0.0, help="fraction of deliveries held back")
+    ap.add_argument("--yahoo-port", type=int, default=None,
+                    help="Yahoo!ショッピング store API port (0: a free port; default 8704, or free when --port is 0)")
+    ap.add_argument("--yahoo-access-token", default="yahoo_sandbox_token")
+    ap.add_argument("--yahoo-requests-per-second", type=float, default=1.0,
+                    help="the store's request budget (Yahoo: about 1/s, shared by every call)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("sandbox")
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                 secret=args.webhook_secret, timeout=args.webhook_timeout, retry_backoff=args.webhook_retry_backoff,
                 retry_backoff_max=60.0, drop_rate=args.webhook_drop_rate,
                 duplicate_rate=args.webhook_duplicate_rate, delay_rate=args.webhook_delay_rate, seed=args.seed),
+            yahoo_port=args.yahoo_port if args.yahoo_port is not None else (0 if args.port == 0 else 8704), yahoo_access_token=args.yahoo_access_token,
+            yahoo_requests_per_second=args.yahoo_requests_per_second,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"sandbox: could not start: {exc}", file=sys.stderr)
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         w = running.world
         log.info("Shopify (Admin GraphQL %s): %s/admin/api/2026-10/graphql.json", "2026-10", running.shopify_url)
         log.info("ERP (SQLite): %s", running.erp_sqlite_path)
+        log.info("Yahoo!ショッピング (store API): %s/ShoppingWebService/V1/", running.yahoo_url)
         log.info("world: seed %d, %d SKUs, %d variants, %d customers, %d orders", w.seed, len(w.products),
                  len(w.variants), len(w.customers), len(w.orders))
         print(f"sandbox ready at {running.shopify_url}", flush=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox.erp import write_postgres, write_sqlite
-from sandbox.server import ServerHandle, serve_shopify
+from sandbox.server import ServerHandle, serve_shopify, serve_yahoo
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
 
@@ -60,15 +60,20 @@ class RunningWorld:
     """A generated world with its ERP written and its shop served. `.stop()` or use it as a context manager."""
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
-                 simulator: Simulator | None = None):
+                 simulator: Simulator | None = None, yahoo: ServerHandle | None = None):
         self.world = world
         self.shopify = shopify
+        self.yahoo = yahoo
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
 
     @property
     def shopify_url(self) -> str:
         return self.shopify.url
+
+    @property
+    def yahoo_url(self) -> str | None:
+        return self.yahoo.url if self.yahoo is not None else None
 
     @property
     def webhooks(self) -> WebhookHub:
@@ -78,6 +83,8 @@ class RunningWorld:
     def stop(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        if self.yahoo is not None:
+            self.yahoo.stop()
         self.shopify.stop()
 
     def __enter__(self) -> RunningWorld:
@@ -104,13 +111,21 @@ def start_world(
     schema_path: str | os.PathLike[str] | None = None,
     webhook_secret: str = DEFAULT_SECRET,
     webhook_settings: WebhookSettings | None = None,
+    yahoo_port: int | None = 0,
+    yahoo_access_token: str = "yahoo_sandbox_token",
+    yahoo_seller_id: str = "ichigen-select",
+    yahoo_requests_per_second: float = 1.0,
+    yahoo_faults: object = None,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
-    unless webhook_secret is left at the default)."""
+    unless webhook_secret is left at the default).
+
+    Yahoo!ショッピング's store API (sandbox.yahoo) is served on `yahoo_port` (0 = a free port, None = not served)
+    with its own token, store account, per-store rate limit and optional `YahooFaults`."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -123,5 +138,12 @@ def start_world(
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
+    try:
+        yahoo = None if yahoo_port is None else serve_yahoo(
+            world, port=yahoo_port, access_token=yahoo_access_token, seller_id=yahoo_seller_id,
+            requests_per_second=yahoo_requests_per_second, faults=yahoo_faults, traffic_log=traffic_log)
+    except BaseException:
+        shop.stop()
+        raise
     simulator = Simulator(world, simulate_every).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator)
+    return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo)

@@ -110,3 +110,15 @@ def serve_shopify(world: World, port: int = 0, access_token: str = "shpat_sandbo
     app = create_app(world, access_token=access_token, traffic_log=traffic_log, restore_rate=restore_rate,
                      schema_path=schema_path, max_query_cost=max_query_cost, webhooks=webhooks)
     return ServerHandle(app, port=port)
+
+
+def serve_yahoo(world: World, port: int = 0, access_token: str = "yahoo_sandbox_token",
+                seller_id: str = "ichigen-select", requests_per_second: float = 1.0, burst: int = 1,
+                faults: Any = None, traffic_log: str | os.PathLike[str] | None = None) -> ServerHandle:
+    """Serve the world's Yahoo!ショッピング store API (sandbox.yahoo) in a background thread."""
+    from sandbox.yahoo import create_app as create_yahoo_app
+
+    app = create_yahoo_app(world, access_token=access_token, seller_id=seller_id,
+                           requests_per_second=requests_per_second, burst=burst, faults=faults,
+                           traffic_log=traffic_log)
+    return ServerHandle(app, port=port)

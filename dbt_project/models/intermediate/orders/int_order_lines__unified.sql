@@ -31,9 +31,28 @@ shopify_lines as (
 
 ),
 
+yahoo_lines as (
+
+    select
+        'yahoo'                     as channel,
+        l.line_id                   as line_id,
+        l.order_id                  as order_id,
+        l.line_number               as line_number,
+        l.sub_code                  as channel_sku,
+        l.listing_code              as listing_id,
+        l.quantity                  as quantity,
+        l.current_quantity          as current_quantity,
+        l.unit_price_jpy            as unit_price_jpy,
+        l.line_total_jpy            as line_total_jpy
+    from {{ ref('stg_yahoo__order_lines') }} as l
+
+),
+
 unioned as (
 
     select * from shopify_lines
+    union all
+    select * from yahoo_lines
     -- other channels' lines are unioned here as they are landed
 
 )

@@ -85,9 +85,63 @@ shopify as (
 
 ),
 
+yahoo_orders as (
+
+    select * from {{ ref('stg_yahoo__orders') }}
+
+),
+
+yahoo_status as (
+
+    -- OrderStatus, PayStatus and ShipStatus each point to a candidate; the lowest precedence wins.
+    select c.order_id, arg_min(m.unified_status, m.precedence) as status
+    from (
+        select order_id, 'OrderStatus' as status_field, order_status as code from yahoo_orders
+        union all
+        select order_id, 'PayStatus', pay_status from yahoo_orders
+        union all
+        select order_id, 'ShipStatus', ship_status from yahoo_orders
+    ) as c
+    inner join status_map as m
+        on m.channel = 'yahoo'
+        and m.status_field = c.status_field
+        and m.channel_code = c.code
+    group by c.order_id
+
+),
+
+yahoo as (
+
+    select
+        'yahoo'                                             as channel,
+        o.order_id                                          as order_id,
+        o.order_id                                          as order_name,
+        o.created_at                                        as ordered_at_utc,
+        o.updated_at                                        as updated_at_utc,
+        s.status                                            as status,
+        o.pay_status                                        as channel_financial_status,
+        o.ship_status                                       as channel_fulfillment_status,
+        o.total_jpy                                         as total_jpy,
+        cast(null as varchar)                               as customer_id,
+        coalesce(u.units, 0)                                as units,
+        o._fetched_at                                       as _fetched_at
+    from yahoo_orders as o
+    left join yahoo_status as s
+        on s.order_id = o.order_id
+    left join (
+        select order_id, cast(sum(quantity) as bigint) as units
+        from {{ ref('stg_yahoo__order_lines') }}
+        group by order_id
+    ) as u
+        on u.order_id = o.order_id
+
+),
+
 unioned as (
 
     select * from shopify
+    union all
+    select * from yahoo
     -- other channels are unioned here as they are landed (rakuten, amazon, yahoo, pos, b2b)
 
 )

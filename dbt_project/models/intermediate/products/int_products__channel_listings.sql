@@ -39,9 +39,33 @@ shopify_listings as (
 
 ),
 
+yahoo_listings as (
+
+    -- Yahoo keeps the shop's SKU in the sub code, lower-cased by many stores: matched upper-cased.
+    select
+        'yahoo'                 as channel,
+        y.listing_code          as listing_id,
+        y.seller_sku            as channel_sku,
+        y.jan                   as channel_barcode,
+        y.is_valid_jan          as channel_barcode_is_valid_jan,
+        cast(null as varchar)   as inventory_item_id,
+        y.price_jpy             as channel_price_jpy,
+        by_sku.sku              as sku_by_seller_sku,
+        by_jan.sku              as sku_by_jan
+    from {{ ref('stg_yahoo__listings') }} as y
+    left join erp_products as by_sku
+        on by_sku.sku = upper(y.seller_sku)
+    left join unique_jans as by_jan
+        on y.is_valid_jan
+        and by_jan.jan = y.jan
+
+),
+
 unioned as (
 
     select * from shopify_listings
+    union all
+    select * from yahoo_listings
     -- other channels' listings are unioned here as they are landed
 
 )
