@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox.erp import write_postgres, write_sqlite
+from sandbox.files import FileDrops
 from sandbox.server import ServerHandle, serve_shopify
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
@@ -24,12 +25,13 @@ log = logging.getLogger("sandbox")
 class Simulator:
     """Every `every` seconds: place 1–`max_orders` orders and apply what is due (payments, shipments, …)."""
 
-    def __init__(self, world: World, every: float, max_orders: int = 3):
+    def __init__(self, world: World, every: float, max_orders: int = 3, files: FileDrops | None = None):
         if every <= 0:
             raise ValueError("every must be > 0 seconds")
         self.world = world
         self.every = every
         self.max_orders = max_orders
+        self.files = files  # file drops (sandbox.files): each ended JST day's POS, B2B and carrier files
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox-simulator", daemon=True)
         self.ticks = 0
@@ -40,6 +42,8 @@ class Simulator:
 
     def tick(self) -> None:
         placed, changed = self.world.simulate_tick(self.max_orders)
+        if self.files is not None:
+            self.files.tick()
         self.ticks += 1
         log.info("simulator: %d orders placed, %d orders moved on", len(placed), len(changed))
 
@@ -104,13 +108,18 @@ def start_world(
     schema_path: str | os.PathLike[str] | None = None,
     webhook_secret: str = DEFAULT_SECRET,
     webhook_settings: WebhookSettings | None = None,
+    inbox: str | os.PathLike[str] | None = None,
+    inbox_history_days: int = 2,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
-    unless webhook_secret is left at the default)."""
+    unless webhook_secret is left at the default).
+
+    With `inbox`, the file sources (sandbox.files) drop the last `inbox_history_days` days' files there at
+    once and, with the simulator, every JST day's files when the day ends."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -123,5 +132,8 @@ def start_world(
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
-    simulator = Simulator(world, simulate_every).start() if simulate_every else None
+    files = FileDrops(world, inbox) if inbox is not None else None
+    if files is not None:
+        files.drop_history(inbox_history_days)
+    simulator = Simulator(world, simulate_every, files=files).start() if simulate_every else None
     return RunningWorld(world, shop, sqlite_path, simulator)
