@@ -5,23 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from ichigen.config import Config
-from ingestion import erp, shopify
+from ingestion import erp, files, shopify
 from ingestion.common import IngestResult
 
 ENTITIES: dict[str, tuple[str, ...]] = {
     "shopify": ("orders", "product_variants", "inventory_levels"),
     "erp": ("products", "warehouses", "stock"),
+    "pos": ("sales", "members"),  # file sources (ingestion.files): the inbox folders <slug>/<entity>/
+    "b2b": ("orders",),
+    "carrier": ("trackings",),
 }
 
-_CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest}
+_CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest, **{s: files.connector(s) for s in files.ENTITIES}}
 
-if ENTITIES["shopify"] != shopify.ENTITIES or ENTITIES["erp"] != erp.ENTITIES:  # pragma: no cover
+if (ENTITIES["shopify"] != shopify.ENTITIES or ENTITIES["erp"] != erp.ENTITIES
+        or any(ENTITIES[s] != e for s, e in files.ENTITIES.items())):  # pragma: no cover
     raise RuntimeError("ingestion.ENTITIES is out of step with the connectors' entity lists")
 
 
 def ingest(config: Config, source: str, entity: str, **kw: Any) -> IngestResult:
     """Land what changed for source/entity. Keyword arguments go to the connector (`landing`, `now`, and for
-    shopify `client`, `max_pages`; for erp `lookback`)."""
+    shopify `client`, `max_pages`; for erp `lookback`; the file sources take `landing` and `now` only)."""
     if source not in ENTITIES:
         raise ValueError(f"unknown source {source!r}; known: {', '.join(ENTITIES)}")
     if entity not in ENTITIES[source]:
