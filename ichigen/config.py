@@ -39,7 +39,9 @@ class PathsConfig(_Strict):
     push_log: Path = Path("var/push_log")
     dagster_home: Path = Path("var/dagster")
     sandbox: Path = Path("var/sandbox")
-    inbox: Path = Path("var/inbox")  # file sources drop here: <inbox>/<slug>/<entity>/ (ingestion.files)
+    # File sources drop here: <inbox>/<slug>/<entity>/ (ingestion.files). The default is the sandbox's inbox,
+    # as erp.sqlite_path defaults to the sandbox's ERP; point it at the real drop folder in production.
+    inbox: Path = Path("var/sandbox/inbox")
 
     @property
     def quarantine(self) -> Path:

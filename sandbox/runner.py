@@ -64,11 +64,17 @@ class RunningWorld:
     """A generated world with its ERP written and its shop served. `.stop()` or use it as a context manager."""
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
-                 simulator: Simulator | None = None):
+                 simulator: Simulator | None = None, files: FileDrops | None = None):
         self.world = world
         self.shopify = shopify
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
+        self.files = files
+
+    @property
+    def inbox(self) -> Path | None:
+        """Where the file sources (POS, B2B, carrier) drop their files: `<inbox>/<slug>/<entity>/`."""
+        return self.files.inbox if self.files is not None else None
 
     @property
     def shopify_url(self) -> str:
@@ -110,6 +116,7 @@ def start_world(
     webhook_settings: WebhookSettings | None = None,
     inbox: str | os.PathLike[str] | None = None,
     inbox_history_days: int = 2,
+    drop_files: bool = True,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
@@ -118,8 +125,9 @@ def start_world(
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
     unless webhook_secret is left at the default).
 
-    With `inbox`, the file sources (sandbox.files) drop the last `inbox_history_days` days' files there at
-    once and, with the simulator, every JST day's files when the day ends."""
+    Unless `drop_files` is false, the file sources (sandbox.files) drop the last `inbox_history_days` days'
+    files into `inbox` (default `<data_dir>/inbox`) at once and, with the simulator, each JST day's files
+    when the day ends."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -132,8 +140,8 @@ def start_world(
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
-    files = FileDrops(world, inbox) if inbox is not None else None
+    files = FileDrops(world, inbox if inbox is not None else data / "inbox") if drop_files else None
     if files is not None:
         files.drop_history(inbox_history_days)
     simulator = Simulator(world, simulate_every, files=files).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator)
+    return RunningWorld(world, shop, sqlite_path, simulator, files)

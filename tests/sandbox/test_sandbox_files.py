@@ -115,3 +115,14 @@ def test_tick_drops_each_ended_day_once(tmp_path):
 
 def test_yamato_tracking_number_has_its_check_digit():
     assert yamato_tracking_number(12345678901) == "123456789013"  # 12345678901 = 7 × 1763668414 + 3
+
+
+def test_start_world_drops_the_last_days_into_its_inbox(tmp_path):
+    from sandbox import start_world
+
+    with start_world(data_dir=tmp_path, seed=5, skus=8, customers=10, history_days=3, orders_per_day=8,
+                     port=0, restore_rate=1000.0, inbox_history_days=2) as running:
+        assert running.inbox == tmp_path / "inbox"
+        sales = sorted(p.name for p in (running.inbox / "pos" / "sales").iterdir())
+        assert len(sales) == 2 * 4  # two days × four stores
+        assert (running.inbox / "b2b" / "orders").is_dir() and (running.inbox / "pos" / "members").is_dir()
