@@ -19,12 +19,7 @@ typed as (
         cast(quantity as bigint)                        as quantity,
         cast(unit_price_tax_excl as bigint)             as unit_price_tax_excl_jpy,
         cast(sheet_name as varchar)                     as sheet_name,
-        cast(file_name as varchar)                      as file_name,
-        cast(file_row as bigint)                        as file_row,
-        cast(file_sha256 as varchar)                    as file_sha256,
-        cast(file_modified_at as timestamptz)           as file_modified_at,
-        cast(_batch_id as varchar)                      as _batch_id,
-        cast(_fetched_at as timestamptz)                as _fetched_at
+        {{ file_lineage_columns() }}
     from source
 
 ),
@@ -32,10 +27,7 @@ typed as (
 newest_file_per_order as (
 
     select * from typed
-    qualify dense_rank() over (
-        partition by customer_code, po_number
-        order by _fetched_at desc, file_modified_at desc, file_name desc, file_sha256 desc
-    ) = 1
+    {{ newest_file(['customer_code', 'po_number']) }}
 
 ),
 
