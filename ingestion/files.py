@@ -267,6 +267,12 @@ class SourceRow:
     sheet: str | None = None
 
 
+def header_name(cell: Any) -> str:
+    """A header cell as matched against the required names: NFKC, no spaces (単価（税抜） = 単価(税抜),
+    ＪＡＮ = JAN, "数 量" = 数量) — buyers' templates and POS exports vary in exactly these ways."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", _text(cell) or ""))
+
+
 def _missing_columns(found: list[str], kind: FileKind) -> list[str]:
     return [name for name in kind.header if name not in found]
 
@@ -301,8 +307,8 @@ def read_csv(data: bytes, kind: FileKind) -> Iterator[SourceRow]:
     lines = text.splitlines()
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        header = [h.strip() for h in next(reader, [])]
-        if not header:
+        header = [header_name(h) for h in next(reader, [])]
+        if not any(header):
             raise FileUnreadable("is empty (no header line)")
         missing = _missing_columns(header, kind)
         if missing:
@@ -335,7 +341,7 @@ def read_xlsx(data: bytes, kind: FileKind) -> Iterator[SourceRow]:
         for sheet in workbook.worksheets:
             rows = list(sheet.iter_rows(values_only=True))
             for index, values in enumerate(rows[:20]):
-                header = [_text(v) or "" for v in values]
+                header = [header_name(v) for v in values]
                 missing = _missing_columns(header, kind)
                 if not missing:
                     tables.append((sheet.title, index, header, rows))

@@ -176,6 +176,16 @@ def test_xlsx_order_lands_with_dates_and_integer_prices(config):
         "HACCHU_B2B-0001_PO1.xlsx#5", "HACCHU_B2B-0001_PO1.xlsx#6"]
 
 
+def test_header_variants_match_after_nfkc(config):
+    header = ["取引先コード", "発注番号", "発注日", "納品希望日", "ＪＡＮ", "品 名", "数量", "単価（税抜）"]
+    drop(config, "b2b/orders", "variant.xlsx", workbook_bytes(header, [
+        ["B2B-0002", "PO9", "2026/11/21", None, JAN_B, "トート", "１２", "2,000"]], title_rows=0))
+    report = ingest_files(config, "b2b", "orders")
+    assert report.result.rows_landed == 1, report
+    row = landed(config, "b2b", "orders").row(0, named=True)
+    assert (row["jan"], row["quantity"], row["unit_price_tax_excl"], row["file_row"]) == (JAN_B, 12, 2000, 2)
+
+
 def test_xlsx_missing_a_column_or_not_a_workbook_fails(config):
     drop(config, "b2b/orders", "no_price.xlsx", workbook_bytes(B2B_HEADER[:-1], [
         ["B2B-0001", "PO1", datetime(2026, 11, 20), None, JAN_A, "マグ", 24]]))
