@@ -16,7 +16,7 @@ from ingestion.files import ENTITIES, ingest_files
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sandbox"))
 from sandbox_testkit import small_world  # noqa: E402
 
-from sandbox.files import STORES, FileDrops  # noqa: E402
+from sandbox.files import POS_SALES_HEADER, STORES, FileDrops, _csv_bytes  # noqa: E402
 
 MODELS = ("--select", "stg_pos__sales stg_b2b__orders stg_carrier__trackings")
 DAY = date(2026, 11, 22)
@@ -35,14 +35,21 @@ def builds(tmp_path_factory):
     for source, entities in ENTITIES.items():
         for entity in entities:
             ingest_files(config, source, entity)
-    # The store re-sends the day (same content: lands nothing) and the next day arrives.
+    # The store re-sends the day (same content: lands nothing), S002 sends a corrected day (one receipt
+    # shortened to its first line, 100 yen off), and the next day arrives.
     drops.drop_pos_sales("S001", DAY)
+    rows = drops.pos_sales_rows("S002", DAY)
+    receipt = [r for r in rows if r[1:3] == rows[0][1:3]]
+    corrected = [r for r in rows if r[1:3] != rows[0][1:3]] + [(*receipt[0][:9], receipt[0][9] - 100)]
+    (config.inbox_dir / "pos" / "sales" / f"POS_URIAGE_S002_{DAY:%Y%m%d}.csv").write_bytes(
+        _csv_bytes(POS_SALES_HEADER, sorted(corrected, key=lambda r: (r[3], r[1], r[2]))))
     drops.drop_day(date(2026, 11, 23))
     for source, entities in ENTITIES.items():
         for entity in entities:
             ingest_files(config, source, entity)
     full = start_dbt(root / "full", "build", *MODELS, landing=config.landing_dir)
     empty = start_dbt(root / "empty", "build", *MODELS, landing=root / "no_landing")
+    drops.corrected_receipt = (receipt, receipt[0][9] - 100)
     return drops, full.result(), empty.result()
 
 
@@ -58,7 +65,13 @@ def test_build_passes_every_test(builds):
 def test_pos_sales_match_the_files(builds):
     drops, full, empty = builds
     expected = sum(len(drops.pos_sales_rows(code, day)) for code, *_ in STORES for day in (DAY, date(2026, 11, 23)))
-    assert full.query("select count(*) from staging.stg_pos__sales") == [(expected,)]
+    receipt, corrected_total = drops.corrected_receipt
+    assert full.query("select count(*) from staging.stg_pos__sales") == [(expected - len(receipt) + 1,)]
+    register, number = receipt[0][1], receipt[0][2]
+    assert full.query(f"""select count(*), sum(line_total_jpy), min(file_name) from staging.stg_pos__sales
+                          where store_code = 'S002' and business_date_jst = '2026-11-22'
+                          and register_no = '{register}' and receipt_no = '{number}'""") == [
+        (1, corrected_total, f"POS_URIAGE_S002_{DAY:%Y%m%d}.csv")]  # the corrected file won
     rows = drops.pos_sales_rows("S003", DAY)
     total = sum(r[9] for r in rows)
     assert full.query("""select sum(line_total_jpy), min(business_date_jst), max(business_date_jst)

@@ -202,9 +202,13 @@ def test_carrier_file_lands_and_checks_tracking_numbers(config):
     drop(config, "carrier/trackings", "B2_20261122.csv", (
         "お客様管理番号,送り状番号,出荷日,配達予定日\r\n"
         "SHOP-1001,123456789013,2026/11/22,2026/11/24\r\n"
-        "SHOP-1002,12345,2026/11/22,2026/11/24\r\n").encode("cp932"))
+        "SHOP-1002,12345,2026/11/22,2026/11/24\r\n"
+        "SHOP-1003,123456789020,2026/02/30,\r\n"  # no such day
+        "SHOP-1004,123456789020,2026/11/22 09:00,\r\n").encode("cp932"))  # a time where a date belongs
     report = ingest_files(config, "carrier", "trackings")
-    assert (report.result.rows_landed, report.result.rows_quarantined) == (1, 1)
+    assert (report.result.rows_landed, report.result.rows_quarantined) == (1, 3)
+    reasons = sorted(quarantined(config, "carrier", "trackings").get_column("reason"))
+    assert "12-digit" in reasons[0] and "'2026/02/30' is not a date" in reasons[1] and "09:00" in reasons[2]
     row = landed(config, "carrier", "trackings").row(0, named=True)
     assert (row["order_reference"], row["tracking_number"], row["shipped_on"]) == (
         "SHOP-1001", "123456789013", date(2026, 11, 22))
