@@ -279,6 +279,7 @@ class SourceRow:
     values: dict[str, Any]  # header → cell
     raw: str  # the row as text, for the quarantine
     sheet: str | None = None
+    error: str | None = None  # the row is broken as a whole (wrong number of fields): quarantine it
 
 
 def header_name(cell: Any) -> str:
@@ -315,10 +316,10 @@ def _decode(data: bytes, kind: FileKind) -> str:
 
 
 def read_csv(data: bytes, kind: FileKind) -> Iterator[SourceRow]:
-    """CP932 CSV with a header line. A row with the wrong number of fields is yielded as a row with a
-    `None` values dict (quarantined by the caller); a file that is not CSV at all raises FileUnreadable."""
+    """CP932 CSV with a header line. A row with the wrong number of fields is yielded with `error` set
+    (quarantined by the caller); a file that is not CSV at all raises FileUnreadable."""
     text = _decode(data, kind)
-    lines = text.splitlines()
+    lines = re.split(r"\r\n|\r|\n", text)  # the line ends csv counts in line_num (not str.splitlines')
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [header_name(h) for h in next(reader, [])]
@@ -334,8 +335,7 @@ def read_csv(data: bytes, kind: FileKind) -> Iterator[SourceRow]:
             if not any(c.strip() for c in cells):
                 continue  # blank line
             if len(cells) != len(header):
-                yield SourceRow(start, {"__error__": f"has {len(cells)} fields, the header has {len(header)}"},
-                                raw)
+                yield SourceRow(start, {}, raw, error=f"has {len(cells)} fields, the header has {len(header)}")
                 continue
             yield SourceRow(start, dict(zip(header, cells, strict=True)), raw)
     except csv.Error as exc:
@@ -484,9 +484,8 @@ def _parse_file(name: str, data: bytes, digest: str, modified: datetime,
     for source_row in reader(data, kind):
         where = f"{name} row {source_row.row}"
         try:
-            error = source_row.values.get("__error__")
-            if error:
-                raise RecordError(error)
+            if source_row.error:
+                raise RecordError(source_row.error)
             record = kind.map_row(source_row.values)
         except RecordError as exc:
             bad.append(QuarantineRecord(

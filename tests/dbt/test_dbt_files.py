@@ -5,11 +5,12 @@ tests; and the same models over an empty landing zone."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
-from ichigen_dbt_helpers import start_dbt
+from ichigen_dbt_helpers import DbtResult, start_dbt
 
 from ingestion.files import ENTITIES, ingest_files
 
@@ -20,6 +21,15 @@ from sandbox.files import POS_SALES_HEADER, STORES, FileDrops, _csv_bytes  # noq
 
 MODELS = ("--select", "stg_pos__sales stg_b2b__orders stg_carrier__trackings")
 DAY = date(2026, 11, 22)
+
+
+@dataclass
+class Builds:
+    drops: FileDrops
+    full: DbtResult  # the sandbox's files for two days, one store's day re-sent, another's corrected
+    empty: DbtResult  # no landing zone at all
+    corrected_receipt: list[tuple]  # the receipt's lines before the correction
+    corrected_total: int
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +59,11 @@ def builds(tmp_path_factory):
             ingest_files(config, source, entity)
     full = start_dbt(root / "full", "build", *MODELS, landing=config.landing_dir)
     empty = start_dbt(root / "empty", "build", *MODELS, landing=root / "no_landing")
-    drops.corrected_receipt = (receipt, receipt[0][9] - 100)
-    return drops, full.result(), empty.result()
+    return Builds(drops, full.result(), empty.result(), receipt, receipt[0][9] - 100)
 
 
 def test_build_passes_every_test(builds):
-    _, full, empty = builds
+    full, empty = builds.full, builds.empty
     for result in (full, empty):
         assert result.returncode == 0, result.output[-3000:]
         statuses = result.statuses()
@@ -63,9 +72,9 @@ def test_build_passes_every_test(builds):
 
 
 def test_pos_sales_match_the_files(builds):
-    drops, full, empty = builds
+    drops, full, empty = builds.drops, builds.full, builds.empty
     expected = sum(len(drops.pos_sales_rows(code, day)) for code, *_ in STORES for day in (DAY, date(2026, 11, 23)))
-    receipt, corrected_total = drops.corrected_receipt
+    receipt, corrected_total = builds.corrected_receipt, builds.corrected_total
     assert full.query("select count(*) from staging.stg_pos__sales") == [(expected - len(receipt) + 1,)]
     register, number = receipt[0][1], receipt[0][2]
     assert full.query(f"""select count(*), sum(line_total_jpy), min(file_name) from staging.stg_pos__sales
@@ -88,7 +97,7 @@ def test_pos_sales_match_the_files(builds):
 
 
 def test_b2b_orders_and_carrier_trackings(builds):
-    drops, full, _ = builds
+    drops, full = builds.drops, builds.full
     orders = drops.b2b_orders(DAY) + drops.b2b_orders(date(2026, 11, 23))
     lines = sum(len(rows) for _, _, rows in orders)
     assert full.query("select count(*), count(distinct order_key) from staging.stg_b2b__orders") == [
