@@ -246,3 +246,23 @@ def test_sandbox_drops_land_through_the_registry(config):
     assert members.get_column("member_id").str.len_chars().min() == 10
     assert any("①" in s for s in members.get_column("home_store"))
     assert not [p for p in paths if p.exists()], "every dropped file moved to processed/"
+
+
+def test_a_crash_between_landing_and_moving_does_not_land_twice(config, monkeypatch):
+    import ingestion.files as files
+
+    drop(config, "pos/sales", "POS_URIAGE_S001_20261122.csv",
+         sales_csv(f"S001,01,0001,2026/11/22 10:05:00,,{JAN_A},マグ,1,1980,1980"))
+
+    def crash(path, folder):
+        raise OSError("the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(files, "_move", crash)
+        with pytest.raises(OSError):
+            ingest_files(config, "pos", "sales")
+    assert landed(config, "pos", "sales").height == 1  # the batch was renamed into place before the crash
+    assert (config.inbox_dir / "pos" / "sales" / "POS_URIAGE_S001_20261122.csv").exists()
+    after_restart = ingest_files(config, "pos", "sales")
+    assert len(after_restart.duplicates) == 1 and after_restart.result.rows_landed == 0
+    assert landed(config, "pos", "sales").height == 1
