@@ -49,6 +49,8 @@ def _point_at_world(config: Config, world) -> Config:
         "channels.shopify.base_url": world.shopify_url,
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
+        "paths.inbox": str(world.inbox),
+        "files.settle_seconds": 0,  # the sandbox renames whole files into the inbox
     })
 
 

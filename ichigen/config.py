@@ -39,6 +39,9 @@ class PathsConfig(_Strict):
     push_log: Path = Path("var/push_log")
     dagster_home: Path = Path("var/dagster")
     sandbox: Path = Path("var/sandbox")
+    # File sources drop here: <inbox>/<slug>/<entity>/ (ingestion.files). The default is the sandbox's inbox,
+    # as erp.sqlite_path defaults to the sandbox's ERP; point it at the real drop folder in production.
+    inbox: Path = Path("var/sandbox/inbox")
 
     @property
     def quarantine(self) -> Path:
@@ -94,6 +97,15 @@ class ErpConfig(_Strict):
     postgres_dsn: str = Field(default="postgresql://postgres@127.0.0.1:5432/ichigen_erp", repr=False)
 
 
+class FilesConfig(_Strict):
+    """File sources (ファイル連携: POS, B2B, carrier) picked up from `paths.inbox`. The encoding is not a
+    setting: Japanese CSVs are read as CP932, never shift_jis (DECISIONS.md D45)."""
+
+    settle_seconds: float = Field(default=5.0, ge=0)  # a file modified more recently may still be copied in
+    max_files_per_run: int = Field(default=200, ge=1)  # the rest waits for the next run
+    sensor_interval_seconds: int = Field(default=30, ge=1)  # how often Dagster looks into the inbox
+
+
 class SchedulesConfig(_Strict):
     """Cron strings (UTC) per data type."""
 
@@ -142,6 +154,7 @@ class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     channels: ChannelsConfig = ChannelsConfig()
     erp: ErpConfig = ErpConfig()
+    files: FilesConfig = FilesConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     stock: StockConfig = StockConfig()
     guard_rails: GuardRailsConfig = GuardRailsConfig()
@@ -178,6 +191,10 @@ class Config(_Strict):
     @property
     def sandbox_dir(self) -> Path:
         return self.resolve(self.paths.sandbox)
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.resolve(self.paths.inbox)
 
     @property
     def erp_sqlite_path(self) -> Path:

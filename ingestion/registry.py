@@ -5,25 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from ichigen.config import Config
-from ingestion import erp, shopify, yahoo
+from ingestion import erp, files, shopify, yahoo
 from ingestion.common import IngestResult
 
-ENTITIES: dict[str, tuple[str, ...]] = {
-    "shopify": ("orders", "product_variants", "inventory_levels", "customers"),
-    "erp": ("products", "warehouses", "stock"),
-}
+# Every API/database connector module declares ENTITIES and `ingest(config, entity, **kw)`; the file sources
+# (POS, B2B, carrier) share ingestion.files. Adding a source is one entry here.
+_MODULES = {"shopify": shopify, "yahoo": yahoo, "erp": erp}
 
-_CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest}
-_CONNECTORS["yahoo"] = yahoo.ingest
-ENTITIES["yahoo"] = yahoo.ENTITIES
+ENTITIES: dict[str, tuple[str, ...]] = {slug: module.ENTITIES for slug, module in _MODULES.items()} | dict(files.ENTITIES)
 
-if ENTITIES["shopify"] != shopify.ENTITIES or ENTITIES["erp"] != erp.ENTITIES:  # pragma: no cover
-    raise RuntimeError("ingestion.ENTITIES is out of step with the connectors' entity lists")
+_CONNECTORS = {slug: module.ingest for slug, module in _MODULES.items()} | {s: files.connector(s) for s in files.ENTITIES}
 
 
 def ingest(config: Config, source: str, entity: str, **kw: Any) -> IngestResult:
     """Land what changed for source/entity. Keyword arguments go to the connector (`landing`, `now`, and for
-    shopify `client`, `max_pages`; for erp `lookback`)."""
+    shopify `client`, `max_pages`; for erp `lookback`; the file sources take `landing` and `now` only)."""
     if source not in ENTITIES:
         raise ValueError(f"unknown source {source!r}; known: {', '.join(ENTITIES)}")
     if entity not in ENTITIES[source]:

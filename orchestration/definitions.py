@@ -22,6 +22,7 @@ from orchestration.assets import (
     build_publish_asset,
     build_stock_push_asset,
 )
+from orchestration.inbox_sensor import build_inbox_sensor
 
 FULL_CYCLE_JOB = "full_cycle"
 
@@ -111,6 +112,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         assets=[*ingest_assets, warehouse, serving, *pushes],
         jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
         schedules=schedules,
+        sensors=[build_inbox_sensor(config)],
         resources={"dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
                                          dbt_executable=dbt_executable())},
     )

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("Shopify (Admin GraphQL %s): %s/admin/api/2026-10/graphql.json", "2026-10", running.shopify_url)
         log.info("ERP (SQLite): %s", running.erp_sqlite_path)
         log.info("Yahoo!ショッピング (store API): %s/ShoppingWebService/V1/", running.yahoo_url)
+        log.info("file drops (POS, B2B, carrier): %s", running.inbox)
         log.info("world: seed %d, %d SKUs, %d variants, %d customers, %d orders", w.seed, len(w.products),
                  len(w.variants), len(w.customers), len(w.orders))
         print(f"sandbox ready at {running.shopify_url}", flush=True)

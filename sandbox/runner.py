@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox.erp import write_postgres, write_sqlite
+from sandbox.files import FileDrops
 from sandbox.server import ServerHandle, serve_shopify, serve_yahoo
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
@@ -24,12 +25,13 @@ log = logging.getLogger("sandbox")
 class Simulator:
     """Every `every` seconds: place 1–`max_orders` orders and apply what is due (payments, shipments, …)."""
 
-    def __init__(self, world: World, every: float, max_orders: int = 3):
+    def __init__(self, world: World, every: float, max_orders: int = 3, files: FileDrops | None = None):
         if every <= 0:
             raise ValueError("every must be > 0 seconds")
         self.world = world
         self.every = every
         self.max_orders = max_orders
+        self.files = files  # file drops (sandbox.files): each ended JST day's POS, B2B and carrier files
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox-simulator", daemon=True)
         self.ticks = 0
@@ -40,6 +42,8 @@ class Simulator:
 
     def tick(self) -> None:
         placed, changed = self.world.simulate_tick(self.max_orders)
+        if self.files is not None:
+            self.files.tick()
         self.ticks += 1
         log.info("simulator: %d orders placed, %d orders moved on", len(placed), len(changed))
 
@@ -60,12 +64,19 @@ class RunningWorld:
     """A generated world with its ERP written and its shop served. `.stop()` or use it as a context manager."""
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
-                 simulator: Simulator | None = None, yahoo: ServerHandle | None = None):
+                 simulator: Simulator | None = None, yahoo: ServerHandle | None = None,
+                 files: FileDrops | None = None):
         self.world = world
         self.shopify = shopify
         self.yahoo = yahoo
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
+        self.files = files
+
+    @property
+    def inbox(self) -> Path | None:
+        """Where the file sources (POS, B2B, carrier) drop their files: `<inbox>/<slug>/<entity>/`."""
+        return self.files.inbox if self.files is not None else None
 
     @property
     def shopify_url(self) -> str:
@@ -116,6 +127,9 @@ def start_world(
     yahoo_seller_id: str = "ichigen-select",
     yahoo_requests_per_second: float = 1.0,
     yahoo_faults: object = None,
+    inbox: str | os.PathLike[str] | None = None,
+    inbox_history_days: int = 2,
+    drop_files: bool = True,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
@@ -125,7 +139,11 @@ def start_world(
     unless webhook_secret is left at the default).
 
     Yahoo!ショッピング's store API (sandbox.yahoo) is served on `yahoo_port` (0 = a free port, None = not served)
-    with its own token, store account, per-store rate limit and optional `YahooFaults`."""
+    with its own token, store account, per-store rate limit and optional `YahooFaults`.
+
+    Unless `drop_files` is false, the file sources (sandbox.files) drop the last `inbox_history_days` days'
+    files into `inbox` (default `<data_dir>/inbox`) at once and, with the simulator, each JST day's files
+    when the day ends."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -145,5 +163,8 @@ def start_world(
     except BaseException:
         shop.stop()
         raise
-    simulator = Simulator(world, simulate_every).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo)
+    files = FileDrops(world, inbox if inbox is not None else data / "inbox") if drop_files else None
+    if files is not None:
+        files.drop_history(inbox_history_days)
+    simulator = Simulator(world, simulate_every, files=files).start() if simulate_every else None
+    return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files)

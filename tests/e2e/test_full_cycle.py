@@ -35,6 +35,8 @@ def pointed_at(config: Config, world) -> Config:
         "channels.shopify.access_token": "shpat_sandbox",
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
+        "paths.inbox": str(world.inbox),  # the sandbox's POS, B2B and carrier files (sandbox.files)
+        "files.settle_seconds": 0,
         "channels.shopify.backfill_start": "2020-01-01T00:00:00Z",
         "guard_rails.max_zeroed_fraction": 1.0,
     })
@@ -71,7 +73,8 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     assert summary.success, summary.failure
     assert all(rows > 0 for rows, _ in summary.landed.values()), summary.landed
     assert set(summary.landed) >= {"shopify/orders", "shopify/product_variants", "shopify/inventory_levels",
-                                   "erp/products", "erp/warehouses", "erp/stock"}
+                                   "erp/products", "erp/warehouses", "erp/stock",
+                                   "pos/sales", "pos/members", "b2b/orders", "carrier/trackings"}
     assert summary.tests_failed == 0 and summary.tests_passed > 0
     assert summary.published_version
 

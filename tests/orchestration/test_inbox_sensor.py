@@ -1,0 +1,35 @@
+"""The inbox sensor: waiting files → a run request for exactly their file source; after the ingest asset has
+run (in-process, for real) the inbox is empty and the sensor skips."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.assets import build_ingest_assets
+from orchestration.inbox_sensor import build_inbox_sensor, file_asset_keys
+
+CARRIER_CSV = "お客様管理番号,送り状番号,出荷日,配達予定日\r\nSHOP-1001,123456789013,2026/11/22,2026/11/24\r\n"
+
+
+def test_sensor_requests_the_asset_of_the_waiting_files_then_skips(tmp_config):
+    config = tmp_config.with_overrides(**{"paths.inbox": "inbox", "files.settle_seconds": 0})
+    sensor = build_inbox_sensor(config)
+    with dg.instance_for_test() as instance:
+        empty = sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(empty, dg.SkipReason)
+
+        folder = config.inbox_dir / "carrier" / "trackings"
+        folder.mkdir(parents=True)
+        (folder / "B2_20261122.csv").write_bytes(CARRIER_CSV.encode("cp932"))
+        result = sensor(dg.build_sensor_context(instance=instance))
+        assert [r.asset_selection for r in result.run_requests] == [[dg.AssetKey(["carrier", "trackings"])]]
+        again = sensor(dg.build_sensor_context(instance=instance))
+        assert again.run_requests[0].run_key == result.run_requests[0].run_key  # same files, same key
+
+        assets = [a for a in build_ingest_assets(config) if a.key in file_asset_keys()]
+        assert {a.key for a in assets} == set(file_asset_keys())
+        run = dg.materialize(assets, instance=instance, selection=result.run_requests[0].asset_selection)
+        assert run.success
+        materialization = run.asset_materializations_for_node("carrier__trackings")[0]
+        assert materialization.metadata["rows_landed"].value == 1
+        assert isinstance(sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
