@@ -17,6 +17,7 @@ from ichigen.config import Config, load_config
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env, manifest_path
 from orchestration.assets import (
     build_dbt_assets,
+    build_erp_intake_asset,
     build_ingest_assets,
     build_publish_asset,
     build_stock_push_asset,
@@ -106,7 +107,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         dg.ScheduleDefinition(job=ingest_products, cron_schedule=config.schedules.products, default_status=running),
     ]
     return dg.Definitions(
-        assets=[*ingest_assets, warehouse, serving, *pushes],
+        assets=[*ingest_assets, warehouse, serving, *pushes, build_erp_intake_asset(config)],
         jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
         schedules=schedules,
         resources={"dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
