@@ -86,6 +86,11 @@ class ErpDatabase:
                                      f"follow the D5 schema? [{' '.join(sql.split())[:160]}]") from exc
             raise
 
+    def has_table(self, table: str) -> bool:
+        sql = ("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?" if self.kind == "sqlite"
+               else "SELECT to_regclass(?)::text")
+        return any(next(iter(row.values())) for row in self.rows(sql, (table,)))
+
     def close(self) -> None:
         self.connection.close()
 
@@ -215,6 +220,7 @@ class ErpEntity:
     table: str
     incremental: bool
     to_row: Callable[[dict[str, Any]], dict[str, Any]]
+    optional: bool = False  # an ERP without this table (no intake set up yet) lands nothing instead of failing
 
     def select(self) -> tuple[str, str]:
         columns = ", ".join(self.schema.columns)
@@ -227,7 +233,7 @@ ENTITY_SPECS: dict[str, ErpEntity] = {
     "warehouses": ErpEntity(ERP_WAREHOUSES, "warehouses", False, warehouse_row),
     "stock": ErpEntity(ERP_STOCK, "stock", False, stock_row),
     # order intake markers: a full snapshot, since the ERP updates status/taken_at in place
-    "order_intake": ErpEntity(ERP_ORDER_INTAKE, "order_intake", False, order_intake_row),
+    "order_intake": ErpEntity(ERP_ORDER_INTAKE, "order_intake", False, order_intake_row, optional=True),
 }
 ENTITIES = tuple(ENTITY_SPECS)
 
@@ -268,7 +274,8 @@ def ingest(
     rows: list[dict[str, Any]] = []
     bad: list[QuarantineRecord] = []
     with open_erp(config) as database:
-        for record in read_rows(database, entity, since):
+        records = read_rows(database, entity, since) if not spec.optional or database.has_table(spec.table) else ()
+        for record in records:
             try:
                 rows.append(spec.to_row(record))
             except RecordError as exc:
