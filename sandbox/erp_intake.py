@@ -164,3 +164,40 @@ def ship_taken(con: Any) -> int:
         "UPDATE order_intake SET status = 'shipped' WHERE status = 'taken' AND event = 'order'")
     con.commit()
     return cursor.rowcount
+
+
+FALLBACK_VERSION = "sandbox"  # the simulator's own postings: one version per order, never a hash
+
+
+def post_world_orders(con: Any, orders_truth: list[dict[str, Any]], now: datetime | None = None) -> int:
+    """Fallback when no integration runs: the sandbox posts its own Shopify orders (and cancels of posted
+    ones) into the intake, once each. Never together with ichigen's intake, whose version keys differ.
+    `orders_truth` is `World.orders_truth()`. Returns the rows posted; the caller's connection is committed."""
+    now = now or datetime.now(UTC)
+    posted = 0
+    for order in orders_truth:
+        lines = [line for line in order["lines"] if line["current_quantity"] > 0]
+        event = "cancel" if order["cancelled"] else "order"
+        if event == "cancel" and not _query(con, "SELECT 1 FROM order_intake WHERE channel = 'shopify' AND "
+                                                 "channel_order_id = ? AND event = 'order'", (order["order_id"],)):
+            continue  # never posted: nothing to cancel
+        if event == "order" and not lines:
+            continue
+        row = _query(con, "INSERT INTO order_intake (channel, channel_order_id, order_version, event, order_name, "
+                          "ordered_at, customer_id, payment_method, shipping_jpy, discount_jpy, total_jpy, posted_at, "
+                          "posted_by_run) VALUES ('shopify', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'sandbox-fallback') "
+                          "ON CONFLICT (channel, channel_order_id, order_version) DO NOTHING RETURNING intake_id",
+                     (order["order_id"], f"{FALLBACK_VERSION}-{event}", event, order["name"], order["created_at"],
+                      order["customer_id"], order["payment_gateway"], order["shipping_jpy"], order["discount_jpy"],
+                      order["total_jpy"], _stamp(con, now)))
+        if not row or event == "cancel":
+            posted += bool(row)
+            continue
+        for line_no, line in enumerate(lines, start=1):
+            _query(con, "INSERT INTO order_intake_lines (intake_id, line_no, erp_sku, quantity, unit_price_jpy, "
+                        "tax_percent) VALUES (?, ?, ?, ?, ?, ?)",
+                   (row[0][0], line_no, line["sku"], line["current_quantity"], line["unit_price_jpy"],
+                    line["tax_percent"]))
+        posted += 1
+    con.commit()
+    return posted

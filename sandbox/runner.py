@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
 
 from sandbox.erp import write_postgres, write_sqlite
+from sandbox.erp_intake import post_world_orders, take_intake
 from sandbox.server import ServerHandle, serve_shopify
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
@@ -24,10 +26,12 @@ log = logging.getLogger("sandbox")
 class Simulator:
     """Every `every` seconds: place 1–`max_orders` orders and apply what is due (payments, shipments, …)."""
 
-    def __init__(self, world: World, every: float, max_orders: int = 3):
+    def __init__(self, world: World, every: float, max_orders: int = 3, erp_intake_fallback: Path | None = None):
         if every <= 0:
             raise ValueError("every must be > 0 seconds")
         self.world = world
+        # The ERP SQLite file the simulator posts its own orders into when no integration does (off by default).
+        self.erp_intake_fallback = erp_intake_fallback
         self.every = every
         self.max_orders = max_orders
         self._stop = threading.Event()
@@ -40,6 +44,13 @@ class Simulator:
 
     def tick(self) -> None:
         placed, changed = self.world.simulate_tick(self.max_orders)
+        if self.erp_intake_fallback is not None:
+            con = sqlite3.connect(self.erp_intake_fallback, timeout=10)
+            try:
+                post_world_orders(con, self.world.orders_truth())
+                take_intake(con)
+            finally:
+                con.close()
         self.ticks += 1
         log.info("simulator: %d orders placed, %d orders moved on", len(placed), len(changed))
 
@@ -104,13 +115,15 @@ def start_world(
     schema_path: str | os.PathLike[str] | None = None,
     webhook_secret: str = DEFAULT_SECRET,
     webhook_settings: WebhookSettings | None = None,
+    erp_intake_fallback: bool = False,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
-    unless webhook_secret is left at the default)."""
+    unless webhook_secret is left at the default). `erp_intake_fallback`: the simulator posts its own orders
+    into the ERP intake and takes them (only when no ichigen integration posts; off by default)."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -123,5 +136,6 @@ def start_world(
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
-    simulator = Simulator(world, simulate_every).start() if simulate_every else None
+    simulator = Simulator(world, simulate_every, erp_intake_fallback=sqlite_path if erp_intake_fallback else None
+                          ).start() if simulate_every else None
     return RunningWorld(world, shop, sqlite_path, simulator)

@@ -275,3 +275,26 @@ def test_orders_the_erp_has_taken_stop_reserving_on_the_channel_side(cycled):
         serving.close()
     assert reserved_after == 0 and statuses == [("taken",)]
     assert sqlite_rows(config, "SELECT count(*) FROM order_intake")[0][0] == taken, "the cycle posted nothing new"
+
+
+def test_the_sandbox_fallback_posts_its_own_orders_once_when_no_integration_runs(tmp_path):
+    from sandbox.runner import Simulator
+    from sandbox.world import World
+
+    world = World.generate(seed=3, skus=8, customers=5, history_days=2, orders_per_day=8)
+    path = write_sqlite(world, tmp_path / "erp.sqlite")
+    simulator = Simulator(world, every=1.0, erp_intake_fallback=path)
+
+    simulator.tick()
+    simulator.tick()
+
+    con = sqlite3.connect(path)
+    rows = con.execute("SELECT channel_order_id, event, status FROM order_intake").fetchall()
+    con.close()
+    truth = world.orders_truth()
+    bookable = {o["order_id"] for o in truth if any(li["current_quantity"] > 0 for li in o["lines"])}
+    ordered = [r[0] for r in rows if r[1] == "order"]
+    assert len(ordered) == len(set(ordered)) and set(ordered) <= bookable
+    assert {o["order_id"] for o in truth if not o["cancelled"]} & bookable <= set(ordered)
+    assert {r[2] for r in rows} == {"taken"}
+    assert Simulator(world, every=1.0).erp_intake_fallback is None  # off unless asked for
