@@ -255,9 +255,9 @@ def sync_intake_command(
     console.print(f"erp intake {'(dry run) ' if dry_run else ''}run {result.run_id}: planned {len(plan.orders)}, "
                   f"posted {len(result.posted)}, already in the ERP {plan.already_posted + result.already_present}, "
                   f"held {len(plan.held)}, failed {len(result.failed)}, customers posted {result.customers_posted}")
-    for reason in result.verdict.reasons:
-        console.print(f"[yellow]guard rail:[/yellow] {reason}")
-    if not result.verdict.allowed or result.failed:
+    for problem in [*result.verdict.reasons, *result.customer_errors]:
+        console.print(f"[yellow]not posted:[/yellow] {problem}")
+    if not result.verdict.allowed or result.failed or result.customer_errors:
         raise typer.Exit(1)
 
 

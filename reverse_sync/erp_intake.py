@@ -128,6 +128,7 @@ class IntakeResult:
     posted: list[IntakeOrder] = field(default_factory=list)
     already_present: int = 0  # planned, but another run posted the same version first (ON CONFLICT)
     customers_posted: int = 0
+    customer_errors: list[str] = field(default_factory=list)  # chunks rolled back; planned again next run
     failed: list[tuple[IntakeOrder, str]] = field(default_factory=list)
     records: list[PushRecord] = field(default_factory=list)
 
@@ -324,8 +325,9 @@ def apply_plan(
             now = datetime.now(UTC)
             result.customers_posted += sum(_post_customer(database, c, plan.run_id, now) for c in chunk)
             database.connection.commit()
-        except Exception:  # customers are retried next run; orders do not depend on them
+        except Exception as exc:  # noqa: BLE001 — orders do not depend on customers; next run plans them again
             database.connection.rollback()
+            result.customer_errors.append(f"{len(chunk)} customers: {type(exc).__name__}: {exc}")
     done = 0
     for chunk in _chunks(plan.orders, chunk_size):
         posted: list[IntakeOrder] = []

@@ -298,3 +298,28 @@ def test_the_sandbox_fallback_posts_its_own_orders_once_when_no_integration_runs
     assert {o["order_id"] for o in truth if not o["cancelled"]} & bookable <= set(ordered)
     assert {r[2] for r in rows} == {"taken"}
     assert Simulator(world, every=1.0).erp_intake_fallback is None  # off unless asked for
+
+
+def test_the_cli_dry_run_and_apply(cycled, tmp_path):
+    from typer.testing import CliRunner
+
+    from ichigen.cli import app
+
+    world, config = cycled
+    config = fresh_sqlite_erp(config, world, tmp_path)
+    toml = tmp_path / "ichigen.toml"
+    toml.write_text(
+        f'[paths]\nserving = "{config.serving_path}"\nwarehouse = "{config.warehouse_path}"\n'
+        f'push_log = "{config.push_log_dir}"\n[erp]\nkind = "sqlite"\nsqlite_path = "{config.erp_sqlite_path}"\n',
+        encoding="utf-8")
+    total = len(bookable_truth(world))
+
+    dry = CliRunner().invoke(app, ["sync", "intake", "--dry-run", "--config", str(toml)])
+    assert dry.exit_code == 0, dry.output
+    assert f"planned {total}, posted 0" in " ".join(dry.output.split())  # rich wraps long lines
+    assert sqlite_rows(config, "SELECT count(*) FROM order_intake") == [(0,)]
+
+    applied = CliRunner().invoke(app, ["sync", "intake", "--config", str(toml)])
+    assert applied.exit_code == 0, applied.output
+    assert f"posted {total}," in " ".join(applied.output.split())
+    assert sqlite_rows(config, "SELECT count(*) FROM order_intake") == [(total,)]
