@@ -24,6 +24,7 @@ import pytest
 
 from ichigen.config import PROJECT_ROOT, Config, load_config
 from ichigen.cycle import run_full_cycle
+from ingestion import ingest
 from reverse_sync.erp_intake import sync_intake
 from reverse_sync.push_log import read_push_log
 from sandbox import start_world
@@ -114,10 +115,11 @@ def test_the_cycle_posts_every_order_exactly_once_with_its_lines(cycled):
     assert log.filter(status="applied").height == len(truth)
 
 
-def test_every_order_reaches_a_postgres_erp_exactly_once(cycled, pg_database):
+def test_every_order_reaches_a_postgres_erp_exactly_once(cycled, pg_database, tmp_path):
     world, config = cycled
     write_postgres(world.world, pg_database)
-    config = config.with_overrides(**{"erp.kind": "postgres", "erp.postgres_dsn": pg_database})
+    config = config.with_overrides(**{"erp.kind": "postgres", "erp.postgres_dsn": pg_database,
+                                      "paths.landing": str(tmp_path / "landing")})
     truth = bookable_truth(world)
 
     first = sync_intake(config)
@@ -130,6 +132,8 @@ def test_every_order_reaches_a_postgres_erp_exactly_once(cycled, pg_database):
         orphans = con.execute("SELECT count(*) FROM order_intake i WHERE event = 'order' AND NOT EXISTS "
                               "(SELECT 1 FROM order_intake_lines l WHERE l.intake_id = i.intake_id)").fetchone()[0]
     assert sorted(ids) == sorted(truth) and orphans == 0
+    markers = ingest(config, "erp", "order_intake")  # what dbt reads back: one marker per posted version
+    assert markers.rows_landed == len(truth) and markers.rows_quarantined == 0
 
 
 def test_a_dry_run_posts_nothing(cycled, tmp_path):
