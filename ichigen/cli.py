@@ -281,6 +281,27 @@ def _sync(config_path: Path | None, channel: str, dry_run: bool, fields: tuple[s
         raise typer.Exit(1)
 
 
+@sync_app.command("intake")
+def sync_intake_command(
+    config_path: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
+    """Post new channel orders and customers into the ERP's intake (受注連携), exactly once per version."""
+    from reverse_sync.erp_intake import sync_intake
+
+    result = sync_intake(_config(config_path), dry_run=dry_run)
+    plan = result.plan
+    for held in plan.held[:20]:
+        console.print(f"[yellow]held[/yellow] {held.channel} {held.channel_order_id}: {held.reason}")
+    console.print(f"erp intake {'(dry run) ' if dry_run else ''}run {result.run_id}: planned {len(plan.orders)}, "
+                  f"posted {len(result.posted)}, already in the ERP {plan.already_posted + result.already_present}, "
+                  f"held {len(plan.held)}, failed {len(result.failed)}, customers posted {result.customers_posted}")
+    for problem in [*result.verdict.reasons, *result.customer_errors]:
+        console.print(f"[yellow]not posted:[/yellow] {problem}")
+    if not result.verdict.allowed or result.failed or result.customer_errors:
+        raise typer.Exit(1)
+
+
 @app.command("check-config")
 def check_config(config_path: ConfigOption = None) -> None:
     """Validate the configuration file and print where things live."""

@@ -30,7 +30,7 @@ from ichigen.config import Config
 from ingestion.common import IngestResult, RecordError, parse_utc, raw_json, require, to_int, utcnow
 from ingestion.errors import IngestionError, SourceUnreachable
 from ingestion.landing import LandingZone, QuarantineRecord, land_and_report
-from ingestion.schemas import ERP_PRODUCTS, ERP_STOCK, ERP_WAREHOUSES, EntitySchema
+from ingestion.schemas import ERP_ORDER_INTAKE, ERP_PRODUCTS, ERP_STOCK, ERP_WAREHOUSES, EntitySchema
 
 SOURCE = "erp"
 # The config has no ERP look-back setting yet; products change a few times a day, 10 minutes is ample.
@@ -86,13 +86,19 @@ class ErpDatabase:
                                      f"follow the D5 schema? [{' '.join(sql.split())[:160]}]") from exc
             raise
 
+    def has_table(self, table: str) -> bool:
+        sql = ("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?" if self.kind == "sqlite"
+               else "SELECT to_regclass(?)::text")
+        return any(next(iter(row.values())) for row in self.rows(sql, (table,)))
+
     def close(self) -> None:
         self.connection.close()
 
 
 @contextmanager
-def open_erp(config: Config) -> Iterator[ErpDatabase]:
-    """Open the configured ERP database read-only, or raise SourceUnreachable naming kind and location."""
+def open_erp(config: Config, *, read_only: bool = True) -> Iterator[ErpDatabase]:
+    """Open the configured ERP database (read-only unless told; only the order intake writes), or raise
+    SourceUnreachable naming kind and location."""
     erp = config.erp
     if erp.kind == "sqlite":
         path = config.erp_sqlite_path
@@ -100,7 +106,8 @@ def open_erp(config: Config) -> Iterator[ErpDatabase]:
             raise SourceUnreachable(f"erp (sqlite): database file {path} does not exist — is erp.sqlite_path "
                                     "right, and has the ERP (or the sandbox) created it?")
         try:
-            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+            mode = "ro" if read_only else "rw"
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True, timeout=10)
             connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise SourceUnreachable(f"erp (sqlite): cannot open {path} ({exc}) — is erp.sqlite_path right?") \
@@ -112,8 +119,9 @@ def open_erp(config: Config) -> Iterator[ErpDatabase]:
         masked = mask_dsn(erp.postgres_dsn)
         try:
             connection = psycopg.connect(erp.postgres_dsn, connect_timeout=CONNECT_TIMEOUT_SECONDS)
-            connection.read_only = True
+            connection.read_only = read_only
             connection.execute("SET TIME ZONE 'UTC'")
+            connection.commit()
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise SourceUnreachable(f"erp (postgres): cannot connect to {masked} ({reason}) — is the database "
@@ -189,12 +197,30 @@ def stock_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- order intake markers (DECISIONS.md D40; reverse_sync.erp_intake posts, the ERP takes) ----------------
+def order_intake_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "intake_id": to_int(row.get("intake_id"), field="intake_id"),
+        "channel": require(_text(row.get("channel"), field="channel"), field="channel"),
+        "channel_order_id": require(_text(row.get("channel_order_id"), field="channel_order_id"),
+                                    field="channel_order_id"),
+        "order_version": require(_text(row.get("order_version"), field="order_version"), field="order_version"),
+        "event": require(_text(row.get("event"), field="event"), field="event"),
+        "status": require(_text(row.get("status"), field="status"), field="status"),
+        "erp_order_no": _text(row.get("erp_order_no"), field="erp_order_no"),
+        "posted_at": require(parse_utc(row.get("posted_at"), field="posted_at", assume_utc=True), field="posted_at"),
+        "taken_at": parse_utc(row.get("taken_at"), field="taken_at", assume_utc=True),
+        "_raw": raw_json(row),
+    }
+
+
 @dataclass(frozen=True)
 class ErpEntity:
     schema: EntitySchema
     table: str
     incremental: bool
     to_row: Callable[[dict[str, Any]], dict[str, Any]]
+    optional: bool = False  # an ERP without this table (no intake set up yet) lands nothing instead of failing
 
     def select(self) -> tuple[str, str]:
         columns = ", ".join(self.schema.columns)
@@ -206,6 +232,8 @@ ENTITY_SPECS: dict[str, ErpEntity] = {
     "products": ErpEntity(ERP_PRODUCTS, "products", True, product_row),
     "warehouses": ErpEntity(ERP_WAREHOUSES, "warehouses", False, warehouse_row),
     "stock": ErpEntity(ERP_STOCK, "stock", False, stock_row),
+    # order intake markers: a full snapshot, since the ERP updates status/taken_at in place
+    "order_intake": ErpEntity(ERP_ORDER_INTAKE, "order_intake", False, order_intake_row, optional=True),
 }
 ENTITIES = tuple(ENTITY_SPECS)
 
@@ -246,7 +274,8 @@ def ingest(
     rows: list[dict[str, Any]] = []
     bad: list[QuarantineRecord] = []
     with open_erp(config) as database:
-        for record in read_rows(database, entity, since):
+        records = read_rows(database, entity, since) if not spec.optional or database.has_table(spec.table) else ()
+        for record in records:
             try:
                 rows.append(spec.to_row(record))
             except RecordError as exc:

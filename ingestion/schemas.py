@@ -193,11 +193,31 @@ ERP_STOCK = EntitySchema(
     },
 )
 
+# -- ERP order intake markers (受注連携, DECISIONS.md D40): what reverse_sync.erp_intake posted and how far the
+# ERP took it. A full snapshot every run (the ERP moves status new → taken → shipped in place).
+ERP_ORDER_INTAKE = EntitySchema(
+    "erp",
+    "order_intake",
+    key=("channel", "channel_order_id", "order_version"),
+    cursor_field="posted_at",
+    columns={
+        "intake_id": pl.Int64(),
+        "channel": pl.String(),
+        "channel_order_id": pl.String(),
+        "order_version": pl.String(),
+        "event": pl.String(),  # 'order' | 'cancel'
+        "status": pl.String(),  # 'new' | 'taken' | 'shipped'
+        "erp_order_no": pl.String(),
+        "posted_at": UTC_TS,
+        "taken_at": UTC_TS,
+    },
+)
+
 SCHEMAS: dict[tuple[str, str], EntitySchema] = {
     (s.source, s.entity): s
     for s in (SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, SHOPIFY_INVENTORY_LEVELS, SHOPIFY_WEBHOOK_EVENTS,
               SHOPIFY_CUSTOMERS,
-              ERP_PRODUCTS, ERP_WAREHOUSES, ERP_STOCK)
+              ERP_PRODUCTS, ERP_WAREHOUSES, ERP_STOCK, ERP_ORDER_INTAKE)
 }
 
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {

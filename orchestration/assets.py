@@ -23,6 +23,7 @@ import ingestion
 from ichigen.config import Config
 from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
 from ichigen.warehouse import export_dbt_env
+from reverse_sync.erp_intake import sync_intake
 from reverse_sync.prices import sync_prices
 from reverse_sync.stock import sync_stock
 
@@ -198,3 +199,33 @@ def _push_asset(config: Config, channel: str, field: str, sync: Any, state_entit
         )
 
     return push
+
+
+def build_erp_intake_asset(config: Config) -> dg.AssetsDefinition:
+    """`erp/intake_post`: not `erp/order_intake`, which is the landed intake markers (ingestion) that the next
+    build reads; depending on it would close a cycle, as for the push log (DECISIONS.md D40)."""
+
+    @dg.asset(
+        key=dg.AssetKey(["erp", "intake_post"]),
+        deps=[SERVING_COPY],
+        group_name="sync_erp",
+        kinds={"python"},
+        description="ERP order intake (受注連携): new channel orders and customers posted once per version.",
+        pool="channel_erp",
+    )
+    def intake_post(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        result = sync_intake(config)
+        for reason in result.verdict.reasons:
+            context.log.warning(reason)
+        return dg.MaterializeResult(
+            metadata={
+                "run_id": result.run_id,
+                "planned": len(result.plan.orders),
+                "posted": len(result.posted),
+                "held": len(result.plan.held),
+                "failed": len(result.failed),
+                "guard_rails": dg.MetadataValue.json(list(result.verdict.reasons)),
+            }
+        )
+
+    return intake_post

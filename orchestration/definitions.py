@@ -17,6 +17,7 @@ from ichigen.config import Config, load_config
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env, manifest_path
 from orchestration.assets import (
     build_dbt_assets,
+    build_erp_intake_asset,
     build_ingest_assets,
     build_price_push_asset,
     build_publish_asset,
@@ -109,7 +110,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         dg.ScheduleDefinition(job=ingest_products, cron_schedule=config.schedules.products, default_status=running),
     ]
     return dg.Definitions(
-        assets=[*ingest_assets, warehouse, serving, *pushes],
+        assets=[*ingest_assets, warehouse, serving, *pushes, build_erp_intake_asset(config)],
         jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
         schedules=schedules,
         sensors=[build_inbox_sensor(config)],

@@ -20,6 +20,32 @@ class GuardVerdict:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
+def freshness_reasons(
+    where: str,
+    published_at: datetime | None,
+    rails: GuardRailsConfig,
+    last_build: BuildReport | None,
+    now: datetime,
+) -> list[str]:
+    """Why the published serving copy cannot be trusted right now (a failed last build, missing, stale)."""
+    reasons: list[str] = []
+    if last_build is not None and not last_build.success:
+        reasons.append(
+            f"{where}: the last dbt build failed ({last_build.tests_failed} failed tests, "
+            f"{last_build.errors} errors) — targets cannot be trusted until a build passes"
+        )
+    if published_at is None:
+        reasons.append(f"{where}: no published targets")
+    else:
+        age_min = (now - published_at).total_seconds() / 60
+        if age_min > rails.max_target_age_minutes:
+            reasons.append(
+                f"{where}: targets are stale ({age_min:.0f} min old, limit "
+                f"guard_rails.max_target_age_minutes = {rails.max_target_age_minutes})"
+            )
+    return reasons
+
+
 def check_plan(
     plan: Plan,
     rails: GuardRailsConfig,
@@ -30,20 +56,7 @@ def check_plan(
     reasons: list[str] = []
     where = f"{plan.channel} {plan.field} plan {plan.run_id}"
 
-    if last_build is not None and not last_build.success:
-        reasons.append(
-            f"{where}: the last dbt build failed ({last_build.tests_failed} failed tests, "
-            f"{last_build.errors} errors) — targets cannot be trusted until a build passes"
-        )
-    if plan.targets_published_at is None:
-        reasons.append(f"{where}: no published targets")
-    else:
-        age_min = (now - plan.targets_published_at).total_seconds() / 60
-        if age_min > rails.max_target_age_minutes:
-            reasons.append(
-                f"{where}: targets are stale ({age_min:.0f} min old, limit "
-                f"guard_rails.max_target_age_minutes = {rails.max_target_age_minutes})"
-            )
+    reasons += freshness_reasons(where, plan.targets_published_at, rails, last_build, now)
 
     negatives = [c for c in plan.changes if c.new_value < 0]
     if negatives:

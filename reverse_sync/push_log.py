@@ -22,13 +22,13 @@ PUSH_LOG_SCHEMA = {
     "target_ref": pl.String,
     "old_value": pl.Int64,
     "new_value": pl.Int64,
-    "status": pl.String,  # applied | failed | refused | dry_run | stale
+    "status": pl.String,  # applied | failed | refused | dry_run | stale | held (ERP intake, D40)
     "error": pl.String,
     "planned_at": pl.Datetime("us", "UTC"),
     "pushed_at": pl.Datetime("us", "UTC"),
     "attempt": pl.Int64,
 }
-STATUSES = ("applied", "failed", "refused", "dry_run", "stale")
+STATUSES = ("applied", "failed", "refused", "dry_run", "stale", "held")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--simulate-every", type=float, default=0.0,
                     help="seconds between simulated order batches (0: no simulator)")
     ap.add_argument("--erp-postgres-dsn", default=None, help="also write the ERP into this PostgreSQL database")
+    ap.add_argument("--erp-intake-fallback", action="store_true",
+                    help="the simulator posts its own orders into the ERP intake (only when ichigen does not)")
     ap.add_argument("--webhook-secret", default=DEFAULT_SECRET,
                     help="the app's client secret: webhooks are signed with it (X-Shopify-Hmac-Sha256)")
     ap.add_argument("--webhook-timeout", type=float, default=5.0, help="seconds a receiver has to answer")
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             history_days=args.history_days, orders_per_day=args.orders_per_day, port=args.port,
             access_token=args.access_token, traffic_log=args.traffic_log, restore_rate=args.restore_rate,
             simulate_every=args.simulate_every or None, erp_postgres_dsn=args.erp_postgres_dsn,
+            erp_intake_fallback=args.erp_intake_fallback,
             webhook_secret=args.webhook_secret,
             webhook_settings=WebhookSettings(
                 secret=args.webhook_secret, timeout=args.webhook_timeout, retry_backoff=args.webhook_retry_backoff,

@@ -12,6 +12,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sandbox.erp_intake import create_intake_tables
 from sandbox.world import World
 
 PRODUCT_COLUMNS = ("sku", "jan", "name", "name_kana", "category", "size", "color", "list_price", "tax_class",
@@ -111,6 +112,7 @@ def write_sqlite(world: World, path: str | os.PathLike[str]) -> Path:
                         products)
         con.executemany(f"INSERT INTO warehouses ({', '.join(WAREHOUSE_COLUMNS)}) VALUES (?, ?, ?, ?)", warehouses)
         con.executemany(f"INSERT INTO stock ({', '.join(STOCK_COLUMNS)}) VALUES (?, ?, ?, ?)", stock)
+        create_intake_tables(con)
         con.commit()
     finally:
         con.close()
@@ -127,6 +129,7 @@ def write_postgres(world: World, dsn: str) -> None:
         products, warehouses, stock = _rows(world, text_time=False)
     with psycopg.connect(dsn) as con, con.cursor() as cur:
         cur.execute(POSTGRES_DDL)
+        create_intake_tables(cur, replace=True)
         for table, columns, rows in (("warehouses", WAREHOUSE_COLUMNS, warehouses),
                                      ("products", PRODUCT_COLUMNS, products),
                                      ("stock", STOCK_COLUMNS, stock)):

@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
 
 from sandbox.erp import write_postgres, write_sqlite
+from sandbox.erp_intake import post_world_orders, take_intake
 from sandbox.files import FileDrops
 from sandbox.server import ServerHandle, serve_shopify, serve_yahoo
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
@@ -25,10 +27,13 @@ log = logging.getLogger("sandbox")
 class Simulator:
     """Every `every` seconds: place 1–`max_orders` orders and apply what is due (payments, shipments, …)."""
 
-    def __init__(self, world: World, every: float, max_orders: int = 3, files: FileDrops | None = None):
+    def __init__(self, world: World, every: float, max_orders: int = 3, files: FileDrops | None = None,
+                 erp_intake_fallback: Path | None = None):
         if every <= 0:
             raise ValueError("every must be > 0 seconds")
         self.world = world
+        # The ERP SQLite file the simulator posts its own orders into when no integration does (off by default).
+        self.erp_intake_fallback = erp_intake_fallback
         self.every = every
         self.max_orders = max_orders
         self.files = files  # file drops (sandbox.files): each ended JST day's POS, B2B and carrier files
@@ -44,6 +49,13 @@ class Simulator:
         placed, changed = self.world.simulate_tick(self.max_orders)
         if self.files is not None:
             self.files.tick()
+        if self.erp_intake_fallback is not None:
+            con = sqlite3.connect(self.erp_intake_fallback, timeout=10)
+            try:
+                post_world_orders(con, self.world.orders_truth())
+                take_intake(con)
+            finally:
+                con.close()
         self.ticks += 1
         log.info("simulator: %d orders placed, %d orders moved on", len(placed), len(changed))
 
@@ -130,6 +142,7 @@ def start_world(
     inbox: str | os.PathLike[str] | None = None,
     inbox_history_days: int = 2,
     drop_files: bool = True,
+    erp_intake_fallback: bool = False,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
@@ -143,7 +156,10 @@ def start_world(
 
     Unless `drop_files` is false, the file sources (sandbox.files) drop the last `inbox_history_days` days'
     files into `inbox` (default `<data_dir>/inbox`) at once and, with the simulator, each JST day's files
-    when the day ends."""
+    when the day ends.
+
+    `erp_intake_fallback`: the simulator posts its own orders into the ERP intake and takes them (only when
+    no ichigen integration posts; off by default)."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -166,5 +182,7 @@ def start_world(
     files = FileDrops(world, inbox if inbox is not None else data / "inbox") if drop_files else None
     if files is not None:
         files.drop_history(inbox_history_days)
-    simulator = Simulator(world, simulate_every, files=files).start() if simulate_every else None
+    simulator = Simulator(world, simulate_every, files=files,
+                          erp_intake_fallback=sqlite_path if erp_intake_fallback else None
+                          ).start() if simulate_every else None
     return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files)

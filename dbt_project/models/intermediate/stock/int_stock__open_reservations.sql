@@ -1,10 +1,22 @@
--- Units per ERP SKU held by open channel orders (status pending_payment or awaiting_shipment), i.e. sold on
--- a channel but not yet taken out of ERP stock. In the walking skeleton no order is posted to the ERP yet,
--- so every open order reserves; once ERP order intake exists, orders the ERP has received drop out here.
+-- Units per ERP SKU held by open channel orders (status pending_payment or awaiting_shipment) that the ERP
+-- does not cover yet: sold on a channel but not yet taken out of ERP stock.
+-- Rule (DECISIONS.md D40): once the ERP has TAKEN an order (any posted 'order' version of it has intake
+-- status taken or shipped), the ERP's own allocation (引当) has moved its units out of the on-hand we read,
+-- so the channel side stops reserving them — counting both would hold the units twice. An order posted but
+-- still 'new' in the intake is not yet in the ERP's stock: it keeps reserving here.
 -- Units = current_quantity (after edits/removals). A partially fulfilled order still reserves all its units
 -- (conservative: never oversell). A line of a bundle reserves its components (units × component quantity,
 -- int_products__bundle_components) and not the bundle SKU, which has no stock of its own.
-with open_lines as (
+with taken_by_erp as (
+
+    select distinct order_key
+    from {{ ref('stg_erp__order_intakes') }}
+    where event = 'order'
+      and status in ('taken', 'shipped')
+
+),
+
+open_lines as (
 
     select l.erp_sku as sku, l.order_key, coalesce(l.current_quantity, l.quantity) as units
     from {{ ref('int_order_lines__unified') }} as l
@@ -12,6 +24,7 @@ with open_lines as (
         on o.order_key = l.order_key
     where o.is_open
       and l.erp_sku is not null
+      and o.order_key not in (select order_key from taken_by_erp)
 
 ),
 
