@@ -10,7 +10,7 @@ from ingestion.common import IngestResult
 
 ENTITIES: dict[str, tuple[str, ...]] = {
     "shopify": ("orders", "product_variants", "inventory_levels"),
-    "erp": ("products", "warehouses", "stock"),
+    "erp": ("products", "warehouses", "stock", "bundles", "customers", "purchase_orders"),
 }
 
 _CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest}

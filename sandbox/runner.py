@@ -13,7 +13,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from sandbox.erp import write_postgres, write_sqlite
+from sandbox.erp import ErpMirror, write_postgres, write_sqlite
 from sandbox.server import ServerHandle, serve_shopify
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
@@ -60,11 +60,12 @@ class RunningWorld:
     """A generated world with its ERP written and its shop served. `.stop()` or use it as a context manager."""
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
-                 simulator: Simulator | None = None):
+                 simulator: Simulator | None = None, erp_mirror: ErpMirror | None = None):
         self.world = world
         self.shopify = shopify
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
+        self.erp_mirror = erp_mirror
 
     @property
     def shopify_url(self) -> str:
@@ -79,6 +80,10 @@ class RunningWorld:
         if self.simulator is not None:
             self.simulator.stop()
         self.shopify.stop()
+        if self.erp_mirror is not None:
+            with self.world.lock:
+                self.world.truth.mirror = None
+                self.erp_mirror.close()
 
     def __enter__(self) -> RunningWorld:
         return self
@@ -105,8 +110,8 @@ def start_world(
     webhook_secret: str = DEFAULT_SECRET,
     webhook_settings: WebhookSettings | None = None,
 ) -> RunningWorld:
-    """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
-    serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
+    """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given) and
+    keep it in step with the world's physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
@@ -118,10 +123,12 @@ def start_world(
     sqlite_path = write_sqlite(world, data / "erp.sqlite")
     if erp_postgres_dsn:
         write_postgres(world, erp_postgres_dsn)
+    # The physical truth (sandbox.truth) writes on-hand changes and received POs into the ERP as they happen.
+    mirror = world.truth.mirror = ErpMirror(sqlite_path, erp_postgres_dsn)
     settings = webhook_settings or WebhookSettings(seed=seed, secret=webhook_secret)
     if webhook_secret != DEFAULT_SECRET:
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
     simulator = Simulator(world, simulate_every).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator)
+    return RunningWorld(world, shop, sqlite_path, simulator, mirror)
