@@ -109,15 +109,16 @@ def start_world(
     schema_path: str | os.PathLike[str] | None = None,
     webhook_secret: str = DEFAULT_SECRET,
     webhook_settings: WebhookSettings | None = None,
+    sell_bundles: bool = False,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given) and
     keep it in step with the world's physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
-    unless webhook_secret is left at the default)."""
+    unless webhook_secret is left at the default). `sell_bundles`: the shop lists the ERP's gift sets too."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
-                           orders_per_day=orders_per_day, now=now)
+                           orders_per_day=orders_per_day, now=now, sell_bundles=sell_bundles)
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     sqlite_path = write_sqlite(world, data / "erp.sqlite")

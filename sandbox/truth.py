@@ -81,7 +81,8 @@ class PhysicalTruth:
         self.initial = {key: row.on_hand for key, row in self._rows.items()}
         self.receipts: dict[tuple[str, str], int] = defaultdict(int)
         self.shipments: dict[tuple[str, str], int] = defaultdict(int)
-        self.short_shipped: dict[str, int] = defaultdict(int)
+        self.short_shipped: dict[str, int] = defaultdict(int)  # per channel: units a shipment found missing
+        self.short_by_sku: dict[str, int] = defaultdict(int)
         self.sellable_on_hand: dict[str, int] = defaultdict(int)
         for (sku, warehouse), row in self._rows.items():
             if warehouse in sellable:
@@ -94,7 +95,7 @@ class PhysicalTruth:
         self.reserved: dict[str, int] = defaultdict(int)
         self.open_orders: dict[tuple[str, str], dict[str, int]] = {}
         self.oversells: list[Oversell] = []
-        self.stockout_seconds: dict[str, float] = defaultdict(float)
+        self._closed_stockouts: dict[tuple[str, str], float] = defaultdict(float)  # seconds, ended intervals
         self._stockout_since: dict[tuple[str, str], datetime] = {}
         self._listings: dict[tuple[str, str], tuple[str, Any]] = {}  # key → (sku, shown quantity getter)
         self._listings_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -227,6 +228,7 @@ class PhysicalTruth:
                 left -= take
                 changed.append(row)
             self.short_shipped[key[0]] += left
+            self.short_by_sku[sku] += left
         self.world.version += 1
         self._write("write_stock", changed)
         self._evaluate_skus(held)
@@ -288,14 +290,21 @@ class PhysicalTruth:
             self._stockout_since[key] = self._clock
         elif not missing and since is not None:
             del self._stockout_since[key]
-            self.stockout_seconds[key[0]] += (self._clock - since).total_seconds()
+            self._closed_stockouts[key] += (self._clock - since).total_seconds()
+
+    def stockout_minutes_by_listing(self) -> dict[tuple[str, str], float]:
+        """(channel, listing) → minutes it showed 0 while physically available, open intervals up to now."""
+        seconds: dict[tuple[str, str], float] = defaultdict(float, self._closed_stockouts)
+        for key, since in self._stockout_since.items():
+            seconds[key] += (self._clock - since).total_seconds()
+        return {key: round(value / 60, 2) for key, value in seconds.items() if value > 0}
 
     def stockout_minutes(self) -> dict[str, float]:
-        """Per channel, minutes listings showed 0 while physically available, open intervals up to now."""
-        totals = {channel: self.stockout_seconds.get(channel, 0.0) for channel in self.channels()}
-        for (channel, _), since in self._stockout_since.items():
-            totals[channel] += (self._clock - since).total_seconds()
-        return {channel: round(seconds / 60, 2) for channel, seconds in totals.items()}
+        """Per channel, minutes its listings showed 0 while physically available (summed over listings)."""
+        totals = dict.fromkeys(self.channels(), 0.0)
+        for (channel, _), minutes in self.stockout_minutes_by_listing().items():
+            totals[channel] = round(totals[channel] + minutes, 2)
+        return totals
 
     # ------------------------------------------------------------------------------------------- reports
     def channels(self) -> list[str]:
