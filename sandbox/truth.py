@@ -75,7 +75,6 @@ class PhysicalTruth:
         self.mirror: ErpWriter | None = None
         self.started_at = world.now
         self._clock = world.now
-        sellable = {w.warehouse_code for w in world.warehouses if w.sellable}
         self.ship_from = [w.warehouse_code for w in world.warehouses if w.sellable]
         self._rows = {(r.sku, r.warehouse_code): r for r in world.stock}
         self.initial = {key: row.on_hand for key, row in self._rows.items()}
@@ -83,10 +82,7 @@ class PhysicalTruth:
         self.shipments: dict[tuple[str, str], int] = defaultdict(int)
         self.short_shipped: dict[str, int] = defaultdict(int)  # per channel: units a shipment found missing
         self.short_by_sku: dict[str, int] = defaultdict(int)
-        self.sellable_on_hand: dict[str, int] = defaultdict(int)
-        for (sku, warehouse), row in self._rows.items():
-            if warehouse in sellable:
-                self.sellable_on_hand[sku] += row.on_hand
+        self.sellable_on_hand: dict[str, int] = defaultdict(int, world.sellable_on_hand())
         self.components: dict[str, list[tuple[str, int]]] = defaultdict(list)
         self.bundles_of: dict[str, list[str]] = defaultdict(list)
         for b in world.bundles:

@@ -103,3 +103,55 @@ def test_postgres_erp_has_the_contract_tables_and_timestamptz(pg_dsn):
     write_postgres(world, pg_dsn)
     with psycopg.connect(pg_dsn) as con:
         assert con.execute("select count(*) from stock").fetchone()[0] == len(world.stock)
+
+
+def test_master_data_types_in_postgres(pg_dsn):
+    world = small_world(seed=23)
+    write_postgres(world, pg_dsn)
+    with psycopg.connect(pg_dsn) as con:
+        types = {(t, c): d for t, c, d in con.execute(
+            "select table_name, column_name, data_type from information_schema.columns "
+            "where table_name in ('products', 'bundles', 'purchase_orders')").fetchall()}
+        assert types[("products", "is_bundle")] == "boolean"
+        assert types[("bundles", "quantity")] == types[("purchase_orders", "quantity")] == "integer"
+        assert types[("purchase_orders", "expected_date")] == "date"
+        assert types[("purchase_orders", "received_at")] == "timestamp with time zone"
+        bundles = {s for (s,) in con.execute("select sku from products where is_bundle")}
+        assert bundles == {p.sku for p in world.bundle_products} and bundles
+        assert con.execute("select count(*) from stock where sku in (select sku from products where is_bundle)"
+                           ).fetchone()[0] == 0, "bundles have no stock of their own"
+        received = con.execute("select count(*) from purchase_orders where status = 'received' "
+                               "and received_at is not null").fetchone()[0]
+        assert received == sum(1 for po in world.purchase_orders if po.status == "received") > 0
+
+
+def test_b2b_customers_look_like_japanese_accounts_and_some_contacts_buy_on_the_channels():
+    world = small_world(seed=31, customers=200)
+    accounts = world.b2b_customers
+    assert [a.customer_code for a in accounts] == [f"B2B-{i:04d}" for i in range(1, len(accounts) + 1)]
+    assert all(re.search(r"株式会社|有限会社|合同会社|㈱", a.company_name) for a in accounts)
+    assert all(re.fullmatch(r"[ァ-ヶー]+", a.company_name_kana) for a in accounts)
+    assert {a.erp_rank for a in accounts} <= {"S", "A", "B", "C"}
+    assert all(re.fullmatch(r"\d{3}-\d{4}", a.postal_code) and re.fullmatch(r"0\d{1,3}-\d{2,4}-\d{4}", a.phone)
+               for a in accounts)
+    # the same people as channel buyers: e-mail and phone exactly as the world's customer has them
+    people = {c.id: c for c in world.customers}
+    linked = [a for a in accounts if a.person_id is not None]
+    assert linked and len(linked) < len(accounts)
+    for account in linked:
+        person = people[account.person_id]
+        assert (account.email, account.phone) == (person.email, person.address["phone"])
+        assert account.contact_name == f"{person.last_name} {person.first_name}"
+
+
+def test_erp_master_data_is_deterministic_and_leaves_the_shop_as_it_was():
+    a, b = small_world(seed=41), small_world(seed=41)
+    assert [vars(x) for x in a.b2b_customers] == [vars(x) for x in b.b2b_customers]
+    assert [vars(x) for x in a.purchase_orders] == [vars(x) for x in b.purchase_orders]
+    assert [vars(x) for x in a.bundles] == [vars(x) for x in b.bundles]
+    # selling the bundles adds their listings to the shop and changes nothing else there
+    selling = small_world(seed=41, sell_bundles=True)
+    bundle_skus = {p.sku for p in selling.bundle_products}
+    assert [vars(v) for v in selling.variants if v.sku not in bundle_skus] == [vars(v) for v in a.variants]
+    assert {v.sku for v in selling.variants} - {v.sku for v in a.variants} == bundle_skus
+    assert selling.orders_truth() == a.orders_truth()
