@@ -832,16 +832,17 @@ class World:
 
     # --------------------------------------------------------------------------------------- ERP master data
     def _generate_erp_master(self, people: int, sell_bundles: bool) -> None:
-        """Bundles (also listed on the shop), B2B accounts and purchase orders, from the ERP's own RNG and Faker
-        so that adding them left the shop's and the malls' data of a seed unchanged."""
+        """Bundles (listed on the shop with `sell_bundles`), B2B accounts and purchase orders, from the ERP's own
+        RNG and Faker so that adding them left the shop's and the malls' data of a seed unchanged; the listing
+        comes last, so the ERP's data of a seed are the same either way."""
         rng = random.Random(f"{self.seed}:erp")
         fake = Faker("ja_JP")
         fake.seed_instance(f"{self.seed}:erp")
         self._generate_bundles(rng)
-        if sell_bundles:
-            self._list_bundles_on_shop(rng)
         self._generate_b2b_customers(rng, fake, max(5, people // 20))
         self._generate_purchase_orders(rng)
+        if sell_bundles:
+            self._list_bundles_on_shop(rng)
 
     def _generate_bundles(self, rng: random.Random) -> None:
         """A few gift sets (about 4 % of SKUs): 2–3 ordinary products × 1–2 each, about 10 % below their sum.

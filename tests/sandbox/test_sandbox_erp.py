@@ -155,3 +155,5 @@ def test_erp_master_data_is_deterministic_and_leaves_the_shop_as_it_was():
     assert [vars(v) for v in selling.variants if v.sku not in bundle_skus] == [vars(v) for v in a.variants]
     assert {v.sku for v in selling.variants} - {v.sku for v in a.variants} == bundle_skus
     assert selling.orders_truth() == a.orders_truth()
+    assert [vars(x) for x in selling.purchase_orders] == [vars(x) for x in a.purchase_orders]
+    assert [vars(x) for x in selling.b2b_customers] == [vars(x) for x in a.b2b_customers]
