@@ -271,3 +271,23 @@ def test_a_received_purchase_order_lands_again_with_its_new_status(tmp_config: C
     landed = zone.landed("erp", "stock").collect().filter(pl.col("_batch_id") == stock.batch_id)
     on_hand = {(r["sku"], r["warehouse_code"]): r["on_hand"] for r in landed.iter_rows(named=True)}
     assert on_hand == {(s.sku, s.warehouse_code): s.on_hand for s in world.stock}
+
+
+def test_a_purchase_order_with_a_bad_date_is_quarantined_and_the_rest_lands(tmp_config: Config):
+    from sandbox.erp import write_sqlite
+
+    world = _sandbox_world()
+    write_sqlite(world, tmp_config.erp_sqlite_path)
+    bad = world.purchase_orders[0]
+    with sqlite3.connect(tmp_config.erp_sqlite_path) as db:
+        db.execute("UPDATE purchase_orders SET expected_date = '2026/11/30' WHERE po_number = ? AND sku = ?",
+                   (bad.po_number, bad.sku))
+    db.close()
+    zone = LandingZone(tmp_config.landing_dir)
+    result = erp.ingest(tmp_config, "purchase_orders", landing=zone, now=NOW)
+    assert (result.rows_landed, result.rows_quarantined) == (len(world.purchase_orders) - 1, 1)
+    row = zone.quarantined("erp", "purchase_orders").collect().row(0, named=True)
+    assert row["record_key"] == f"{bad.po_number}|{bad.sku}"
+    assert row["reason"] == (f"erp/purchase_orders {bad.po_number}|{bad.sku}: expected_date '2026/11/30' is not a "
+                             "YYYY-MM-DD date")
+    assert '"expected_date":"2026/11/30"' in row["raw"]
