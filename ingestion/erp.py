@@ -1,13 +1,17 @@
-"""ERP connector (database integration, DECISIONS.md D5): products, warehouses and stock → the landing zone.
+"""ERP connector (database integration, DECISIONS.md D5, D35): products, warehouses, stock, bundles, customers (B2B
+accounts) and purchase orders → the landing zone.
 
 The same tables and columns in SQLite (the embedded demo; `erp.sqlite_path`) and PostgreSQL (production
 shape; `erp.postgres_dsn`), chosen by `erp.kind`. Both are opened read-only.
 
-- products: incremental by `updated_at` — rows with updated_at ≥ (max landed updated_at − look-back); the
-  first run reads the whole table.
+- products, customers, purchase_orders: incremental by `updated_at` — rows with updated_at ≥ (max landed
+  updated_at − look-back); the first run reads the whole table. A received purchase order gets a newer
+  updated_at, so it lands again with its status and received_at.
 - warehouses and stock: a full snapshot every run. Both are small (tens of warehouses, SKUs × warehouses
   rows) and a stock row's `updated_at` is not a trustworthy change marker in every ERP (bulk stock takes
   often rewrite quantities without touching it), so reading them whole is both cheap and safe.
+- bundles: a full snapshot too — a component removed from a set must disappear, which "latest version per key"
+  over incremental batches would never do.
 
 Timestamps are normalised to UTC (PostgreSQL timestamptz; SQLite ISO-8601 UTC text, where text without an
 offset is taken as UTC as D5 says). Text is landed exactly as the ERP holds it — NFKC normalisation, kana
@@ -22,15 +26,27 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import polars as pl
 
 from ichigen.config import Config
 from ingestion.common import IngestResult, RecordError, parse_utc, raw_json, require, to_int, utcnow
 from ingestion.errors import IngestionError, SourceUnreachable
 from ingestion.landing import LandingZone, QuarantineRecord, land_and_report
-from ingestion.schemas import ERP_ORDER_INTAKE, ERP_PRODUCTS, ERP_STOCK, ERP_WAREHOUSES, EntitySchema
+from ingestion.schemas import (
+    ERP_BUNDLES,
+    ERP_CUSTOMERS,
+    ERP_ORDER_INTAKE,
+    ERP_PRODUCTS,
+    ERP_PURCHASE_ORDERS,
+    ERP_STOCK,
+    ERP_WAREHOUSES,
+    EntitySchema,
+)
 
 SOURCE = "erp"
 # The config has no ERP look-back setting yet; products change a few times a day, 10 minutes is ample.
@@ -156,62 +172,43 @@ def _bool(value: Any, *, field: str) -> bool | None:
     raise RecordError(f"{field} {value!r} is not a boolean")
 
 
-def _updated_at(row: dict[str, Any]) -> datetime:
-    return require(parse_utc(row.get("updated_at"), field="updated_at", assume_utc=True), field="updated_at")
+def _date(value: Any, *, field: str) -> date | None:
+    """A calendar date: PostgreSQL `date`, or `YYYY-MM-DD` text in SQLite."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise RecordError(f"{field} {value!r} is not a YYYY-MM-DD date") from None
+    raise RecordError(f"{field} {value!r} is not a date")
 
 
-def product_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "sku": require(_text(row.get("sku"), field="sku"), field="sku"),
-        "jan": _text(row.get("jan"), field="jan"),
-        "name": _text(row.get("name"), field="name"),
-        "name_kana": _text(row.get("name_kana"), field="name_kana"),
-        "category": _text(row.get("category"), field="category"),
-        "size": _text(row.get("size"), field="size"),
-        "color": _text(row.get("color"), field="color"),
-        "list_price": to_int(row.get("list_price"), field="list_price"),
-        "tax_class": _text(row.get("tax_class"), field="tax_class"),
-        "safety_stock": to_int(row.get("safety_stock"), field="safety_stock"),
-        "updated_at": _updated_at(row),
-        "_raw": raw_json(row),
-    }
+def _timestamp(value: Any, *, field: str) -> datetime | None:
+    return parse_utc(value, field=field, assume_utc=True)  # D5: SQLite text without an offset is UTC
 
 
-def warehouse_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "warehouse_code": require(_text(row.get("warehouse_code"), field="warehouse_code"), field="warehouse_code"),
-        "name": _text(row.get("name"), field="name"),
-        "sellable": _bool(row.get("sellable"), field="sellable"),
-        "updated_at": _updated_at(row),
-        "_raw": raw_json(row),
-    }
+# How a database value becomes a landed value, by the landed column's type.
+_CONVERTERS: dict[type[pl.DataType], Callable[..., Any]] = {
+    pl.String: _text, pl.Int64: to_int, pl.Boolean: _bool, pl.Datetime: _timestamp, pl.Date: _date,
+}
 
 
-def stock_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "sku": require(_text(row.get("sku"), field="sku"), field="sku"),
-        "warehouse_code": require(_text(row.get("warehouse_code"), field="warehouse_code"), field="warehouse_code"),
-        "on_hand": to_int(row.get("on_hand"), field="on_hand"),
-        "updated_at": _updated_at(row),
-        "_raw": raw_json(row),
-    }
+def row_mapper(schema: EntitySchema) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """database row → landed row for `schema`: each column converted by its landed type; the key columns and
+    the cursor field are required (a record without them cannot land and goes to the quarantine)."""
+    required = set(schema.key) | {schema.cursor_field}
+    converters = [(name, _CONVERTERS[type(dtype)], name in required) for name, dtype in schema.columns.items()]
 
+    def to_row(row: dict[str, Any]) -> dict[str, Any]:
+        landed: dict[str, Any] = {}
+        for name, convert, needed in converters:
+            value = convert(row.get(name), field=name)
+            landed[name] = require(value, field=name) if needed else value
+        landed["_raw"] = raw_json(row)
+        return landed
 
-# -- order intake markers (DECISIONS.md D40; reverse_sync.erp_intake posts, the ERP takes) ----------------
-def order_intake_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "intake_id": to_int(row.get("intake_id"), field="intake_id"),
-        "channel": require(_text(row.get("channel"), field="channel"), field="channel"),
-        "channel_order_id": require(_text(row.get("channel_order_id"), field="channel_order_id"),
-                                    field="channel_order_id"),
-        "order_version": require(_text(row.get("order_version"), field="order_version"), field="order_version"),
-        "event": require(_text(row.get("event"), field="event"), field="event"),
-        "status": require(_text(row.get("status"), field="status"), field="status"),
-        "erp_order_no": _text(row.get("erp_order_no"), field="erp_order_no"),
-        "posted_at": require(parse_utc(row.get("posted_at"), field="posted_at", assume_utc=True), field="posted_at"),
-        "taken_at": parse_utc(row.get("taken_at"), field="taken_at", assume_utc=True),
-        "_raw": raw_json(row),
-    }
+    return to_row
 
 
 @dataclass(frozen=True)
@@ -219,8 +216,11 @@ class ErpEntity:
     schema: EntitySchema
     table: str
     incremental: bool
-    to_row: Callable[[dict[str, Any]], dict[str, Any]]
     optional: bool = False  # an ERP without this table (no intake set up yet) lands nothing instead of failing
+
+    @cached_property
+    def to_row(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        return row_mapper(self.schema)
 
     def select(self) -> tuple[str, str]:
         columns = ", ".join(self.schema.columns)
@@ -229,11 +229,15 @@ class ErpEntity:
 
 
 ENTITY_SPECS: dict[str, ErpEntity] = {
-    "products": ErpEntity(ERP_PRODUCTS, "products", True, product_row),
-    "warehouses": ErpEntity(ERP_WAREHOUSES, "warehouses", False, warehouse_row),
-    "stock": ErpEntity(ERP_STOCK, "stock", False, stock_row),
-    # order intake markers: a full snapshot, since the ERP updates status/taken_at in place
-    "order_intake": ErpEntity(ERP_ORDER_INTAKE, "order_intake", False, order_intake_row, optional=True),
+    "products": ErpEntity(ERP_PRODUCTS, "products", True),
+    "warehouses": ErpEntity(ERP_WAREHOUSES, "warehouses", False),
+    "stock": ErpEntity(ERP_STOCK, "stock", False),
+    # A bundle losing a component must lose it in staging too: the composition is small, read whole (D35).
+    "bundles": ErpEntity(ERP_BUNDLES, "bundles", False),
+    "customers": ErpEntity(ERP_CUSTOMERS, "customers", True),
+    "purchase_orders": ErpEntity(ERP_PURCHASE_ORDERS, "purchase_orders", True),
+    # order intake markers: a full snapshot, since the ERP updates status/taken_at in place (D40)
+    "order_intake": ErpEntity(ERP_ORDER_INTAKE, "order_intake", False, optional=True),
 }
 ENTITIES = tuple(ENTITY_SPECS)
 
@@ -260,7 +264,7 @@ def ingest(
     now: datetime | None = None,
     lookback: timedelta = ERP_LOOKBACK,
 ) -> IngestResult:
-    """Read the entity (incremental for products, snapshot otherwise) and land it as one batch."""
+    """Read the entity (incremental or snapshot, see ENTITY_SPECS) and land it as one batch."""
     if entity not in ENTITY_SPECS:
         raise ValueError(f"unknown erp entity {entity!r}; known: {', '.join(ENTITY_SPECS)}")
     spec = ENTITY_SPECS[entity]

@@ -164,6 +164,7 @@ ERP_PRODUCTS = EntitySchema(
         "tax_class": pl.String(),  # 'standard' (10 %) | 'reduced' (8 %)
         "safety_stock": pl.Int64(),
         "updated_at": UTC_TS,
+        "is_bundle": pl.Boolean(),  # a set sold as one SKU; its components are in erp/bundles (D35)
     },
 )
 
@@ -213,11 +214,64 @@ ERP_ORDER_INTAKE = EntitySchema(
     },
 )
 
+# ERP master data beyond the catalogue (DECISIONS.md D35). Column names are the ERP's own: a contract.
+ERP_BUNDLES = EntitySchema(
+    "erp",
+    "bundles",
+    key=("bundle_sku", "component_sku"),
+    cursor_field="updated_at",
+    columns={
+        "bundle_sku": pl.String(),
+        "component_sku": pl.String(),
+        "quantity": pl.Int64(),  # units of the component in one bundle
+        "updated_at": UTC_TS,
+    },
+)
+
+ERP_CUSTOMERS = EntitySchema(
+    "erp",
+    "customers",
+    key=("customer_code",),
+    cursor_field="updated_at",
+    columns={
+        "customer_code": pl.String(),  # B2B-0001
+        "company_name": pl.String(),
+        "company_name_kana": pl.String(),
+        "contact_name": pl.String(),
+        "contact_name_kana": pl.String(),
+        "email": pl.String(),
+        "phone": pl.String(),
+        "postal_code": pl.String(),
+        "prefecture": pl.String(),
+        "address1": pl.String(),
+        "erp_rank": pl.String(),  # S / A / B / C
+        "updated_at": UTC_TS,
+    },
+)
+
+ERP_PURCHASE_ORDERS = EntitySchema(
+    "erp",
+    "purchase_orders",
+    key=("po_number", "sku"),
+    cursor_field="updated_at",
+    columns={
+        "po_number": pl.String(),
+        "sku": pl.String(),
+        "warehouse_code": pl.String(),
+        "quantity": pl.Int64(),
+        "expected_date": pl.Date(),  # the JST calendar date the goods are due
+        "status": pl.String(),  # open | received
+        "received_at": UTC_TS,
+        "updated_at": UTC_TS,
+    },
+)
+
 SCHEMAS: dict[tuple[str, str], EntitySchema] = {
     (s.source, s.entity): s
     for s in (SHOPIFY_ORDERS, SHOPIFY_PRODUCT_VARIANTS, SHOPIFY_INVENTORY_LEVELS, SHOPIFY_WEBHOOK_EVENTS,
               SHOPIFY_CUSTOMERS,
-              ERP_PRODUCTS, ERP_WAREHOUSES, ERP_STOCK, ERP_ORDER_INTAKE)
+              ERP_PRODUCTS, ERP_WAREHOUSES, ERP_STOCK, ERP_ORDER_INTAKE,
+              ERP_BUNDLES, ERP_CUSTOMERS, ERP_PURCHASE_ORDERS)
 }
 
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {

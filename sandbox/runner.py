@@ -14,7 +14,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from sandbox.erp import write_postgres, write_sqlite
+from sandbox.erp import ErpMirror, write_postgres, write_sqlite
 from sandbox.erp_intake import post_world_orders, take_intake
 from sandbox.files import FileDrops
 from sandbox.server import ServerHandle, serve_shopify, serve_yahoo
@@ -77,12 +77,13 @@ class RunningWorld:
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
                  simulator: Simulator | None = None, yahoo: ServerHandle | None = None,
-                 files: FileDrops | None = None):
+                 files: FileDrops | None = None, erp_mirror: ErpMirror | None = None):
         self.world = world
         self.shopify = shopify
         self.yahoo = yahoo
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
+        self.erp_mirror = erp_mirror
         self.files = files
 
     @property
@@ -109,6 +110,10 @@ class RunningWorld:
         if self.yahoo is not None:
             self.yahoo.stop()
         self.shopify.stop()
+        if self.erp_mirror is not None:
+            with self.world.lock:
+                self.world.truth.mirror = None
+                self.erp_mirror.close()
 
     def __enter__(self) -> RunningWorld:
         return self
@@ -143,9 +148,10 @@ def start_world(
     inbox_history_days: int = 2,
     drop_files: bool = True,
     erp_intake_fallback: bool = False,
+    sell_bundles: bool = False,
 ) -> RunningWorld:
-    """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
-    serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
+    """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given) and
+    keep it in step with the world's physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
@@ -159,14 +165,19 @@ def start_world(
     when the day ends.
 
     `erp_intake_fallback`: the simulator posts its own orders into the ERP intake and takes them (only when
-    no ichigen integration posts; off by default)."""
+    no ichigen integration posts; off by default).
+
+    `sell_bundles`: the shop lists the ERP's gift sets too. The ERP files follow the physical truth (sandbox.truth)
+    as it changes (`ErpMirror`)."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
-                           orders_per_day=orders_per_day, now=now)
+                           orders_per_day=orders_per_day, now=now, sell_bundles=sell_bundles)
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     sqlite_path = write_sqlite(world, data / "erp.sqlite")
     if erp_postgres_dsn:
         write_postgres(world, erp_postgres_dsn)
+    # The physical truth (sandbox.truth) writes on-hand changes and received POs into the ERP as they happen.
+    mirror = world.truth.mirror = ErpMirror(sqlite_path, erp_postgres_dsn)
     settings = webhook_settings or WebhookSettings(seed=seed, secret=webhook_secret)
     if webhook_secret != DEFAULT_SECRET:
         settings = dataclasses.replace(settings, secret=webhook_secret)
@@ -185,4 +196,4 @@ def start_world(
     simulator = Simulator(world, simulate_every, files=files,
                           erp_intake_fallback=sqlite_path if erp_intake_fallback else None
                           ).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files)
+    return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files, erp_mirror=mirror)

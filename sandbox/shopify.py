@@ -317,6 +317,8 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
                                 (sold-out lines refused; [] when nothing could be sold)
     - POST /_sandbox/advance    {"to": iso?} → applies due payments/shipments/cancellations, returns changed orders
     - GET  /_sandbox/inventory  → the shop's displayed stock now (World.inventory_truth)
+    - GET  /_sandbox/truth      → the physical truth (sandbox.truth.PhysicalTruth.report): every order per channel,
+                                true on-hand, oversells and stock-out-while-available minutes per channel
     - GET  /_sandbox/webhooks   → {"subscriptions": [...], "deliveries": [{webhook_id, topic, resource, attempts,
                                 status, ...}], "pending": n}
     """
@@ -397,6 +399,13 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
     async def inventory(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(world.inventory_truth))
 
+    async def physical_truth(request: Request) -> Response:
+        def run():
+            with world.lock:
+                return world.truth.report()
+
+        return JSONResponse(await run_in_threadpool(run))
+
     async def webhooks_endpoint(request: Request) -> Response:
         return JSONResponse(hub.summary())
 
@@ -408,6 +417,7 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
         Route("/_sandbox/orders", place, methods=["POST"]),
         Route("/_sandbox/advance", advance, methods=["POST"]),
         Route("/_sandbox/inventory", inventory, methods=["GET"]),
+        Route("/_sandbox/truth", physical_truth, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.api = api

@@ -18,13 +18,14 @@ import random
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from faker import Faker
 
 from sandbox.malls import MALL_CHANNELS, PROFILES, Mall, MallListing, MallOrder
+from sandbox.truth import PhysicalTruth, receiving_time
 
 JST = ZoneInfo("Asia/Tokyo")
 TAX_PERCENT = {"standard": 10, "reduced": 8}
@@ -151,6 +152,15 @@ COLOURS = (("RED", "レッド"), ("BLU", "ブルー"), ("NVY", "ネイビー"), 
            ("GRY", "グレー"), ("BEG", "ベージュ"), ("GRN", "グリーン"), ("KHA", "カーキ"), ("NAT", "ナチュラル"))
 SIZE_POPULARITY = {"S": 0.7, "M": 1.3, "L": 1.2, "XL": 0.6}
 
+# ERP master data beyond the catalogue (bundles, B2B accounts, purchase orders): drawn from their own RNG and
+# Faker (seeded "<seed>:erp") after the shop and the malls, so the Shopify and mall data of a seed stay as they were.
+B2B_RANK_WEIGHTS = (("S", 1), ("A", 3), ("B", 5), ("C", 4))
+B2B_TRADES = (("商事", "ショウジ"), ("物産", "ブッサン"), ("商店", "ショウテン"), ("雑貨", "ザッカ"),
+              ("アパレル", "アパレル"), ("テキスタイル", "テキスタイル"), ("ギフト", "ギフト"), ("セレクト", "セレクト"))
+B2B_LEGAL_FORMS = ("株式会社", "株式会社", "株式会社", "有限会社", "合同会社")
+LANDLINE_AREA = {"東京都": "03", "大阪府": "06", "神奈川県": "045", "愛知県": "052", "北海道": "011",
+                 "福岡県": "092", "京都府": "075", "兵庫県": "078", "宮城県": "022", "広島県": "082"}
+
 WAREHOUSES = (("WH-TOKYO", "東京物流センター", True), ("WH-OSAKA", "大阪物流センター", True),
               ("WH-RETURNS", "返品・検品倉庫", False))
 
@@ -197,6 +207,7 @@ class Product:
     style_code: str
     style_name: str
     color_label: str | None  # the colour as the shop shows it (ネイビー)
+    is_bundle: bool = False  # a set sold as one SKU (ギフトセット); its stock is its components' (`Bundle`)
 
 
 @dataclass
@@ -212,6 +223,49 @@ class StockRow:
     sku: str
     warehouse_code: str
     on_hand: int
+    updated_at: datetime
+
+
+@dataclass
+class Bundle:
+    """One component of a bundle product: `quantity` units of `component_sku` per bundle sold."""
+
+    bundle_sku: str
+    component_sku: str
+    quantity: int
+    updated_at: datetime
+
+
+@dataclass
+class B2BCustomer:
+    """A B2B account in the ERP (取引先). The contact may also buy on the channels as a private person."""
+
+    customer_code: str  # B2B-0001
+    company_name: str
+    company_name_kana: str  # the reading of the name without the legal form, as ERPs sort by it
+    contact_name: str
+    contact_name_kana: str
+    email: str
+    phone: str
+    postal_code: str
+    prefecture: str
+    address1: str
+    erp_rank: str  # S / A / B / C
+    updated_at: datetime
+    person_id: int | None = None  # truth: the world Customer this contact is (same email and phone)
+
+
+@dataclass
+class PurchaseOrder:
+    """One line of a purchase order (発注): `quantity` units of `sku` expected at `warehouse_code`."""
+
+    po_number: str
+    sku: str
+    warehouse_code: str
+    quantity: int
+    expected_date: date  # JST calendar date; received at 10:00 JST that day (sandbox.truth.receiving_time)
+    status: str  # open | received
+    received_at: datetime | None
     updated_at: datetime
 
 
@@ -444,6 +498,11 @@ class World:
         self.products: list[Product] = []
         self.warehouses: list[Warehouse] = []
         self.stock: list[StockRow] = []
+        self.bundle_products: list[Product] = []  # ERP products with is_bundle (kept apart: `products` are goods)
+        self.bundles: list[Bundle] = []
+        self.b2b_customers: list[B2BCustomer] = []
+        self.purchase_orders: list[PurchaseOrder] = []
+        self.truth: Any = None  # sandbox.truth.PhysicalTruth, attached once the world is generated
         # Shop
         self.shop_name = "一元セレクト"
         self.shop_domain = "ichigen-select.myshopify.com"
@@ -476,7 +535,9 @@ class World:
         history_days: int = 30,
         orders_per_day: int = 40,
         now: datetime | None = None,
+        sell_bundles: bool = False,
     ) -> World:
+        """`sell_bundles`: the shop also lists the ERP's bundle products (gift sets) and sells them live."""
         if skus < 1 or customers < 1 or history_days < 0 or orders_per_day < 0:
             raise ValueError("skus and customers must be ≥ 1; history_days and orders_per_day ≥ 0")
         world = cls(seed, now or _wall_now())
@@ -488,14 +549,17 @@ class World:
         world._generate_history(history_days, orders_per_day)
         world._settle_inventory()
         world._generate_malls(fake, history_days, orders_per_day)
+        world._generate_erp_master(customers, sell_bundles)
         world._live = True
         for mall in world.malls.values():
             mall.go_live()
+        world.truth = PhysicalTruth(world)
         return world
 
-    def _next_id(self, kind: str, start: int, max_gap: int = 1) -> int:
+    def _next_id(self, kind: str, start: int, max_gap: int = 1, rng: random.Random | None = None) -> int:
+        rng = rng or self._rng
         current = self._ids.get(kind)
-        value = start + self._rng.randint(0, 10_000) if current is None else current + self._rng.randint(1, max_gap)
+        value = start + rng.randint(0, 10_000) if current is None else current + rng.randint(1, max_gap)
         self._ids[kind] = value
         return value
 
@@ -766,6 +830,149 @@ class World:
             )
             item.updated_at = max(item.updated_at, stamp)
 
+    # --------------------------------------------------------------------------------------- ERP master data
+    def _generate_erp_master(self, people: int, sell_bundles: bool) -> None:
+        """Bundles (listed on the shop with `sell_bundles`), B2B accounts and purchase orders, from the ERP's own
+        RNG and Faker so that adding them left the shop's and the malls' data of a seed unchanged; the listing
+        comes last, so the ERP's data of a seed are the same either way."""
+        rng = random.Random(f"{self.seed}:erp")
+        fake = Faker("ja_JP")
+        fake.seed_instance(f"{self.seed}:erp")
+        self._generate_bundles(rng)
+        self._generate_b2b_customers(rng, fake, max(5, people // 20))
+        self._generate_purchase_orders(rng)
+        if sell_bundles:
+            self._list_bundles_on_shop(rng)
+
+    def _generate_bundles(self, rng: random.Random) -> None:
+        """A few gift sets (about 4 % of SKUs): 2–3 ordinary products × 1–2 each, about 10 % below their sum.
+        Bundles have no stock rows: what can be sold is what their components allow."""
+        ordinary = self.products
+        count = max(1, round(len(ordinary) * 0.04)) if len(ordinary) >= 8 else 0
+        prefix = "45" + f"{rng.randint(0, 99999):05d}"
+        item_ref = rng.randint(100, 3000)
+        listed = self.now - timedelta(days=90)
+        bundles: list[Product] = []
+        for n in range(1, count + 1):
+            parts = rng.sample(ordinary, k=rng.choice((2, 2, 3)))
+            quantities = [rng.choice((1, 1, 2)) for _ in parts]
+            body = f"{prefix}{item_ref + n:05d}"
+            goods = sum(p.list_price * q for p, q in zip(parts, quantities, strict=True))
+            stamp = listed + timedelta(seconds=rng.randint(0, 60 * 86400), microseconds=rng.randint(0, 999_999))
+            name = f"ギフトセット{n}号 {'・'.join(p.style_name for p in parts)}"
+            bundle = Product(
+                sku=f"GS-{9000 + n}", jan=body + str(jan_check_digit(body)), name=name,
+                name_kana=to_halfwidth_kana(f"ギフトセット {n}ゴウ"), category="ギフトセット", size=None, color=None,
+                list_price=max(100, goods * 9 // 100 * 10),
+                tax_class="reduced" if all(p.tax_class == "reduced" for p in parts) else "standard",
+                safety_stock=0, updated_at=stamp, style_code=f"GS-{9000 + n}", style_name=name, color_label=None,
+                is_bundle=True,
+            )
+            bundles.append(bundle)
+            for part, qty in zip(parts, quantities, strict=True):
+                self.bundles.append(Bundle(bundle.sku, part.sku, qty, stamp))
+        self.bundle_products = bundles
+
+    def _list_bundles_on_shop(self, rng: random.Random) -> None:
+        """The shop sells each bundle as a one-variant product; it shows what the components allow."""
+        location = self.locations[0]
+        sellable = self.sellable_on_hand()
+        mean_weight = sum(self._variant_weights) / len(self._variant_weights)
+        for bundle in self.bundle_products:
+            created = self.now - timedelta(days=rng.randint(20, 90), seconds=rng.randint(0, 86399))
+            product = ShopProduct(
+                id=self._next_id("Product", 8_100_000_000_000, 5000, rng), title=bundle.name,
+                handle=bundle.sku.lower(), product_type=bundle.category, vendor=self.shop_name,
+                created_at=created, updated_at=created,
+            )
+            item_id = self._next_id("InventoryItem", 46_200_000_000_000, 5000, rng)
+            variant = Variant(
+                id=self._next_id("ProductVariant", 44_300_000_000_000, 5000, rng), product_id=product.id,
+                sku=bundle.sku, barcode=bundle.jan, title="Default Title",
+                price=tax_inclusive(bundle.list_price, bundle.tax_class), inventory_item_id=item_id, position=1,
+                created_at=created, updated_at=created, options=[("Title", "Default Title")],
+            )
+            self.shop_products.append(product)
+            self.variants.append(variant)
+            self.inventory_items.append(InventoryItem(item_id, bundle.sku, variant.id, created, created))
+            self._variant_weights.append(mean_weight * 0.5)
+            components = [b for b in self.bundles if b.bundle_sku == bundle.sku]
+            self.levels[(item_id, location.id)] = InventoryLevel(
+                id=self._next_id("InventoryLevel", 120_000_000_000, 1000, rng), inventory_item_id=item_id,
+                location_id=location.id,
+                available=min(max(0, sellable.get(b.component_sku, 0)) // b.quantity for b in components),
+                committed=0, created_at=created, updated_at=created,
+            )
+
+    def _generate_b2b_customers(self, rng: random.Random, fake: Faker, count: int) -> None:
+        """B2B accounts B2B-0001…; about a quarter of the contacts also buy on the channels (same e-mail/phone)."""
+        buyers = rng.sample(self.customers, k=min(len(self.customers), max(1, count // 4)))
+        linked = dict(zip(rng.sample(range(count), k=len(buyers)), buyers, strict=True))
+        since = self.now - timedelta(days=365)
+        for i in range(count):
+            family, family_kana, family_roman = fake.last_name_pair()
+            trade, trade_kana = rng.choice(B2B_TRADES)
+            legal = rng.choice(B2B_LEGAL_FORMS)
+            name = f"{legal}{family}{trade}" if rng.random() < 0.7 else f"{family}{trade}{legal}"
+            if legal == "株式会社" and rng.random() < 0.15:
+                name = name.replace("株式会社", "㈱")  # the ERP's operators type the one-character form
+            pref, _code, city, zip3, _w = rng.choices(PLACES, weights=[p[4] for p in PLACES])[0]
+            person = linked.get(i)
+            if person is not None:
+                contact = f"{person.last_name} {person.first_name}"
+                contact_kana = f"{person.last_name_kana} {person.first_name_kana}"
+                email, phone = person.email, person.address["phone"]
+            else:
+                first, first_kana, first_roman = fake.first_name_pair()
+                last, last_kana, last_roman = fake.last_name_pair()
+                contact, contact_kana = f"{last} {first}", f"{last_kana} {first_kana}"
+                email = f"{last_roman.lower()}@{family_roman.lower()}-{i + 1}.example.co.jp"
+                area = LANDLINE_AREA.get(pref, f"0{rng.randint(10, 99)}")
+                local = 10 - len(area)  # a Japanese landline has 10 digits
+                phone = f"{area}-{rng.randint(10 ** (local - 5), 10 ** (local - 4) - 1)}-{rng.randint(0, 9999):04d}"
+            building = f" {fake.last_name()}ビル{rng.randint(2, 9)}F" if rng.random() < 0.6 else ""
+            self.b2b_customers.append(B2BCustomer(
+                customer_code=f"B2B-{i + 1:04d}", company_name=name, company_name_kana=f"{family_kana}{trade_kana}",
+                contact_name=contact, contact_name_kana=contact_kana, email=email, phone=phone,
+                postal_code=f"{zip3}-{rng.randint(0, 9999):04d}", prefecture=pref,
+                address1=f"{city}{fake.town()}{rng.randint(1, 5)}-{rng.randint(1, 30)}-{rng.randint(1, 20)}{building}",
+                erp_rank=rng.choices([r for r, _ in B2B_RANK_WEIGHTS], weights=[w for _, w in B2B_RANK_WEIGHTS])[0],
+                updated_at=since + timedelta(seconds=rng.randint(0, 360 * 86400), microseconds=rng.randint(0, 999_999)),
+                person_id=person.id if person is not None else None,
+            ))
+
+    def _generate_purchase_orders(self, rng: random.Random) -> None:
+        """Purchase orders of 1–4 lines into a sellable warehouse: some received in the past weeks (already in
+        on-hand), the rest open, expected from yesterday (late) to ten days ahead."""
+        ordinary = self.products
+        today = self.now.astimezone(JST).date()
+        serial = rng.randint(1000, 5000)
+        for _ in range(max(2, len(ordinary) // 6)):
+            serial += 1
+            received = rng.random() < 0.4
+            expected = today - timedelta(days=rng.randint(2, 20)) if received else today + timedelta(
+                days=rng.randint(-1, 10))
+            ordered_at = min(receiving_time(expected) - timedelta(days=rng.randint(7, 30), seconds=rng.randint(0, 86399)),
+                             self.now - timedelta(seconds=rng.randint(3600, 3 * 86400)))
+            warehouse = "WH-TOKYO" if rng.random() < 0.7 else "WH-OSAKA"
+            for product in rng.sample(ordinary, k=min(len(ordinary), rng.randint(1, 4))):
+                received_at = receiving_time(expected) + timedelta(minutes=rng.randint(0, 300)) if received else None
+                self.purchase_orders.append(PurchaseOrder(
+                    po_number=f"PO-{serial:06d}", sku=product.sku, warehouse_code=warehouse,
+                    quantity=rng.choice((10, 12, 20, 24, 30, 50)), expected_date=expected,
+                    status="received" if received else "open", received_at=received_at,
+                    updated_at=received_at or ordered_at,
+                ))
+
+    def sellable_on_hand(self) -> dict[str, int]:
+        """ERP on-hand per SKU over the sellable warehouses."""
+        sellable = {w.warehouse_code for w in self.warehouses if w.sellable}
+        totals: dict[str, int] = {}
+        for row in self.stock:
+            if row.warehouse_code in sellable:
+                totals[row.sku] = totals.get(row.sku, 0) + row.on_hand
+        return totals
+
     # --------------------------------------------------------------------------------------- orders
     def _new_order(self, at: datetime, rng: random.Random, check_stock: bool,
                    wanted_lines: list[tuple[Variant, int]] | None = None) -> Order | None:
@@ -983,14 +1190,17 @@ class World:
 
     def advance(self, to: datetime | None = None) -> list[Order]:
         """Apply every planned payment, shipment, cancellation and refund due by `to` (default: now), on the shop
-        and on every mall. Returns the shop's orders that changed (each with a bumped updatedAt); the malls'
-        changed orders reach their listeners."""
+        and on every mall, then receive the purchase orders due. Returns the shop's orders that changed (each with
+        a bumped updatedAt); the malls' changed orders reach their listeners."""
         with self.lock:
             until = _utc(to) if to is not None else self.clock()
             self._high_water = max(self._high_water, until.replace(microsecond=0))
             for mall in self.malls.values():
                 mall.advance(until)
-            return [o for o in self.orders if o.pending and self._apply_due(o, until)]
+            changed = [o for o in self.orders if o.pending and self._apply_due(o, until)]
+            if self.truth is not None:
+                self.truth.receive_due(until)  # purchase orders due by now arrive (sandbox.truth)
+            return changed
 
     def simulate_tick(self, max_orders: int = 3) -> tuple[list[Order], list[Order]]:
         """One step of the live simulator: place 1..max_orders orders now on the shop and, in proportion to
@@ -1057,10 +1267,15 @@ class World:
                 self.touch_inventory(item_id, level, stamp)
 
     # --------------------------------------------------------------------------------------- look-ups
+    @property
+    def erp_products(self) -> list[Product]:
+        """The ERP's product table: the goods and the bundle products, by SKU."""
+        return sorted(self.products + self.bundle_products, key=lambda p: p.sku)
+
     def _product_by_sku(self, sku: str) -> Product:
         index = getattr(self, "_products_index", None)
-        if index is None or len(index) != len(self.products):
-            index = self._products_index = {p.sku: p for p in self.products}
+        if index is None or len(index) != len(self.products) + len(self.bundle_products):
+            index = self._products_index = {p.sku: p for p in self.products + self.bundle_products}
         return index[sku]
 
     def product(self, sku: str) -> Product | None:
@@ -1132,6 +1347,10 @@ class World:
                 "products": [vars(p) for p in self.products],
                 "warehouses": [vars(w) for w in self.warehouses],
                 "stock": [vars(s) for s in self.stock],
+                "bundle_products": [vars(p) for p in self.bundle_products],
+                "bundles": [vars(b) for b in self.bundles],
+                "b2b_customers": [vars(c) for c in self.b2b_customers],
+                "purchase_orders": [vars(po) for po in self.purchase_orders],
                 "variants": [vars(v) for v in self.variants],
                 "levels": [vars(lv) for lv in self.levels.values()],
                 "customers": [vars(c) for c in self.customers],

@@ -21,14 +21,14 @@ T = datetime(2026, 11, 20, 1, 2, 3, 123456, tzinfo=UTC)
 
 SQLITE_DDL = """
 CREATE TABLE products (sku TEXT PRIMARY KEY, jan TEXT, name TEXT, name_kana TEXT, category TEXT, size TEXT,
-  color TEXT, list_price INTEGER, tax_class TEXT, safety_stock INTEGER, updated_at TEXT);
+  color TEXT, list_price INTEGER, tax_class TEXT, safety_stock INTEGER, updated_at TEXT, is_bundle INTEGER);
 CREATE TABLE warehouses (warehouse_code TEXT PRIMARY KEY, name TEXT, sellable INTEGER, updated_at TEXT);
 CREATE TABLE stock (sku TEXT, warehouse_code TEXT, on_hand INTEGER, updated_at TEXT,
   PRIMARY KEY (sku, warehouse_code));
 """
 POSTGRES_DDL = """
 CREATE TABLE products (sku text PRIMARY KEY, jan text, name text, name_kana text, category text, size text,
-  color text, list_price integer, tax_class text, safety_stock integer, updated_at timestamptz);
+  color text, list_price integer, tax_class text, safety_stock integer, updated_at timestamptz, is_bundle boolean);
 CREATE TABLE warehouses (warehouse_code text PRIMARY KEY, name text, sellable boolean, updated_at timestamptz);
 CREATE TABLE stock (sku text, warehouse_code text, on_hand integer, updated_at timestamptz,
   PRIMARY KEY (sku, warehouse_code));
@@ -57,7 +57,7 @@ def create_sqlite(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as db:
         db.executescript(SQLITE_DDL)
-        db.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        db.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,0)",
                        [(*p[:-1], iso(p[-1])) for p in PRODUCTS])
         db.executemany("INSERT INTO warehouses VALUES (?,?,?,?)",
                        [(w[0], w[1], int(w[2]), iso(w[3])) for w in WAREHOUSES])
@@ -69,15 +69,16 @@ def create_postgres(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as db:
         db.execute(POSTGRES_DDL)
         with db.cursor() as cur:
-            cur.executemany("INSERT INTO products VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", PRODUCTS)
+            cur.executemany("INSERT INTO products VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,false)", PRODUCTS)
             cur.executemany("INSERT INTO warehouses VALUES (%s,%s,%s,%s)", WAREHOUSES)
             cur.executemany("INSERT INTO stock VALUES (%s,%s,%s,%s)", STOCK)
 
 
-def land_all(config: Config) -> dict[str, pl.DataFrame]:
+def land_all(config: Config, entities: tuple[str, ...] = ("products", "warehouses", "stock")
+             ) -> dict[str, pl.DataFrame]:
     zone = LandingZone(config.landing_dir)
     frames = {}
-    for entity in erp.ENTITIES:
+    for entity in entities:
         result = erp.ingest(config, entity, landing=zone, now=NOW)
         assert result.rows_quarantined == 0
         spec = erp.ENTITY_SPECS[entity]
@@ -94,7 +95,7 @@ def test_sqlite_and_postgres_land_the_same_rows(tmp_config: Config, pg_database:
                                                    "paths.landing": "landing_pg"})
     from_postgres = land_all(postgres_config)
 
-    for entity in erp.ENTITIES:
+    for entity in from_sqlite:
         assert from_sqlite[entity].equals(from_postgres[entity]), entity
         assert from_sqlite[entity].schema == dict(erp.ENTITY_SPECS[entity].schema.columns)
 
@@ -103,7 +104,8 @@ def test_sqlite_and_postgres_land_the_same_rows(tmp_config: Config, pg_database:
     tea = products.filter(pl.col("sku") == "TEA-100").row(0, named=True)
     assert tea == {"sku": "TEA-100", "jan": "4909876543213", "name": "静岡県産 深蒸し煎茶 100g",
                    "name_kana": "ｼｽﾞｵｶｹﾝｻﾝ ﾌｶﾑｼｾﾝﾁｬ", "category": "食品", "size": None, "color": None,
-                   "list_price": 1200, "tax_class": "reduced", "safety_stock": 10, "updated_at": T + timedelta(days=2)}
+                   "list_price": 1200, "tax_class": "reduced", "safety_stock": 10, "updated_at": T + timedelta(days=2),
+                   "is_bundle": False}
     # Raw text is kept exactly: full-width Ｔ/Ｍ and the ideographic space are not normalised here.
     assert products.filter(pl.col("sku") == "TS-001-M-NV").item(0, "name") == "オーガニックコットンＴシャツ　Ｍ"
     assert from_sqlite["warehouses"].get_column("sellable").to_list() == [True, False, True]  # OSK, RET, TKY
@@ -204,3 +206,88 @@ def test_mask_dsn():
         "postgresql://erp:***@db.internal:5432/erp?sslmode=require"
     assert erp.mask_dsn("postgresql://postgres@127.0.0.1:5432/x") == "postgresql://postgres@127.0.0.1:5432/x"
     assert erp.mask_dsn("host=db user=erp password='a b' dbname=erp") == "host=db user=erp password=*** dbname=erp"
+
+
+# -- the sandbox's whole ERP (D35): bundles, B2B customers and purchase orders land the same from both kinds -----
+def _sandbox_world():
+    from sandbox.world import World
+
+    return World.generate(seed=5, skus=30, customers=40, history_days=2, orders_per_day=10, now=NOW)
+
+
+def test_sandbox_erp_lands_every_entity_the_same_from_sqlite_and_postgres(tmp_config: Config, pg_database: str):
+    from sandbox.erp import write_postgres, write_sqlite
+
+    world = _sandbox_world()
+    write_sqlite(world, tmp_config.erp_sqlite_path)
+    write_postgres(world, pg_database)
+    from_sqlite = land_all(tmp_config, erp.ENTITIES)
+    from_postgres = land_all(tmp_config.with_overrides(**{"erp.kind": "postgres", "erp.postgres_dsn": pg_database,
+                                                          "paths.landing": "landing_pg"}), erp.ENTITIES)
+    for entity in erp.ENTITIES:
+        assert from_sqlite[entity].height > 0, entity
+        assert from_sqlite[entity].equals(from_postgres[entity]), entity
+
+    products = from_sqlite["products"]
+    bundle_skus = set(products.filter(pl.col("is_bundle")).get_column("sku"))
+    assert bundle_skus and bundle_skus == {b.bundle_sku for b in world.bundles}
+    bundles = from_sqlite["bundles"]
+    assert set(bundles.get_column("component_sku")) <= set(products.filter(~pl.col("is_bundle")).get_column("sku"))
+    assert bundles.get_column("quantity").min() >= 1
+    customers = from_sqlite["customers"]
+    assert customers.get_column("customer_code").to_list() == [f"B2B-{i:04d}" for i in range(1, customers.height + 1)]
+    assert set(customers.get_column("erp_rank")) <= {"S", "A", "B", "C"}
+    orders = from_sqlite["purchase_orders"]
+    assert orders.schema["expected_date"] == pl.Date
+    assert set(orders.get_column("status")) == {"open", "received"}
+    received = orders.filter(pl.col("status") == "received")
+    assert received.get_column("received_at").null_count() == 0
+    assert orders.filter(pl.col("status") == "open").get_column("received_at").null_count() == \
+        orders.filter(pl.col("status") == "open").height
+
+
+def test_a_received_purchase_order_lands_again_with_its_new_status(tmp_config: Config):
+    from sandbox.erp import ErpMirror, write_sqlite
+
+    world = _sandbox_world()
+    write_sqlite(world, tmp_config.erp_sqlite_path)
+    zone = LandingZone(tmp_config.landing_dir)
+    erp.ingest(tmp_config, "purchase_orders", landing=zone, now=NOW)
+    open_lines = [po for po in world.purchase_orders if po.status == "open"]
+    assert open_lines
+    mirror = world.truth.mirror = ErpMirror(tmp_config.erp_sqlite_path)
+    try:
+        with world.lock:
+            received = world.truth.receive_due(NOW + timedelta(days=30))  # every open PO is due by then
+    finally:
+        mirror.close()
+    assert {(po.po_number, po.sku) for po in received} == {(po.po_number, po.sku) for po in open_lines}
+
+    again = erp.ingest(tmp_config, "purchase_orders", landing=zone, now=NOW + timedelta(hours=1))
+    batch = zone.landed("erp", "purchase_orders").collect().filter(pl.col("_batch_id") == again.batch_id)
+    assert {(r["po_number"], r["sku"]) for r in batch.filter(pl.col("status") == "received").iter_rows(named=True)} \
+        >= {(po.po_number, po.sku) for po in received}
+    stock = erp.ingest(tmp_config, "stock", landing=zone, now=NOW + timedelta(hours=1))
+    landed = zone.landed("erp", "stock").collect().filter(pl.col("_batch_id") == stock.batch_id)
+    on_hand = {(r["sku"], r["warehouse_code"]): r["on_hand"] for r in landed.iter_rows(named=True)}
+    assert on_hand == {(s.sku, s.warehouse_code): s.on_hand for s in world.stock}
+
+
+def test_a_purchase_order_with_a_bad_date_is_quarantined_and_the_rest_lands(tmp_config: Config):
+    from sandbox.erp import write_sqlite
+
+    world = _sandbox_world()
+    write_sqlite(world, tmp_config.erp_sqlite_path)
+    bad = world.purchase_orders[0]
+    with sqlite3.connect(tmp_config.erp_sqlite_path) as db:
+        db.execute("UPDATE purchase_orders SET expected_date = '2026/11/30' WHERE po_number = ? AND sku = ?",
+                   (bad.po_number, bad.sku))
+    db.close()
+    zone = LandingZone(tmp_config.landing_dir)
+    result = erp.ingest(tmp_config, "purchase_orders", landing=zone, now=NOW)
+    assert (result.rows_landed, result.rows_quarantined) == (len(world.purchase_orders) - 1, 1)
+    row = zone.quarantined("erp", "purchase_orders").collect().row(0, named=True)
+    assert row["record_key"] == f"{bad.po_number}|{bad.sku}"
+    assert row["reason"] == (f"erp/purchase_orders {bad.po_number}|{bad.sku}: expected_date '2026/11/30' is not a "
+                             "YYYY-MM-DD date")
+    assert '"expected_date":"2026/11/30"' in row["raw"]

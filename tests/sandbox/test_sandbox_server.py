@@ -46,7 +46,7 @@ def test_start_world_writes_the_erp_and_serves_the_shop(tmp_path):
         assert running.erp_sqlite_path == tmp_path / "sandbox" / "erp.sqlite"
         con = sqlite3.connect(running.erp_sqlite_path)
         try:
-            assert con.execute("select count(*) from products").fetchone()[0] == 20
+            assert con.execute("select count(*) from products where not is_bundle").fetchone()[0] == 20  # + gift sets
         finally:
             con.close()
         response = httpx.post(f"{running.shopify_url}/admin/api/2026-10/graphql.json",
