@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox.erp import write_postgres, write_sqlite
-from sandbox.server import ServerHandle, serve_shopify
+from sandbox.rakuten import RakutenSettings
+from sandbox.server import ServerHandle, serve_rakuten, serve_shopify
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
 
@@ -60,15 +61,20 @@ class RunningWorld:
     """A generated world with its ERP written and its shop served. `.stop()` or use it as a context manager."""
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
-                 simulator: Simulator | None = None):
+                 simulator: Simulator | None = None, rakuten: ServerHandle | None = None):
         self.world = world
         self.shopify = shopify
+        self.rakuten = rakuten
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
 
     @property
     def shopify_url(self) -> str:
         return self.shopify.url
+
+    @property
+    def rakuten_url(self) -> str | None:
+        return self.rakuten.url if self.rakuten is not None else None
 
     @property
     def webhooks(self) -> WebhookHub:
@@ -78,6 +84,8 @@ class RunningWorld:
     def stop(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        if self.rakuten is not None:
+            self.rakuten.stop()
         self.shopify.stop()
 
     def __enter__(self) -> RunningWorld:
@@ -104,13 +112,16 @@ def start_world(
     schema_path: str | os.PathLike[str] | None = None,
     webhook_secret: str = DEFAULT_SECRET,
     webhook_settings: WebhookSettings | None = None,
+    rakuten: RakutenSettings | None = None,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
-    unless webhook_secret is left at the default)."""
+    unless webhook_secret is left at the default). The Rakuten mall (RMS Web Service, sandbox.rakuten) is served
+    on its own port with `rakuten` settings (credentials, rate, faults; default: sandbox credentials, a free
+    port)."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -123,5 +134,15 @@ def start_world(
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
+    mall = rakuten or RakutenSettings()
+    try:
+        rakuten_server = serve_rakuten(world, port=mall.port, service_secret=mall.service_secret,
+                                       license_key=mall.license_key, requests_per_second=mall.requests_per_second,
+                                       faults=mall.faults,
+                                       traffic_log=Path(traffic_log).with_suffix(".rakuten.jsonl")
+                                       if traffic_log else None)
+    except OSError:
+        shop.stop()
+        raise
     simulator = Simulator(world, simulate_every).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator)
+    return RunningWorld(world, shop, sqlite_path, simulator, rakuten=rakuten_server)

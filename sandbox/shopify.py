@@ -285,14 +285,15 @@ class TrafficLog:
     """Appends one JSON line per /admin/api/ exchange (the format ../shared/tools/conformance reads).
     Headers are not recorded, so the access token never reaches the file."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], channel: str = "shopify"):
         self.path = Path(path)
+        self.channel = channel
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
     def record(self, method: str, path: str, query: dict[str, str], request_body: Any, status: int,
                response_body: Any) -> None:
-        line = json.dumps({"channel": "shopify", "method": method, "path": path, "query": query,
+        line = json.dumps({"channel": self.channel, "method": method, "path": path, "query": query,
                            "request_body": request_body, "status": status, "response_body": response_body},
                           ensure_ascii=False)
         with self._lock, self.path.open("a", encoding="utf-8") as fh:
