@@ -66,8 +66,26 @@ class ShopifyConfig(_Strict):
         return value.rstrip("/")
 
 
+class RakutenConfig(_Strict):
+    """Rakuten Ichiba RMS Web Service (ESA auth: serviceSecret + licenseKey)."""
+
+    enabled: bool = True
+    base_url: str = "http://127.0.0.1:8702"
+    service_secret: str = Field(default="SP_sandbox", repr=False)
+    license_key: str = Field(default="SL_sandbox", repr=False)
+    page_size: int = Field(default=1000, ge=1, le=1000)  # searchOrder requestRecordsAmount
+    lookback_minutes: int = Field(default=60, ge=0)
+    backfill_start: str = "2025-01-01T00:00:00Z"  # RMS reaches back at most 730 days; older is clamped
+    requests_per_second: float = Field(default=1.0, gt=0)
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+    _url = field_validator("base_url")(ShopifyConfig._url.__func__)
+
+
 class ChannelsConfig(_Strict):
     shopify: ShopifyConfig = ShopifyConfig()
+    rakuten: RakutenConfig = RakutenConfig()
 
 
 class ErpConfig(_Strict):

@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from ichigen.config import Config
-from ingestion import erp, shopify
+from ingestion import erp, rakuten, shopify
 from ingestion.common import IngestResult
 
 ENTITIES: dict[str, tuple[str, ...]] = {
     "shopify": ("orders", "product_variants", "inventory_levels"),
     "erp": ("products", "warehouses", "stock"),
+    "rakuten": ("orders", "listings", "stock"),
 }
 
-_CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest}
+_CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest, "rakuten": rakuten.ingest}
 
-if ENTITIES["shopify"] != shopify.ENTITIES or ENTITIES["erp"] != erp.ENTITIES:  # pragma: no cover
+if any(ENTITIES[name] != module.ENTITIES for name, module in (("shopify", shopify), ("erp", erp),
+                                                               ("rakuten", rakuten))):  # pragma: no cover
     raise RuntimeError("ingestion.ENTITIES is out of step with the connectors' entity lists")
 
 
