@@ -19,7 +19,6 @@ from sandbox.malls import ORDERED
 from sandbox.server import serve_rakuten
 from sandbox.world import World
 
-
 VARS = '{stock_channel_buffers: {rakuten: 1}, default_safety_stock: 0}'
 
 
