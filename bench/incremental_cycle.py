@@ -40,6 +40,7 @@ def _config(base: Path, world):
         "paths.sandbox": "sandbox",
         "channels.shopify.base_url": world.shopify_url,
         "channels.shopify.access_token": TOKEN,
+        "channels.rakuten.base_url": world.rakuten_url,
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
         "channels.shopify.backfill_start": "2020-01-01T00:00:00Z",

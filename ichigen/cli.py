@@ -35,18 +35,22 @@ def _config(path: Path | None) -> Config:
 def _start_sandbox(config: Config, port: int):
     """Start the embedded world in this process (threads), with its ERP SQLite under paths.sandbox."""
     from sandbox import start_world
+    from sandbox.rakuten import RakutenSettings
 
     s = config.sandbox
     return start_world(
         data_dir=config.sandbox_dir, seed=s.seed, skus=s.skus, customers=s.customers,
         history_days=s.history_days, orders_per_day=s.orders_per_day, port=port,
         access_token=config.channels.shopify.access_token, restore_rate=s.shopify_restore_rate,
+        rakuten=RakutenSettings(service_secret=config.channels.rakuten.service_secret,
+                                license_key=config.channels.rakuten.license_key),
     )
 
 
 def _point_at_world(config: Config, world) -> Config:
     return config.with_overrides(**{
         "channels.shopify.base_url": world.shopify_url,
+        "channels.rakuten.base_url": world.rakuten_url,
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
         "paths.inbox": str(world.inbox),

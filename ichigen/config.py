@@ -69,6 +69,20 @@ class ShopifyConfig(_Strict):
         return value.rstrip("/")
 
 
+class RakutenConfig(_Strict):
+    """Rakuten Ichiba RMS Web Service (ESA auth: serviceSecret + licenseKey)."""
+
+    enabled: bool = True
+    base_url: str = "http://127.0.0.1:8702"
+    service_secret: str = Field(default="SP_sandbox", repr=False)
+    license_key: str = Field(default="SL_sandbox", repr=False)
+    page_size: int = Field(default=1000, ge=1, le=1000)  # searchOrder requestRecordsAmount
+    lookback_minutes: int = Field(default=60, ge=0)
+    backfill_start: str = "2025-01-01T00:00:00Z"  # RMS reaches back at most 730 days; older is clamped
+    requests_per_second: float = Field(default=1.0, gt=0)
+    timeout_seconds: float = Field(default=20.0, gt=0)
+
+
 class YahooConfig(_Strict):
     """Yahoo!ショッピング store API (ShoppingWebService V1): Bearer token, store account, ~1 request/s per store."""
 
@@ -88,6 +102,7 @@ class YahooConfig(_Strict):
 
 class ChannelsConfig(_Strict):
     shopify: ShopifyConfig = ShopifyConfig()
+    rakuten: RakutenConfig = RakutenConfig()
     yahoo: YahooConfig = YahooConfig()
 
 

@@ -180,10 +180,14 @@ class PageNumber(PagingStrategy):
     """Numbered pages (`page=1,2,…`). Stops at `total_pages_path` when the body has it, else at a short or
     empty page. `in_body=True` puts the number into the JSON body (Rakuten's PaginationRequestModel)."""
 
-    def __init__(self, items_path: Sequence[str | int], *, param: str = "page", page_size: int | None = None,
-                 total_pages_path: Sequence[str | int] | None = None, in_body: bool = False, first: int = 1):
+    def __init__(self, items_path: Sequence[str | int], *, param: str | Sequence[str] = "page",
+                 page_size: int | None = None, total_pages_path: Sequence[str | int] | None = None,
+                 in_body: bool = False, first: int = 1, echo_path: Sequence[str | int] | None = None):
         self.items_path = tuple(items_path)
+        # In the body the number may be nested: ("PaginationRequestModel", "requestPage").
         self.param = param
+        self._path = (param,) if isinstance(param, str) else tuple(param)
+        self.echo_path = tuple(echo_path) if echo_path else None
         self.page_size = page_size
         self.total_pages_path = tuple(total_pages_path) if total_pages_path else None
         self.in_body = in_body
@@ -193,11 +197,17 @@ class PageNumber(PagingStrategy):
         return _items_at(body, self.items_path, "numbered pages")
 
     def _current(self, request: PageRequest) -> int:
-        holder = request.json if self.in_body else request.params
-        return int((holder or {}).get(self.param, self.first))
+        if self.in_body:
+            found = dig(request.json or {}, self._path)
+            return int(found) if found is not None else self.first
+        return int((request.params or {}).get(self._path[0], self.first))
 
     def next_request(self, request: PageRequest, response: httpx.Response, body: Any) -> PageRequest | None:
         current = self._current(request)
+        echoed = dig(body, self.echo_path) if self.echo_path else None
+        if echoed is not None and int(echoed) != current:
+            # The API answered another page than the one asked for (a cached page served again).
+            raise ChannelResponseError(f"asked for page {current}, the answer is page {echoed}", channel="paging")
         items = self.items(body)
         if self.total_pages_path is not None and dig(body, self.total_pages_path) is not None:
             if current >= int(dig(body, self.total_pages_path)):
@@ -206,9 +216,36 @@ class PageNumber(PagingStrategy):
             return None
         if self.in_body:
             payload = copy.deepcopy(request.json) or {}
-            payload[self.param] = current + 1
+            holder = payload
+            for step in self._path[:-1]:
+                holder = holder.setdefault(step, {})
+            holder[self._path[-1]] = current + 1
             return replace(request, json=payload)
-        return replace(request, params={**(request.params or {}), self.param: current + 1})
+        return replace(request, params={**(request.params or {}), self._path[0]: current + 1})
+
+
+class OffsetHits(PagingStrategy):
+    """`offset`/`hits` query parameters (Rakuten Items API 2.0 search): the next page starts where this one
+    ended, until `total_path` (numFound) is reached or a page comes back empty."""
+
+    def __init__(self, items_path: Sequence[str | int], total_path: Sequence[str | int], *,
+                 offset_param: str = "offset", hits_param: str = "hits"):
+        self.items_path = tuple(items_path)
+        self.total_path = tuple(total_path)
+        self.offset_param = offset_param
+        self.hits_param = hits_param
+
+    def items(self, body: Any) -> list[Any]:
+        return _items_at(body, self.items_path, "offset pages")
+
+    def next_request(self, request: PageRequest, response: httpx.Response, body: Any) -> PageRequest | None:
+        params = dict(request.params or {})
+        offset = int(params.get(self.offset_param, 0)) + len(self.items(body))
+        total = dig(body, self.total_path)
+        if not self.items(body) or (total is not None and offset >= int(total)):
+            return None
+        params[self.offset_param] = offset
+        return replace(request, params=params)
 
 
 class Pager:

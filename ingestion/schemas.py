@@ -274,6 +274,98 @@ SCHEMAS: dict[tuple[str, str], EntitySchema] = {
               ERP_BUNDLES, ERP_CUSTOMERS, ERP_PURCHASE_ORDERS)
 }
 
+# -- rakuten (RMS Web Service; ingestion.rakuten) ------------------------------------------------------------
+RAKUTEN_ORDER_ITEM = pl.Struct(
+    {
+        "item_detail_id": pl.Int64(),
+        "basket_id": pl.Int64(),
+        "manage_number": pl.String(),  # 商品管理番号
+        "item_number": pl.String(),  # 商品番号
+        "item_name": pl.String(),
+        "variant_id": pl.String(),  # SKU管理番号
+        "merchant_defined_sku_id": pl.String(),  # the shop's own SKU
+        "sku_info": pl.String(),
+        "price": pl.Int64(),  # unit price as shown (JPY)
+        "price_tax_incl": pl.Int64(),  # unit price, tax included (JPY)
+        "tax_rate": pl.Float64(),  # 0.1 / 0.08
+        "units": pl.Int64(),
+    }
+)
+
+RAKUTEN_ORDERS = EntitySchema(
+    "rakuten",
+    "orders",
+    key=("order_number",),
+    cursor_field="update_datetime",
+    columns={
+        "order_number": pl.String(),  # 386371-20261123-0000012345
+        "order_progress": pl.Int64(),  # 100 … 900
+        "sub_status_id": pl.Int64(),
+        "order_datetime": UTC_TS,
+        "update_datetime": UTC_TS,
+        "shop_order_cfm_datetime": UTC_TS,
+        "shipping_cmpl_rpt_datetime": UTC_TS,
+        "payment_date": pl.String(),  # JST date as sent (yyyy-MM-dd); null while unpaid
+        "delivery_date": pl.String(),
+        "settlement_method": pl.String(),  # クレジットカード, 銀行振込, コンビニ決済, 代金引換, …
+        "goods_price": pl.Int64(),
+        "postage_price": pl.Int64(),
+        "delivery_price": pl.Int64(),
+        "payment_charge": pl.Int64(),
+        "total_price": pl.Int64(),
+        "request_price": pl.Int64(),
+        "coupon_all_total_price": pl.Int64(),
+        "used_point": pl.Int64(),
+        "orderer_family_name": pl.String(),
+        "orderer_first_name": pl.String(),
+        "orderer_family_name_kana": pl.String(),
+        "orderer_first_name_kana": pl.String(),
+        "orderer_email_address": pl.String(),
+        "orderer_phone_number": pl.String(),  # phoneNumber1-2-3 joined with '-' (as sent, parts kept)
+        "orderer_zip_code": pl.String(),  # zipCode1-zipCode2
+        "orderer_prefecture": pl.String(),
+        "orderer_city": pl.String(),
+        "orderer_sub_address": pl.String(),
+        "change_reason_details": pl.List(pl.Int64()),  # ChangeReasonModelList[].changeReasonDetail
+        "items": pl.List(RAKUTEN_ORDER_ITEM),
+    },
+)
+
+RAKUTEN_LISTINGS = EntitySchema(
+    "rakuten",
+    "listings",
+    key=("listing_id",),
+    cursor_field="updated_at",
+    columns={
+        "listing_id": pl.String(),  # manageNumber:variantId
+        "manage_number": pl.String(),
+        "variant_id": pl.String(),
+        "item_number": pl.String(),
+        "title": pl.String(),
+        "merchant_defined_sku_id": pl.String(),
+        "jan": pl.String(),  # articleNumber.value
+        "standard_price": pl.String(),  # tax-included JPY as sent (a decimal string)
+        "updated_at": UTC_TS,  # the item's `updated`
+    },
+)
+
+RAKUTEN_STOCK = EntitySchema(
+    "rakuten",
+    "stock",
+    key=("listing_id",),
+    cursor_field="updated_at",
+    columns={
+        "listing_id": pl.String(),
+        "manage_number": pl.String(),
+        "variant_id": pl.String(),
+        "quantity": pl.Int64(),
+        "created_at": UTC_TS,
+        "updated_at": UTC_TS,
+    },
+)
+
+SCHEMAS.update({(s.source, s.entity): s for s in (RAKUTEN_ORDERS, RAKUTEN_LISTINGS, RAKUTEN_STOCK)})
+
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
     "source": pl.String(),
     "entity": pl.String(),

@@ -25,7 +25,7 @@ from ichigen.publish import BuildReport, PublishRefused, last_build, publish, re
 from ichigen.warehouse import export_dbt_env
 from reverse_sync.erp_intake import sync_intake
 from reverse_sync.prices import sync_prices
-from reverse_sync.stock import sync_stock
+from reverse_sync.stock import STOCK_STATE_ENTITY, sync_stock
 
 SERVING_COPY = dg.AssetKey("serving_copy")
 
@@ -163,8 +163,7 @@ def build_publish_asset(config: Config, dbt_asset: dg.AssetsDefinition) -> dg.As
 
 def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
     """Stock targets to a channel; reads the channel's landed stock levels."""
-    # Shopify's stock entity is `inventory_levels`; every other channel lands what it shows as `stock`.
-    return _push_asset(config, channel, "stock", sync_stock, "inventory_levels" if channel == "shopify" else "stock")
+    return _push_asset(config, channel, "stock", sync_stock, STOCK_STATE_ENTITY[channel])
 
 
 def build_price_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:

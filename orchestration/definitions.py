@@ -81,7 +81,8 @@ def build_definitions(config: Config) -> dg.Definitions:
     ingest_assets = build_ingest_assets(config)
     warehouse = build_dbt_assets(config, project)
     serving = build_publish_asset(config, warehouse)
-    pushes = [build_stock_push_asset(config, c) for c in ("shopify", "yahoo") if getattr(config.channels, c).enabled]
+    pushes = [build_stock_push_asset(config, channel) for channel in ("shopify", "rakuten", "yahoo")
+              if getattr(config.channels, channel).enabled]
     pushes += [build_price_push_asset(config, "shopify")] if config.channels.shopify.enabled else []
 
     full_cycle = dg.define_asset_job(

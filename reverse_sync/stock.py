@@ -5,20 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import duckdb
 import polars as pl
 
 from ichigen.config import Config
 from ichigen.publish import last_build
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from ingestion.rakuten import make_client as rakuten_client
 from reverse_sync.guard import GuardVerdict, check_plan, unpushed_records
 from reverse_sync.plan import Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
+from reverse_sync.rakuten import RakutenStockPusher
 from reverse_sync.shopify import ShopifyStockPusher
 from reverse_sync.yahoo import make_pusher as make_yahoo_pusher
 from reverse_sync.yahoo import yahoo_listings_state
 
-SUPPORTED_CHANNELS = ("shopify", "yahoo")
+SUPPORTED_CHANNELS = ("shopify", "rakuten", "yahoo")
+# The landed entity that holds what each channel shows (the stock_push asset depends on it).
+STOCK_STATE_ENTITY = {"shopify": "inventory_levels", "rakuten": "stock", "yahoo": "stock"}
 
 
 class SyncError(RuntimeError):
@@ -73,15 +78,39 @@ def shopify_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
-_STATE_READERS: dict[str, Callable[[Config], pl.DataFrame]] = {
-    "shopify": shopify_listings_state, "yahoo": yahoo_listings_state}
+def rakuten_listings_state(config: Config) -> pl.DataFrame:
+    """What Rakuten last showed per manageNumber:variantId (landed stock), with the ERP SKU the warehouse
+    matched each listing to (by merchantDefinedSkuId, else JAN: int_products__channel_listings in the
+    published serving copy, the same match the targets were computed from)."""
+    landed = LandingZone(config.landing_dir).landed("rakuten", "stock")
+    frame = landed.select("listing_id", "quantity", "_fetched_at").collect()
+    con = duckdb.connect(str(config.serving_path), read_only=True)
+    try:
+        rows = con.execute("select listing_id, sku from intermediate.int_products__channel_listings "
+                           "where channel = 'rakuten' and sku is not null").fetchall()
+    except duckdb.CatalogException as exc:
+        raise SyncError(f"rakuten: the serving copy has no listing match (int_products__channel_listings): {exc}") \
+            from None
+    finally:
+        con.close()
+    matched = pl.DataFrame(rows, schema={"listing_id": pl.String, "sku": pl.String}, orient="row")
+    return frame.join(matched, on="listing_id", how="inner").select(
+        "sku",
+        pl.col("listing_id").alias("target_ref"),
+        pl.col("quantity").cast(pl.Int64).alias("quantity"),
+        pl.col("_fetched_at").alias("seen_at"),
+    )
+
+
+LISTING_STATE_READERS: dict[str, Callable[[Config], pl.DataFrame]] = {
+    "shopify": shopify_listings_state, "rakuten": rakuten_listings_state, "yahoo": yahoo_listings_state}
 
 
 def plan_channel_stock(config: Config, channel: str, full: bool = False) -> Plan:
     if channel not in SUPPORTED_CHANNELS:
         raise SyncError(f"stock sync for {channel!r} is not built yet; supported: {SUPPORTED_CHANNELS}")
     targets, manifest = read_stock_targets(config.serving_path, channel)
-    landed = _STATE_READERS[channel](config)
+    landed = LISTING_STATE_READERS[channel](config)
     listings = latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
     return plan_stock(channel, targets, listings, manifest, full)
 
@@ -108,12 +137,11 @@ def sync_stock(
         return result
     if channel == "yahoo":
         pusher = make_yahoo_pusher(config, client, yahoo_listings_state(config))
-        result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
-        write_push_log(config.push_log_dir, result.records)
-        return result
-    shopify = config.channels.shopify
-    client = client or ChannelClient.for_shopify(shopify)
-    pusher = ShopifyStockPusher(client, shopify.api_version)
+    elif channel == "rakuten":
+        pusher = RakutenStockPusher(client or rakuten_client(config))
+    else:
+        shopify = config.channels.shopify
+        pusher = ShopifyStockPusher(client or ChannelClient.for_shopify(shopify), shopify.api_version)
     result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
     write_push_log(config.push_log_dir, result.records)
     return result

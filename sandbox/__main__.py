@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from sandbox.rakuten import RakutenFaults, RakutenSettings
 from sandbox.runner import start_world
 from sandbox.webhooks import DEFAULT_SECRET, WebhookSettings
 
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--webhook-drop-rate", type=float, default=0.0, help="fraction of deliveries never sent")
     ap.add_argument("--webhook-duplicate-rate", type=float, default=0.0, help="fraction of deliveries sent twice")
     ap.add_argument("--webhook-delay-rate", type=float, default=0.0, help="fraction of deliveries held back")
+    ap.add_argument("--rakuten-port", type=int, default=None,
+                    help="Rakuten RMS port on 127.0.0.1 (default 8702; a free port when --port is 0)")
+    ap.add_argument("--rakuten-service-secret", default="SP_sandbox")
+    ap.add_argument("--rakuten-license-key", default="SL_sandbox")
+    ap.add_argument("--rakuten-rps", type=float, default=1.0, help="Rakuten requests per second per API")
+    ap.add_argument("--rakuten-fault-rate", type=float, default=0.0, help="fraction of Rakuten requests faulted")
     ap.add_argument("--yahoo-port", type=int, default=None,
                     help="Yahoo!ショッピング store API port (0: a free port; default 8704, or free when --port is 0)")
     ap.add_argument("--yahoo-access-token", default="yahoo_sandbox_token")
@@ -63,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
                 secret=args.webhook_secret, timeout=args.webhook_timeout, retry_backoff=args.webhook_retry_backoff,
                 retry_backoff_max=60.0, drop_rate=args.webhook_drop_rate,
                 duplicate_rate=args.webhook_duplicate_rate, delay_rate=args.webhook_delay_rate, seed=args.seed),
+            rakuten=RakutenSettings(
+                port=args.rakuten_port if args.rakuten_port is not None else (8702 if args.port else 0),
+                service_secret=args.rakuten_service_secret,
+                license_key=args.rakuten_license_key, requests_per_second=args.rakuten_rps,
+                faults=RakutenFaults(rate=args.rakuten_fault_rate, seed=args.seed)),
             yahoo_port=args.yahoo_port if args.yahoo_port is not None else (0 if args.port == 0 else 8704), yahoo_access_token=args.yahoo_access_token,
             yahoo_requests_per_second=args.yahoo_requests_per_second,
         )
@@ -72,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     with running:
         w = running.world
         log.info("Shopify (Admin GraphQL %s): %s/admin/api/2026-10/graphql.json", "2026-10", running.shopify_url)
+        log.info("Rakuten (RMS Web Service): %s/es/2.0/", running.rakuten_url)
         log.info("ERP (SQLite): %s", running.erp_sqlite_path)
         log.info("Yahoo!ショッピング (store API): %s/ShoppingWebService/V1/", running.yahoo_url)
         log.info("file drops (POS, B2B, carrier): %s", running.inbox)

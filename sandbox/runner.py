@@ -17,7 +17,8 @@ from pathlib import Path
 from sandbox.erp import ErpMirror, write_postgres, write_sqlite
 from sandbox.erp_intake import post_world_orders, take_intake
 from sandbox.files import FileDrops
-from sandbox.server import ServerHandle, serve_shopify, serve_yahoo
+from sandbox.rakuten import RakutenSettings
+from sandbox.server import ServerHandle, serve_rakuten, serve_shopify, serve_yahoo
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
 
@@ -77,10 +78,12 @@ class RunningWorld:
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
                  simulator: Simulator | None = None, yahoo: ServerHandle | None = None,
-                 files: FileDrops | None = None, erp_mirror: ErpMirror | None = None):
+                 files: FileDrops | None = None, erp_mirror: ErpMirror | None = None,
+                 rakuten: ServerHandle | None = None):
         self.world = world
         self.shopify = shopify
         self.yahoo = yahoo
+        self.rakuten = rakuten
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
         self.erp_mirror = erp_mirror
@@ -100,6 +103,10 @@ class RunningWorld:
         return self.yahoo.url if self.yahoo is not None else None
 
     @property
+    def rakuten_url(self) -> str | None:
+        return self.rakuten.url if self.rakuten is not None else None
+
+    @property
     def webhooks(self) -> WebhookHub:
         """Subscriptions and deliveries (`.summary()`, `.wait_idle()`)."""
         return self.shopify.webhooks
@@ -109,6 +116,8 @@ class RunningWorld:
             self.simulator.stop()
         if self.yahoo is not None:
             self.yahoo.stop()
+        if self.rakuten is not None:
+            self.rakuten.stop()
         self.shopify.stop()
         if self.erp_mirror is not None:
             with self.world.lock:
@@ -149,6 +158,7 @@ def start_world(
     drop_files: bool = True,
     erp_intake_fallback: bool = False,
     sell_bundles: bool = False,
+    rakuten: RakutenSettings | None = None,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given) and
     keep it in step with the world's physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
@@ -168,7 +178,10 @@ def start_world(
     no ichigen integration posts; off by default).
 
     `sell_bundles`: the shop lists the ERP's gift sets too. The ERP files follow the physical truth (sandbox.truth)
-    as it changes (`ErpMirror`)."""
+    as it changes (`ErpMirror`).
+
+    The Rakuten mall (RMS Web Service, sandbox.rakuten) is served on its own port with `rakuten` settings
+    (credentials, rate, faults; default: sandbox credentials, a free port)."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now, sell_bundles=sell_bundles)
     data = Path(data_dir)
@@ -190,10 +203,23 @@ def start_world(
     except BaseException:
         shop.stop()
         raise
+    mall = rakuten or RakutenSettings()
+    try:
+        rakuten_server = serve_rakuten(world, port=mall.port, service_secret=mall.service_secret,
+                                       license_key=mall.license_key, requests_per_second=mall.requests_per_second,
+                                       faults=mall.faults,
+                                       traffic_log=Path(traffic_log).with_suffix(".rakuten.jsonl")
+                                       if traffic_log else None)
+    except BaseException:
+        shop.stop()
+        if yahoo is not None:
+            yahoo.stop()
+        raise
     files = FileDrops(world, inbox if inbox is not None else data / "inbox") if drop_files else None
     if files is not None:
         files.drop_history(inbox_history_days)
     simulator = Simulator(world, simulate_every, files=files,
                           erp_intake_fallback=sqlite_path if erp_intake_fallback else None
                           ).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files, erp_mirror=mirror)
+    return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files, erp_mirror=mirror,
+                        rakuten=rakuten_server)

@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from sandbox import rakuten
 from sandbox.shopify import SINGLE_QUERY_MAX_COST, create_app
 from sandbox.webhooks import WebhookHub, WebhookSettings
 from sandbox.world import World
@@ -121,4 +122,13 @@ def serve_yahoo(world: World, port: int = 0, access_token: str = "yahoo_sandbox_
     app = create_yahoo_app(world, access_token=access_token, seller_id=seller_id,
                            requests_per_second=requests_per_second, burst=burst, faults=faults,
                            traffic_log=traffic_log)
+    return ServerHandle(app, port=port)
+
+
+def serve_rakuten(world: World, port: int = 0, service_secret: str = "SP_sandbox", license_key: str = "SL_sandbox",
+                  requests_per_second: float = 1.0, faults: rakuten.RakutenFaults | None = None,
+                  traffic_log: str | os.PathLike[str] | None = None) -> ServerHandle:
+    """Serve the world's Rakuten mall (RMS Web Service + /_sandbox/rakuten/) in a background thread."""
+    app = rakuten.create_app(world, service_secret=service_secret, license_key=license_key,
+                             requests_per_second=requests_per_second, faults=faults, traffic_log=traffic_log)
     return ServerHandle(app, port=port)

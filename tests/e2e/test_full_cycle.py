@@ -17,6 +17,7 @@ import pytest
 from ichigen.config import Config
 from ichigen.cycle import run_full_cycle
 from sandbox import start_world
+from sandbox.rakuten import RakutenSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 JST = ZoneInfo("Asia/Tokyo")
@@ -25,7 +26,8 @@ JST = ZoneInfo("Asia/Tokyo")
 @pytest.fixture
 def world(tmp_config: Config):
     with start_world(data_dir=tmp_config.sandbox_dir, seed=11, skus=30, customers=60, history_days=10,
-                     orders_per_day=25, port=0, access_token="shpat_sandbox", restore_rate=1000.0) as running:
+                     orders_per_day=25, port=0, access_token="shpat_sandbox", restore_rate=1000.0,
+                     rakuten=RakutenSettings(requests_per_second=50.0)) as running:
         yield running
 
 
@@ -33,6 +35,9 @@ def pointed_at(config: Config, world) -> Config:
     return config.with_overrides(**{
         "channels.shopify.base_url": world.shopify_url,
         "channels.shopify.access_token": "shpat_sandbox",
+        "channels.rakuten.base_url": world.rakuten_url,
+        "channels.rakuten.requests_per_second": 20.0,
+        "channels.rakuten.backfill_start": "2025-01-01T00:00:00Z",
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
         "paths.inbox": str(world.inbox),  # the sandbox's POS, B2B and carrier files (sandbox.files)
@@ -44,13 +49,14 @@ def pointed_at(config: Config, world) -> Config:
 
 def truth_daily_sales(world) -> dict[tuple[str, str], tuple[int, int, int]]:
     """(JST date, channel) -> (orders, units, gross JPY), from the sandbox's own record of every order."""
-    orders = httpx.get(f"{world.shopify_url}/_sandbox/orders", timeout=30).json()
+    orders = [("shopify", o) for o in httpx.get(f"{world.shopify_url}/_sandbox/orders", timeout=30).json()]
+    orders += [("rakuten", o) for o in httpx.get(f"{world.rakuten_url}/_sandbox/rakuten/orders", timeout=30).json()]
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for order in orders:
+    for channel, order in orders:
         if order["cancelled"]:
             continue
         day = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00")).astimezone(JST).date()
-        row = totals[(day.isoformat(), "shopify")]
+        row = totals[(day.isoformat(), channel)]
         row[0] += 1
         row[1] += sum(line["quantity"] for line in order["lines"])
         row[2] += order["total_jpy"]

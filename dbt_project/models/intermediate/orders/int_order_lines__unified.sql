@@ -31,6 +31,23 @@ shopify_lines as (
 
 ),
 
+rakuten_lines as (
+
+    select
+        'rakuten'                   as channel,
+        l.line_id                   as line_id,
+        l.order_id                  as order_id,
+        l.line_number               as line_number,
+        l.sku                       as channel_sku,
+        l.listing_id                as listing_id,
+        l.quantity                  as quantity,
+        l.current_quantity          as current_quantity,
+        l.unit_price_jpy            as unit_price_jpy,
+        l.line_total_jpy            as line_total_jpy
+    from {{ ref('stg_rakuten__order_lines') }} as l
+
+),
+
 yahoo_lines as (
 
     select
@@ -53,6 +70,8 @@ unioned as (
     select * from shopify_lines
     union all
     select * from yahoo_lines
+    union all
+    select * from rakuten_lines
     -- other channels' lines are unioned here as they are landed
 
 )

@@ -85,6 +85,62 @@ shopify as (
 
 ),
 
+rakuten_orders as (
+
+    select * from {{ ref('stg_rakuten__orders') }}
+
+),
+
+rakuten_units as (
+
+    select order_id, cast(sum(quantity) as bigint) as units
+    from {{ ref('stg_rakuten__order_lines') }}
+    group by order_id
+
+),
+
+rakuten_status as (
+
+    -- orderProgress, the derived payment code and the return code each point to a candidate status
+    select c.order_id, arg_min(m.unified_status, m.precedence) as status
+    from (
+        select order_id, 'orderProgress' as status_field, status_code as code from rakuten_orders
+        union all
+        select order_id, 'payment', payment_status_code from rakuten_orders
+        union all
+        select order_id, 'changeReason', return_code from rakuten_orders where return_code is not null
+    ) as c
+    inner join status_map as m
+        on m.channel = 'rakuten'
+        and m.status_field = c.status_field
+        and m.channel_code = c.code
+    group by c.order_id
+
+),
+
+rakuten as (
+
+    select
+        'rakuten'                                           as channel,
+        o.order_id                                          as order_id,
+        o.order_name                                        as order_name,
+        o.created_at                                        as ordered_at_utc,
+        o.updated_at                                        as updated_at_utc,
+        s.status                                            as status,
+        o.payment_status_code                               as channel_financial_status,
+        o.status_code                                       as channel_fulfillment_status,
+        o.total_jpy                                         as total_jpy,
+        cast(null as varchar)                               as customer_id,
+        coalesce(u.units, 0)                                as units,
+        o._fetched_at                                       as _fetched_at
+    from rakuten_orders as o
+    left join rakuten_status as s
+        on s.order_id = o.order_id
+    left join rakuten_units as u
+        on u.order_id = o.order_id
+
+),
+
 yahoo_orders as (
 
     select * from {{ ref('stg_yahoo__orders') }}
@@ -142,6 +198,8 @@ unioned as (
     select * from shopify
     union all
     select * from yahoo
+    union all
+    select * from rakuten
     -- other channels are unioned here as they are landed (rakuten, amazon, yahoo, pos, b2b)
 
 )

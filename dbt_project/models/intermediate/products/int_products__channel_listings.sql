@@ -39,6 +39,28 @@ shopify_listings as (
 
 ),
 
+rakuten_listings as (
+
+    -- merchantDefinedSkuId upper-cased (Rakuten shops often key lower-case codes), then the JAN
+    select
+        'rakuten'               as channel,
+        r.listing_id            as listing_id,
+        r.sku                   as channel_sku,
+        r.jan                   as channel_barcode,
+        r.is_valid_jan          as channel_barcode_is_valid_jan,
+        cast(null as varchar)   as inventory_item_id,
+        r.price_jpy             as channel_price_jpy,
+        by_sku.sku              as sku_by_seller_sku,
+        by_jan.sku              as sku_by_jan
+    from {{ ref('stg_rakuten__listings') }} as r
+    left join erp_products as by_sku
+        on by_sku.sku = upper(r.sku)
+    left join unique_jans as by_jan
+        on r.is_valid_jan
+        and by_jan.jan = r.jan
+
+),
+
 yahoo_listings as (
 
     -- Yahoo keeps the shop's SKU in the sub code, lower-cased by many stores: matched upper-cased.
@@ -66,6 +88,8 @@ unioned as (
     select * from shopify_listings
     union all
     select * from yahoo_listings
+    union all
+    select * from rakuten_listings
     -- other channels' listings are unioned here as they are landed
 
 )

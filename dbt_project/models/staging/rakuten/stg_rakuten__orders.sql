@@ -1,0 +1,49 @@
+-- One row per Rakuten order: the latest version landed. Money is integer JPY already (RMS sends integers);
+-- timestamps UTC; text NFKC. Status codes as RMS sends them, plus two derived codes the status map reads:
+-- payment_status_code (PAID / UNPAID for prepaid methods without a payment date / DEFERRED: card
+-- authorisation or 代引) and return_code (RETURN when a change reason says 返品).
+with source as (
+
+    select * from {{ source_or_empty('rakuten', 'orders') }}
+
+),
+
+latest as (
+
+    select * exclude (_raw, items) from source
+    {{ latest_version(['order_number'], 'update_datetime') }}
+
+)
+
+select
+    cast(order_number as varchar)                               as order_id,
+    cast(order_number as varchar)                               as order_name,
+    cast(order_datetime as timestamptz)                         as created_at,
+    cast(update_datetime as timestamptz)                        as updated_at,
+    {{ jst_date('cast(order_datetime as timestamptz)') }}       as created_date_jst,
+    cast(order_progress as varchar)                             as status_code,
+    case
+        when payment_date is not null then 'PAID'
+        when settlement_method in ('銀行振込', 'コンビニ決済') then 'UNPAID'
+        else 'DEFERRED'
+    end                                                         as payment_status_code,
+    case when list_has_any(change_reason_details, [2, 15]) then 'RETURN' end  as return_code,
+    cast(order_progress as bigint) in (800, 900)                as is_cancelled,
+    {{ nfkc('settlement_method') }}                             as payment_method,
+    cast(payment_date as varchar)                               as payment_date_jst,
+    cast(total_price as bigint) - coalesce(cast(coupon_all_total_price as bigint), 0)  as total_jpy,
+    cast(goods_price as bigint)                                 as goods_jpy,
+    cast(postage_price as bigint)                               as shipping_jpy,
+    coalesce(cast(coupon_all_total_price as bigint), 0)         as discounts_jpy,
+    coalesce(cast(used_point as bigint), 0)                     as points_jpy,
+    cast(request_price as bigint)                               as request_jpy,
+    {{ nfkc("concat_ws(' ', orderer_family_name, orderer_first_name)") }}            as buyer_name,
+    {{ nfkc("concat_ws(' ', orderer_family_name_kana, orderer_first_name_kana)") }}  as buyer_name_kana,
+    {{ nfkc('orderer_email_address') }}                         as buyer_email,
+    {{ nfkc('orderer_phone_number') }}                          as buyer_phone,
+    {{ nfkc('orderer_zip_code') }}                              as buyer_postal_code,
+    {{ nfkc('orderer_prefecture') }}                            as buyer_prefecture,
+    {{ nfkc("concat_ws('', orderer_city, orderer_sub_address)") }}                   as buyer_address1,
+    cast(_batch_id as varchar)                                  as _batch_id,
+    cast(_fetched_at as timestamptz)                            as _fetched_at
+from latest
