@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from sandbox.amazon import AmazonFaults, AmazonSettings
 from sandbox.runner import start_world
 from sandbox.webhooks import DEFAULT_SECRET, WebhookSettings
 
@@ -37,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--webhook-drop-rate", type=float, default=0.0, help="fraction of deliveries never sent")
     ap.add_argument("--webhook-duplicate-rate", type=float, default=0.0, help="fraction of deliveries sent twice")
     ap.add_argument("--webhook-delay-rate", type=float, default=0.0, help="fraction of deliveries held back")
+    ap.add_argument("--amazon-port", type=int, default=None,
+                    help="Amazon SP-API port on 127.0.0.1 (default 8702; a free port when --port is 0)")
+    ap.add_argument("--amazon-rate-scale", type=float, default=1.0,
+                    help="multiply Amazon's documented per-operation rates (1: as documented)")
+    ap.add_argument("--amazon-fault-rate", type=float, default=0.0, help="share of Amazon requests that misbehave")
+    ap.add_argument("--amazon-traffic-log", type=Path, default=None, help="append every Amazon exchange (JSONL)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("sandbox")
@@ -55,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                 secret=args.webhook_secret, timeout=args.webhook_timeout, retry_backoff=args.webhook_retry_backoff,
                 retry_backoff_max=60.0, drop_rate=args.webhook_drop_rate,
                 duplicate_rate=args.webhook_duplicate_rate, delay_rate=args.webhook_delay_rate, seed=args.seed),
+            amazon_port=args.amazon_port if args.amazon_port is not None else (0 if args.port == 0 else 8702),
+            amazon_settings=AmazonSettings(rate_scale=args.amazon_rate_scale, traffic_log=args.amazon_traffic_log,
+                                           faults=AmazonFaults(rate=args.amazon_fault_rate, seed=args.seed)),
         )
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"sandbox: could not start: {exc}", file=sys.stderr)
@@ -62,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     with running:
         w = running.world
         log.info("Shopify (Admin GraphQL %s): %s/admin/api/2026-10/graphql.json", "2026-10", running.shopify_url)
+        log.info("Amazon SP-API (Orders 2026-01-01, Listings 2021-08-01): %s", running.amazon_url)
         log.info("ERP (SQLite): %s", running.erp_sqlite_path)
         log.info("world: seed %d, %d SKUs, %d variants, %d customers, %d orders", w.seed, len(w.products),
                  len(w.variants), len(w.customers), len(w.orders))

@@ -13,6 +13,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from sandbox.amazon import AmazonSettings, serve_amazon
 from sandbox.erp import write_postgres, write_sqlite
 from sandbox.server import ServerHandle, serve_shopify
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
@@ -60,8 +61,9 @@ class RunningWorld:
     """A generated world with its ERP written and its shop served. `.stop()` or use it as a context manager."""
 
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
-                 simulator: Simulator | None = None):
+                 simulator: Simulator | None = None, amazon: ServerHandle | None = None):
         self.world = world
+        self.amazon = amazon
         self.shopify = shopify
         self.erp_sqlite_path = erp_sqlite_path
         self.simulator = simulator
@@ -69,6 +71,10 @@ class RunningWorld:
     @property
     def shopify_url(self) -> str:
         return self.shopify.url
+
+    @property
+    def amazon_url(self) -> str | None:
+        return self.amazon.url if self.amazon is not None else None
 
     @property
     def webhooks(self) -> WebhookHub:
@@ -79,6 +85,8 @@ class RunningWorld:
         if self.simulator is not None:
             self.simulator.stop()
         self.shopify.stop()
+        if self.amazon is not None:
+            self.amazon.stop()
 
     def __enter__(self) -> RunningWorld:
         return self
@@ -104,13 +112,18 @@ def start_world(
     schema_path: str | os.PathLike[str] | None = None,
     webhook_secret: str = DEFAULT_SECRET,
     webhook_settings: WebhookSettings | None = None,
+    amazon_port: int = 0,
+    amazon_settings: AmazonSettings | None = None,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given),
     serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
-    unless webhook_secret is left at the default)."""
+    unless webhook_secret is left at the default).
+
+    Amazon (sandbox.amazon) is served on 127.0.0.1:`amazon_port`; `amazon_settings` carries its LWA
+    credentials (sandbox defaults), rate scale, faults and traffic log."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now)
     data = Path(data_dir)
@@ -123,5 +136,10 @@ def start_world(
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
                          restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
+    try:
+        amazon = serve_amazon(world, port=amazon_port, settings=amazon_settings)
+    except BaseException:
+        shop.stop()
+        raise
     simulator = Simulator(world, simulate_every).start() if simulate_every else None
-    return RunningWorld(world, shop, sqlite_path, simulator)
+    return RunningWorld(world, shop, sqlite_path, simulator, amazon=amazon)
