@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from ichigen.config import Config
-from ingestion import erp, shopify
+from ingestion import amazon, erp, shopify
 from ingestion.common import IngestResult
 
 ENTITIES: dict[str, tuple[str, ...]] = {
     "shopify": ("orders", "product_variants", "inventory_levels"),
     "erp": ("products", "warehouses", "stock"),
+    "amazon": amazon.ENTITIES,  # ("orders", "listings")
 }
 
-_CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest}
+_CONNECTORS = {"shopify": shopify.ingest, "erp": erp.ingest, "amazon": amazon.ingest}
 
 if ENTITIES["shopify"] != shopify.ENTITIES or ENTITIES["erp"] != erp.ENTITIES:  # pragma: no cover
     raise RuntimeError("ingestion.ENTITIES is out of step with the connectors' entity lists")
