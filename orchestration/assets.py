@@ -22,7 +22,7 @@ import ingestion
 from ichigen.config import Config
 from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
 from ichigen.warehouse import export_dbt_env
-from reverse_sync.stock import sync_stock
+from reverse_sync.stock import STOCK_STATE_ENTITY, sync_stock
 
 SERVING_COPY = dg.AssetKey("serving_copy")
 
@@ -130,7 +130,7 @@ def build_publish_asset(config: Config, dbt_asset: dg.AssetsDefinition) -> dg.As
 def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=dg.AssetKey([channel, "stock_push"]),
-        deps=[SERVING_COPY, dg.AssetKey([channel, "inventory_levels"])],
+        deps=[SERVING_COPY, dg.AssetKey([channel, STOCK_STATE_ENTITY[channel]])],
         group_name=f"sync_{channel}",
         kinds={"python"},
         description=f"Reverse sync of stock targets to {channel}: plan → guard rails → push → push log.",

@@ -78,7 +78,8 @@ def build_definitions(config: Config) -> dg.Definitions:
     ingest_assets = build_ingest_assets(config)
     warehouse = build_dbt_assets(config, project)
     serving = build_publish_asset(config, warehouse)
-    pushes = [build_stock_push_asset(config, "shopify")] if config.channels.shopify.enabled else []
+    pushes = [build_stock_push_asset(config, channel) for channel in ("shopify", "amazon")
+              if getattr(config.channels, channel).enabled]
 
     full_cycle = dg.define_asset_job(
         FULL_CYCLE_JOB,

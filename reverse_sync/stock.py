@@ -9,14 +9,18 @@ import polars as pl
 
 from ichigen.config import Config
 from ichigen.publish import last_build
+from ingestion import amazon as amazon_ingestion
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from reverse_sync.amazon import AmazonStockPusher, amazon_listings_state
 from reverse_sync.guard import GuardVerdict, check_plan
 from reverse_sync.plan import Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
 from reverse_sync.shopify import ShopifyStockPusher
 
-SUPPORTED_CHANNELS = ("shopify",)
+SUPPORTED_CHANNELS = ("shopify", "amazon")
+# The landed entity that holds each channel's shown stock (what a stock push asset depends on).
+STOCK_STATE_ENTITY = {"shopify": "inventory_levels", "amazon": "listings"}
 
 
 class SyncError(RuntimeError):
@@ -71,11 +75,25 @@ def shopify_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
+def _shopify_pusher(config: Config, client: ChannelClient | None) -> ShopifyStockPusher:
+    shopify = config.channels.shopify
+    return ShopifyStockPusher(client or ChannelClient.for_shopify(shopify), shopify.api_version)
+
+
+def _amazon_pusher(config: Config, client: ChannelClient | None) -> AmazonStockPusher:
+    return AmazonStockPusher(client or amazon_ingestion.make_client(config), config.channels.amazon)
+
+
+# Per channel: what it shows now (sku, target_ref, quantity, seen_at) and how to push to it.
+LISTING_STATE_READERS = {"shopify": shopify_listings_state, "amazon": amazon_listings_state}
+PUSHERS = {"shopify": _shopify_pusher, "amazon": _amazon_pusher}
+
+
 def plan_channel_stock(config: Config, channel: str) -> Plan:
     if channel not in SUPPORTED_CHANNELS:
         raise SyncError(f"stock sync for {channel!r} is not built yet; supported: {SUPPORTED_CHANNELS}")
     targets, manifest = read_stock_targets(config.serving_path, channel)
-    landed = shopify_listings_state(config)
+    landed = LISTING_STATE_READERS[channel](config)
     listings = latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
     return plan_stock(channel, targets, listings, manifest)
 
@@ -106,9 +124,7 @@ def sync_stock(
 
     if plan.is_empty:
         return result
-    shopify = config.channels.shopify
-    client = client or ChannelClient.for_shopify(shopify)
-    pusher = ShopifyStockPusher(client, shopify.api_version)
+    pusher = PUSHERS[channel](config, client)
     result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
     write_push_log(config.push_log_dir, result.records)
     return result

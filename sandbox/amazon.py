@@ -216,6 +216,7 @@ class AmazonFaults:
     kinds: tuple[str, ...] = ("429", "500", "503", "slow", "truncated", "repeat")
     burst: int = 3
     slow_seconds: float = 0.3
+    operations: tuple[str, ...] | None = None  # only these operations misbehave (None: all)
 
 
 @dataclass
@@ -336,6 +337,8 @@ class AmazonAPI:
     def draw_fault(self, operation: str) -> str | None:
         faults = self.settings.faults
         with self._fault_lock:
+            if faults.operations is not None and operation not in faults.operations:
+                return None
             if self._burst_left > 0:
                 self._burst_left -= 1
                 return "429"
