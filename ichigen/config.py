@@ -83,6 +83,11 @@ class AmazonConfig(_Strict):
     backfill_start: str = "2025-01-01T00:00:00Z"
     requests_per_second: float = Field(default=5.0, gt=0)  # channel-wide ceiling on top of the per-operation plans
     rate_scale: float = Field(default=1.0, gt=0)  # multiplies the documented per-operation rates (sandbox tests)
+    # ORDER_CHANGE notifications: the SQS queue they arrive on (None: notifications off, polling only).
+    notifications_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None  # None: real AWS; the sandbox's moto server otherwise
+    sqs_region: str = "us-west-2"
+    notification_fetch_budget: int = Field(default=30, ge=0)  # getOrder calls per run (the burst)
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
 

@@ -14,11 +14,16 @@
     attributes, offers and fulfillmentAvailability: the seller SKU ↔ ASIN/JAN mapping, the price and the stock
     Amazon shows (so stock is not a separate entity). The API pages through at most 1,000 SKUs; a larger
     catalogue needs the merchant listings report (not built).
-  `fetch_orders_by_id` (getOrder) is the targeted fetch for named orders (e.g. after a notification).
+  `ingest_orders_by_id` (getOrder) is the targeted fetch for named orders.
+- Notifications (D27): `subscribe_order_changes` creates the SQS destination and the ORDER_CHANGE
+  subscription; `ingest_notifications` reads the queue, lands the events as `amazon/notifications`, only then
+  deletes the messages, then fetches the changed orders with getOrder within `notification_fetch_budget`.
+  Dropped or late notifications are covered by the searchOrders poll (the backstop).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -46,7 +51,7 @@ from ingestion.http import ChannelClient
 from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, land_and_report
 from ingestion.paging import NextToken, PageRequest, paginate
 from ingestion.ratelimit import RateSpec, channel_limiter
-from ingestion.schemas import AMAZON_LISTINGS, AMAZON_ORDERS, EntitySchema
+from ingestion.schemas import AMAZON_LISTINGS, AMAZON_NOTIFICATIONS, AMAZON_ORDERS, EntitySchema
 
 SOURCE = "amazon"
 ORDERS_PATH = "/orders/2026-01-01/orders"
@@ -63,6 +68,8 @@ RATE_LIMITS: dict[str, tuple[float, int]] = {
     "searchListingsItems": (5.0, 5),
     "getListingsItem": (5.0, 10),
     "patchListingsItem": (5.0, 5),
+    "createDestination": (1.0, 5),
+    "createSubscription": (1.0, 5),
 }
 
 
@@ -362,3 +369,97 @@ def ingest_orders_by_id(config: Config, order_ids: Iterable[str], *, landing: La
             client.close()
     return land_and_report(landing, spec.schema, rows, bad, fetched_at=now or utcnow(), since=None,
                            mode=TARGETED)
+
+
+# -- notifications (ORDER_CHANGE over SQS) ----------------------------------------------------------------
+NOTIFICATIONS_PATH = "/notifications/v1"
+ORDER_CHANGE = "ORDER_CHANGE"
+SQS_BATCH = 10  # SQS receives and deletes at most 10 messages a call
+
+
+def subscribe_order_changes(client: ChannelClient, queue_arn: str, name: str = "ichigen") -> dict[str, Any]:
+    """createDestination (the SQS queue) then createSubscription(ORDER_CHANGE, payloadVersion 1.0)."""
+    destination = client.request("POST", f"{NOTIFICATIONS_PATH}/destinations", operation="createDestination",
+                                 json={"name": name, "resourceSpecification": {"sqs": {"arn": queue_arn}}}
+                                 ).json()["payload"]
+    subscription = client.request(
+        "POST", f"{NOTIFICATIONS_PATH}/subscriptions/{ORDER_CHANGE}", operation="createSubscription",
+        json={"payloadVersion": "1.0", "destinationId": destination["destinationId"],
+              "processingDirective": {"eventFilter": {"eventFilterType": ORDER_CHANGE,
+                                                      "orderChangeTypes": ["OrderStatusChange",
+                                                                           "BuyerRequestedChange"]}}},
+    ).json()["payload"]
+    return {"destination": destination, "subscription": subscription}
+
+
+def sqs_client(amazon: AmazonConfig):
+    import boto3  # only the notification path needs it
+
+    return boto3.client("sqs", endpoint_url=amazon.sqs_endpoint_url, region_name=amazon.sqs_region)
+
+
+def notification_row(message: dict[str, Any], received_at: datetime) -> dict[str, Any]:
+    """One amazon/notifications row from an SQS message whose body is an ORDER_CHANGE notification."""
+    try:
+        body = json.loads(message.get("Body") or "")
+    except ValueError:
+        raise RecordError("message body is not JSON") from None
+    if not isinstance(body, dict) or body.get("NotificationType") != ORDER_CHANGE:
+        raise RecordError(f"not an {ORDER_CHANGE} notification")
+    change = (body.get("Payload") or {}).get("OrderChangeNotification") or {}
+    return {
+        "notification_id": require((body.get("NotificationMetadata") or {}).get("NotificationId"),
+                                   field="NotificationMetadata.NotificationId"),
+        "message_id": message.get("MessageId"),
+        "order_id": require(change.get("AmazonOrderId"), field="AmazonOrderId"),
+        "order_status": (change.get("Summary") or {}).get("OrderStatus"),
+        "event_time": parse_utc(body.get("EventTime"), field="EventTime"),
+        "received_at": received_at,
+        "_raw": message.get("Body"),
+    }
+
+
+@dataclass(frozen=True)
+class NotificationIngest:
+    events: IngestResult  # the landed notifications
+    orders: IngestResult | None  # the orders fetched with getOrder (None: nothing to fetch)
+    deferred: int  # changed orders beyond the getOrder budget: the next run or the poll takes them
+
+
+def ingest_notifications(config: Config, *, landing: LandingZone | None = None,
+                         client: ChannelClient | None = None, sqs: Any = None, now: datetime | None = None,
+                         max_messages: int = 200, visibility_timeout: int = 60) -> NotificationIngest:
+    """Receive up to `max_messages` notifications, land them, THEN delete them from the queue (a crash before
+    the landing leaves them to reappear after `visibility_timeout`), then getOrder the changed orders."""
+    _check_enabled(config)
+    amazon = config.channels.amazon
+    if not amazon.notifications_queue_url:
+        raise IngestionError("amazon: channels.amazon.notifications_queue_url is not set")
+    landing = landing or LandingZone(config.landing_dir)
+    sqs = sqs or sqs_client(amazon)
+    received_at = now or utcnow()
+    messages: list[dict[str, Any]] = []
+    for _ in range(-(-max_messages // SQS_BATCH)):
+        got = sqs.receive_message(QueueUrl=amazon.notifications_queue_url, MaxNumberOfMessages=SQS_BATCH,
+                                  WaitTimeSeconds=0, VisibilityTimeout=visibility_timeout).get("Messages", [])
+        messages += got
+        if not got:
+            break
+    rows: list[dict[str, Any]] = []
+    bad: list[QuarantineRecord] = []
+    for message in messages:
+        try:
+            rows.append(notification_row(message, received_at))
+        except RecordError as exc:
+            key = message.get("MessageId")
+            bad.append(QuarantineRecord(key, f"{SOURCE}/notifications {key}: {exc}", message.get("Body") or ""))
+    events = land_and_report(landing, AMAZON_NOTIFICATIONS, rows, bad, fetched_at=received_at, since=None)
+    for index in range(0, len(messages), SQS_BATCH):  # landed (or quarantined) durably: now they may go
+        sqs.delete_message_batch(QueueUrl=amazon.notifications_queue_url, Entries=[
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+            for n, m in enumerate(messages[index:index + SQS_BATCH])])
+    changed = list(dict.fromkeys(row["order_id"] for row in rows))
+    wanted = changed[: amazon.notification_fetch_budget]
+    orders = ingest_orders_by_id(config, wanted, landing=landing, client=client, now=received_at) \
+        if wanted else None
+    return NotificationIngest(events, orders, len(changed) - len(wanted))

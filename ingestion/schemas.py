@@ -244,7 +244,23 @@ AMAZON_LISTINGS = EntitySchema(
     },
 )
 
-SCHEMAS.update({(s.source, s.entity): s for s in (AMAZON_ORDERS, AMAZON_LISTINGS)})
+# One row per ORDER_CHANGE notification received from the SQS queue (D27); `_raw` is the message body.
+AMAZON_NOTIFICATIONS = EntitySchema(
+    "amazon",
+    "notifications",
+    key=("notification_id",),
+    cursor_field="received_at",
+    columns={
+        "notification_id": pl.String(),  # NotificationMetadata.NotificationId (the same on a duplicate)
+        "message_id": pl.String(),  # the SQS MessageId
+        "order_id": pl.String(),  # Payload.OrderChangeNotification.AmazonOrderId
+        "order_status": pl.String(),  # Summary.OrderStatus
+        "event_time": UTC_TS,
+        "received_at": UTC_TS,
+    },
+)
+
+SCHEMAS.update({(s.source, s.entity): s for s in (AMAZON_ORDERS, AMAZON_LISTINGS, AMAZON_NOTIFICATIONS)})
 
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
     "source": pl.String(),

@@ -53,6 +53,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import malls
+from sandbox.amazon_notifications import NotificationFaults, NotificationPublisher
 from sandbox.malls import MallListing, MallOrder
 from sandbox.world import World
 
@@ -77,6 +78,8 @@ RATE_LIMITS: dict[str, tuple[float, int]] = {
     "searchListingsItems": (5.0, 5),
     "getListingsItem": (5.0, 10),
     "patchListingsItem": (5.0, 5),
+    "createDestination": (1.0, 5),
+    "createSubscription": (1.0, 5),
 }
 
 FULFILLMENT_STATUS = {
@@ -229,6 +232,8 @@ class AmazonSettings:
     rate_scale: float = 1.0  # multiplies every documented rate (tests: 100 → searchOrders 0.56/s)
     faults: AmazonFaults = field(default_factory=AmazonFaults)
     traffic_log: str | os.PathLike[str] | None = None
+    sqs_endpoint: str | None = None  # where ORDER_CHANGE notifications go (moto server; None: real AWS)
+    notification_faults: NotificationFaults = field(default_factory=NotificationFaults)
 
 
 class TokenBucket:
@@ -306,6 +311,8 @@ class AmazonAPI:
         self._fault_lock = threading.Lock()
         self._burst_left = 0
         self.stats: Counter[str] = Counter()
+        self.notifications = NotificationPublisher(self.mall, settings.seller_id, MARKETPLACE_ID,
+                                                   settings.sqs_endpoint, settings.notification_faults)
 
     # -- auth ----------------------------------------------------------------------------------------
     def issue_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -491,6 +498,21 @@ class AmazonAPI:
         return {"sku": sku, "status": "ACCEPTED", "submissionId": submission, "issues": []}
 
 
+    def create_destination(self, body: Any) -> dict[str, Any]:
+        try:
+            return self.notifications.create_destination(body)
+        except ValueError as exc:
+            raise ApiError(400, "InvalidInput", str(exc)) from None
+
+    def create_subscription(self, notification_type: str, body: Any) -> dict[str, Any]:
+        try:
+            return self.notifications.create_subscription(notification_type, body)
+        except ValueError as exc:
+            raise ApiError(400, "InvalidInput", str(exc)) from None
+        except FileExistsError as exc:
+            raise ApiError(409, "Conflict", str(exc)) from None
+
+
 def _one(q: dict[str, list[str]], name: str) -> str | None:
     values = q.get(name)
     return values[-1] if values else None
@@ -514,6 +536,8 @@ def create_app(world: World, settings: AmazonSettings | None = None) -> Starlett
     settings = settings or AmazonSettings()
     api = AmazonAPI(world, settings)
     log = TrafficLog(settings.traffic_log) if settings.traffic_log else None
+    if log is not None:  # each published notification as an exchange, so conformance checks its body
+        api.notifications.on_publish = lambda queue, body: log.record("POST", f"/_sqs/{queue}", {}, body, 200, {})
 
     async def respond(request: Request, status: int, payload: Any, headers: dict[str, str] | None = None,
                       request_body: Any = None, truncated: bool = False) -> Response:
@@ -608,6 +632,11 @@ def create_app(world: World, settings: AmazonSettings | None = None) -> Starlett
         Route(LISTINGS_PATH + "/{seller_id}/{sku}", endpoint(
             "patchListingsItem", lambda p, q, b, r: api.patch_listing(p["seller_id"], p["sku"], q, b)),
             methods=["PATCH"]),
+        Route("/notifications/v1/destinations", endpoint(
+            "createDestination", lambda p, q, b, r: api.create_destination(b)), methods=["POST"]),
+        Route("/notifications/v1/subscriptions/{notification_type}", endpoint(
+            "createSubscription", lambda p, q, b, r: api.create_subscription(p["notification_type"], b)),
+            methods=["POST"]),
         Route("/_sandbox/amazon/orders", truth_orders, methods=["GET"]),
         Route("/_sandbox/amazon/orders", place, methods=["POST"]),
         Route("/_sandbox/amazon/advance", advance, methods=["POST"]),
@@ -633,7 +662,18 @@ class _TruncatedResponse(Response):
 
 
 def serve_amazon(world: World, port: int = 0, settings: AmazonSettings | None = None):
-    """Serve the world's Amazon mall on 127.0.0.1:`port` in a background thread (sandbox.server.ServerHandle)."""
+    """Serve the world's Amazon mall on 127.0.0.1:`port` in a background thread (a sandbox.server.ServerHandle
+    that also stops the notification sender)."""
     from sandbox.server import ServerHandle
 
-    return ServerHandle(create_app(world, settings), port=port)
+    class AmazonServerHandle(ServerHandle):
+        def stop(self, timeout: float = 5.0) -> None:
+            self.app.state.api.notifications.close(timeout)
+            super().stop(timeout)
+
+    app = create_app(world, settings)
+    try:
+        return AmazonServerHandle(app, port=port)
+    except OSError:
+        app.state.api.notifications.close()
+        raise
