@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -48,7 +48,7 @@ from ingestion.common import (
 )
 from ingestion.errors import ChannelAuthError, IngestionError
 from ingestion.http import ChannelClient
-from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, land_and_report
+from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, incremental_since, land_and_report
 from ingestion.paging import NextToken, PageRequest, paginate
 from ingestion.ratelimit import RateSpec, channel_limiter
 from ingestion.schemas import AMAZON_LISTINGS, AMAZON_NOTIFICATIONS, AMAZON_ORDERS, EntitySchema
@@ -285,13 +285,8 @@ def _since(config: Config, landing: LandingZone, spec: AmazonEntity) -> datetime
     if not spec.incremental:
         return None
     amazon = config.channels.amazon
-    cursor = landing.cursor(SOURCE, spec.schema.entity, spec.schema.cursor_field)
-    if cursor is not None:
-        return cursor - timedelta(minutes=amazon.lookback_minutes)
-    try:
-        return parse_utc(amazon.backfill_start, field="channels.amazon.backfill_start")
-    except RecordError as exc:
-        raise IngestionError(f"amazon: bad configuration: {exc}") from None
+    return incremental_since(landing, spec.schema, lookback_minutes=amazon.lookback_minutes,
+                             backfill_start=amazon.backfill_start)
 
 
 def _map(records: Iterable[Any], spec: AmazonEntity, rows: list[dict[str, Any]],

@@ -42,7 +42,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -55,6 +54,7 @@ from starlette.routing import Route
 from sandbox import malls
 from sandbox.amazon_notifications import NotificationFaults, NotificationPublisher
 from sandbox.malls import MallListing, MallOrder
+from sandbox.shopify import TrafficLog
 from sandbox.world import World
 
 CHANNEL = "amazon"
@@ -255,31 +255,17 @@ class TokenBucket:
             return True
 
 
-class TrafficLog:
-    """One JSON line per exchange in the conformance format; LWA secrets and tokens masked."""
+SECRET_FIELDS = ("refresh_token", "client_secret", "access_token")
 
-    SECRET_FIELDS = ("refresh_token", "client_secret", "access_token")
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-
-    def record(self, method: str, path: str, query: dict[str, str], request_body: Any, status: int,
-               response_body: Any) -> None:
-        line = json.dumps({"channel": CHANNEL, "method": method, "path": path, "query": query,
-                           "request_body": self._mask(request_body), "status": status,
-                           "response_body": self._mask(response_body)}, ensure_ascii=False)
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    def _mask(self, body: Any) -> Any:
-        if isinstance(body, dict):
-            return {k: ("***" if k in self.SECRET_FIELDS else v) for k, v in body.items()}
-        if isinstance(body, str) and "=" in body and "client_secret" in body:  # the LWA form
-            form = {k: v[-1] for k, v in parse_qs(body).items()}
-            return "&".join(f"{k}={'***' if k in self.SECRET_FIELDS else v}" for k, v in form.items())
-        return body
+def mask_secrets(body: Any) -> Any:
+    """LWA secrets and tokens masked in a logged body (a JSON object or the token request's form)."""
+    if isinstance(body, dict):
+        return {k: ("***" if k in SECRET_FIELDS else v) for k, v in body.items()}
+    if isinstance(body, str) and "=" in body and "client_secret" in body:  # the LWA form
+        form = {k: v[-1] for k, v in parse_qs(body).items()}
+        return "&".join(f"{k}={'***' if k in SECRET_FIELDS else v}" for k, v in form.items())
+    return body
 
 
 # ------------------------------------------------------------------------------------------------ the API
@@ -535,7 +521,7 @@ def create_app(world: World, settings: AmazonSettings | None = None) -> Starlett
     """The Starlette app; `app.state.api` is the AmazonAPI (its buckets, stats and tokens)."""
     settings = settings or AmazonSettings()
     api = AmazonAPI(world, settings)
-    log = TrafficLog(settings.traffic_log) if settings.traffic_log else None
+    log = TrafficLog(settings.traffic_log, CHANNEL, mask_secrets) if settings.traffic_log else None
     if log is not None:  # each published notification as an exchange, so conformance checks its body
         api.notifications.on_publish = lambda queue, body: log.record("POST", f"/_sqs/{queue}", {}, body, 200, {})
 

@@ -253,8 +253,8 @@ def test_wrong_token_is_an_auth_error_and_lands_nothing(config: Config):
 
 
 def test_registry_dispatches_to_the_connector(config: Config):
-    assert ingestion.ENTITIES == {"shopify": ("orders", "product_variants", "inventory_levels"),
-                                  "erp": ("products", "warehouses", "stock")}
+    assert ingestion.ENTITIES["shopify"] == ("orders", "product_variants", "inventory_levels")
+    assert ingestion.ENTITIES["erp"] == ("products", "warehouses", "stock")
     fake = FakeShopify(orders=orders_fixture()[:3])
     result = ingestion.ingest(config, "shopify", "orders", client=client_for(config, fake), now=NOW)
     assert result.rows_landed == 3 and result.path is not None and config.landing_dir in result.path.parents
