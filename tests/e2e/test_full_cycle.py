@@ -33,6 +33,9 @@ def pointed_at(config: Config, world) -> Config:
     return config.with_overrides(**{
         "channels.shopify.base_url": world.shopify_url,
         "channels.shopify.access_token": "shpat_sandbox",
+        "channels.amazon.base_url": world.amazon_url,
+        "channels.amazon.token_url": f"{world.amazon_url}/auth/o2/token",
+        "channels.amazon.backfill_start": "2020-01-01T00:00:00Z",
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
         "channels.shopify.backfill_start": "2020-01-01T00:00:00Z",
@@ -42,13 +45,14 @@ def pointed_at(config: Config, world) -> Config:
 
 def truth_daily_sales(world) -> dict[tuple[str, str], tuple[int, int, int]]:
     """(JST date, channel) -> (orders, units, gross JPY), from the sandbox's own record of every order."""
-    orders = httpx.get(f"{world.shopify_url}/_sandbox/orders", timeout=30).json()
+    orders = [(o, "shopify") for o in httpx.get(f"{world.shopify_url}/_sandbox/orders", timeout=30).json()]
+    orders += [(o, "amazon") for o in httpx.get(f"{world.amazon_url}/_sandbox/amazon/orders", timeout=30).json()]
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for order in orders:
+    for order, channel in orders:
         if order["cancelled"]:
             continue
         day = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00")).astimezone(JST).date()
-        row = totals[(day.isoformat(), "shopify")]
+        row = totals[(day.isoformat(), channel)]
         row[0] += 1
         row[1] += sum(line["quantity"] for line in order["lines"])
         row[2] += order["total_jpy"]
@@ -71,7 +75,8 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     assert summary.success, summary.failure
     assert all(rows > 0 for rows, _ in summary.landed.values()), summary.landed
     assert set(summary.landed) >= {"shopify/orders", "shopify/product_variants", "shopify/inventory_levels",
-                                   "erp/products", "erp/warehouses", "erp/stock"}
+                                   "erp/products", "erp/warehouses", "erp/stock", "amazon/orders",
+                                   "amazon/listings"}
     assert summary.tests_failed == 0 and summary.tests_passed > 0
     assert summary.published_version
 
@@ -90,6 +95,7 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     again = run_full_cycle(config)
     assert again.success, again.failure
     assert again.pushes["shopify"]["planned"] == 0, "a second cycle over an unchanged world pushes nothing"
+    assert summary.pushes["amazon"]["applied"] > 0 and again.pushes["amazon"]["planned"] == 0
 
 
 def test_an_unreachable_channel_fails_the_cycle_naming_channel_and_url(tmp_config, world):
