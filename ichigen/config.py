@@ -81,7 +81,7 @@ class AmazonConfig(_Strict):
     listings_page_size: int = Field(default=20, ge=1, le=20)  # searchListingsItems pageSize
     lookback_minutes: int = Field(default=10, ge=0)
     backfill_start: str = "2025-01-01T00:00:00Z"
-    requests_per_second: float = Field(default=5.0, gt=0)  # channel-wide ceiling on top of the per-operation plans
+    requests_per_second: float = Field(default=10.0, gt=0)  # channel-wide ceiling; the per-operation plans bind first
     rate_scale: float = Field(default=1.0, gt=0)  # multiplies the documented per-operation rates (sandbox tests)
     # ORDER_CHANGE notifications: the SQS queue they arrive on (None: notifications off, polling only).
     notifications_queue_url: str | None = None
