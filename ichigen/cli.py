@@ -51,6 +51,8 @@ def _point_at_world(config: Config, world) -> Config:
     return config.with_overrides(**{
         "channels.shopify.base_url": world.shopify_url,
         "channels.rakuten.base_url": world.rakuten_url,
+        "channels.amazon.base_url": world.amazon_url,
+        "channels.amazon.token_url": f"{world.amazon_url}/auth/o2/token",
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
         "paths.inbox": str(world.inbox),

@@ -100,9 +100,43 @@ class YahooConfig(_Strict):
     _url = field_validator("base_url")(ShopifyConfig._url.__func__)
 
 
+class AmazonConfig(_Strict):
+    """Selling Partner API (Japan): LWA refresh-token credentials, Orders 2026-01-01, Listings Items 2021-08-01."""
+
+    enabled: bool = True
+    base_url: str = "http://127.0.0.1:8703"  # real: https://sellingpartnerapi-fe.amazon.com
+    token_url: str = "http://127.0.0.1:8703/auth/o2/token"  # real: https://api.amazon.com/auth/o2/token
+    client_id: str = "amzn1.application-oa2-client.sandbox"
+    client_secret: str = Field(default="sandbox-client-secret", repr=False)
+    refresh_token: str = Field(default="Atzr|sandbox-refresh-token", repr=False)
+    seller_id: str = "A3SANDBOXSELLER"
+    marketplace_id: str = "A1VC38T7YXB528"
+    page_size: int = Field(default=100, ge=1, le=100)  # searchOrders maxResultsPerPage
+    listings_page_size: int = Field(default=20, ge=1, le=20)  # searchListingsItems pageSize
+    lookback_minutes: int = Field(default=10, ge=0)
+    backfill_start: str = "2025-01-01T00:00:00Z"
+    requests_per_second: float = Field(default=10.0, gt=0)  # channel-wide ceiling; the per-operation plans bind first
+    rate_scale: float = Field(default=1.0, gt=0)  # multiplies the documented per-operation rates (sandbox tests)
+    # ORDER_CHANGE notifications: the SQS queue they arrive on (None: notifications off, polling only).
+    notifications_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None  # None: real AWS; the sandbox's moto server otherwise
+    sqs_region: str = "us-west-2"
+    notification_fetch_budget: int = Field(default=30, ge=0)  # getOrder calls per run (the burst)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8703")
+        return value.rstrip("/")
+
+
 class ChannelsConfig(_Strict):
     shopify: ShopifyConfig = ShopifyConfig()
     rakuten: RakutenConfig = RakutenConfig()
+    amazon: AmazonConfig = AmazonConfig()
     yahoo: YahooConfig = YahooConfig()
 
 

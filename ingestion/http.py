@@ -167,6 +167,7 @@ class ChannelClient:
         self.config_key = config_key or f"channels.{channel}.base_url"
         self.stats = RequestStats()
         self._stats_lock = threading.Lock()
+        self._auth = auth
         headers = dict(auth) if isinstance(auth, Mapping) else {}
         self._http = httpx.Client(
             transport=transport,
@@ -202,6 +203,9 @@ class ChannelClient:
 
     def close(self) -> None:
         self._http.close()
+        closer = getattr(self._auth, "close", None)  # an auth that holds its own connection (Amazon LWA)
+        if callable(closer):
+            closer()
 
     def __enter__(self) -> ChannelClient:
         return self

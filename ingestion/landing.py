@@ -20,7 +20,7 @@ import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion.common import IngestResult, raw_json, utcnow
+from ingestion.common import IngestResult, RecordError, parse_utc, raw_json, utcnow
+from ingestion.errors import IngestionError
 from ingestion.schemas import META_COLUMNS, QUARANTINE_COLUMNS, SCHEMAS, EntitySchema
 
 BATCH_METADATA_KEY = "ichigen.batch"
@@ -380,3 +381,20 @@ def land_and_report(
         quarantine_path=quarantine_path,
         **extra,
     )
+
+
+def incremental_since(landing: LandingZone, schema: EntitySchema, *, lookback_minutes: int,
+                      backfill_start: str) -> datetime:
+    """Where an incremental fetch starts: the landed cursor minus the look-back, or the configured backfill
+    start on the first run (a bad start names its key, `channels.<source>.backfill_start`)."""
+    cursor = landing.cursor(schema.source, schema.entity, schema.cursor_field)
+    if cursor is not None:
+        return cursor - timedelta(minutes=lookback_minutes)
+    key = f"channels.{schema.source}.backfill_start"
+    try:
+        start = parse_utc(backfill_start, field=key)
+    except RecordError as exc:
+        raise IngestionError(f"{schema.source}: bad configuration: {exc}") from None
+    if start is None:
+        raise IngestionError(f"{schema.source}: bad configuration: {key} is empty")
+    return start

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ichigen.config import Config
-from ingestion import erp, files, rakuten, shopify, yahoo
+from ingestion import amazon, erp, files, rakuten, shopify, yahoo
 from ingestion.common import IngestResult
 
 # Every API/database connector module declares ENTITIES and `ingest(config, entity, **kw)`; the file sources
 # (POS, B2B, carrier) share ingestion.files. Adding a source is one entry here.
-_MODULES = {"shopify": shopify, "rakuten": rakuten, "yahoo": yahoo, "erp": erp}
+_MODULES = {"shopify": shopify, "rakuten": rakuten, "amazon": amazon, "yahoo": yahoo, "erp": erp}
 
 ENTITIES: dict[str, tuple[str, ...]] = {slug: module.ENTITIES for slug, module in _MODULES.items()} | dict(files.ENTITIES)
 

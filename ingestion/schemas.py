@@ -366,6 +366,90 @@ RAKUTEN_STOCK = EntitySchema(
 
 SCHEMAS.update({(s.source, s.entity): s for s in (RAKUTEN_ORDERS, RAKUTEN_LISTINGS, RAKUTEN_STOCK)})
 
+# Amazon SP-API (DECISIONS.md D25): orders with their items nested, listings with the displayed quantity.
+AMAZON_ORDER_ITEM = pl.Struct(
+    {
+        "order_item_id": pl.String(),
+        "seller_sku": pl.String(),
+        "asin": pl.String(),
+        "title": pl.String(),
+        "quantity_ordered": pl.Int64(),
+        "quantity_fulfilled": pl.Int64(),
+        "quantity_unfulfilled": pl.Int64(),
+        "unit_price": pl.String(),  # decimal string as sent (tax-inclusive JPY)
+        "proceeds_total": pl.String(),
+    }
+)
+
+AMAZON_ORDERS = EntitySchema(
+    "amazon",
+    "orders",
+    key=("order_id",),
+    cursor_field="updated_at",
+    columns={
+        "order_id": pl.String(),  # 3-7-7 digits
+        "created_at": UTC_TS,
+        "updated_at": UTC_TS,  # lastUpdatedTime
+        "fulfillment_status": pl.String(),
+        "fulfilled_by": pl.String(),
+        "marketplace_id": pl.String(),
+        "buyer_name": pl.String(),
+        "buyer_email": pl.String(),  # Amazon's masked relay address
+        "recipient_name": pl.String(),
+        "recipient_phone": pl.String(),
+        "recipient_postal_code": pl.String(),
+        "recipient_state_or_region": pl.String(),
+        "recipient_city": pl.String(),
+        "recipient_address_line1": pl.String(),
+        "recipient_address_line2": pl.String(),
+        "currency_code": pl.String(),
+        "grand_total": pl.String(),  # decimal strings as sent
+        "item_total": pl.String(),
+        "shipping_total": pl.String(),
+        "discount_total": pl.String(),  # the DISCOUNT breakdown (negative)
+        "payment_method": pl.String(),
+        "order_items": pl.List(AMAZON_ORDER_ITEM),
+    },
+)
+
+AMAZON_LISTINGS = EntitySchema(
+    "amazon",
+    "listings",
+    key=("sku",),
+    cursor_field="updated_at",
+    columns={
+        "sku": pl.String(),  # the seller SKU (Amazon's key for the listing)
+        "asin": pl.String(),
+        "parent_sku": pl.String(),
+        "product_type": pl.String(),
+        "item_name": pl.String(),
+        "statuses": pl.List(pl.String()),
+        "jan": pl.String(),
+        "price": pl.String(),  # decimal string (tax-inclusive JPY)
+        "quantity": pl.Int64(),  # fulfillmentAvailability DEFAULT: the stock Amazon shows
+        "created_at": UTC_TS,
+        "updated_at": UTC_TS,  # summaries.lastUpdatedDate
+    },
+)
+
+# One row per ORDER_CHANGE notification received from the SQS queue (D27); `_raw` is the message body.
+AMAZON_NOTIFICATIONS = EntitySchema(
+    "amazon",
+    "notifications",
+    key=("notification_id",),
+    cursor_field="received_at",
+    columns={
+        "notification_id": pl.String(),  # NotificationMetadata.NotificationId (the same on a duplicate)
+        "message_id": pl.String(),  # the SQS MessageId
+        "order_id": pl.String(),  # Payload.OrderChangeNotification.AmazonOrderId
+        "order_status": pl.String(),  # Summary.OrderStatus
+        "event_time": UTC_TS,
+        "received_at": UTC_TS,
+    },
+)
+
+SCHEMAS.update({(s.source, s.entity): s for s in (AMAZON_ORDERS, AMAZON_LISTINGS, AMAZON_NOTIFICATIONS)})
+
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
     "source": pl.String(),
     "entity": pl.String(),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -60,7 +60,7 @@ from ingestion.common import (
 )
 from ingestion.errors import IngestionError
 from ingestion.http import ChannelClient
-from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, land_and_report
+from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, incremental_since, land_and_report
 from ingestion.paging import GraphQLCursor, Page, Pager, PageRequest, paginate
 from ingestion.schemas import (
     SHOPIFY_CUSTOMERS,
@@ -563,13 +563,8 @@ def _since(config: Config, landing: LandingZone, spec: ShopifyEntity) -> datetim
     if not spec.incremental:
         return None
     shop = config.channels.shopify
-    cursor = landing.cursor(SOURCE, spec.schema.entity, spec.schema.cursor_field)
-    if cursor is not None:
-        return cursor - timedelta(minutes=shop.lookback_minutes)
-    try:
-        return parse_utc(shop.backfill_start, field="channels.shopify.backfill_start")
-    except RecordError as exc:
-        raise IngestionError(f"shopify: bad configuration: {exc}") from None
+    return incremental_since(landing, spec.schema, lookback_minutes=shop.lookback_minutes,
+                             backfill_start=shop.backfill_start)
 
 
 def ingest(

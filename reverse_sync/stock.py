@@ -10,9 +10,11 @@ import polars as pl
 
 from ichigen.config import Config
 from ichigen.publish import last_build
+from ingestion import amazon as amazon_ingestion
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
 from ingestion.rakuten import make_client as rakuten_client
+from reverse_sync.amazon import AmazonStockPusher, amazon_listings_state
 from reverse_sync.guard import GuardVerdict, check_plan, unpushed_records
 from reverse_sync.plan import Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
@@ -21,9 +23,9 @@ from reverse_sync.shopify import ShopifyStockPusher
 from reverse_sync.yahoo import make_pusher as make_yahoo_pusher
 from reverse_sync.yahoo import yahoo_listings_state
 
-SUPPORTED_CHANNELS = ("shopify", "rakuten", "yahoo")
-# The landed entity that holds what each channel shows (the stock_push asset depends on it).
-STOCK_STATE_ENTITY = {"shopify": "inventory_levels", "rakuten": "stock", "yahoo": "stock"}
+SUPPORTED_CHANNELS = ("shopify", "rakuten", "amazon", "yahoo")
+# The landed entity that holds each channel's shown stock (what a stock push asset depends on).
+STOCK_STATE_ENTITY = {"shopify": "inventory_levels", "rakuten": "stock", "amazon": "listings", "yahoo": "stock"}
 
 
 class SyncError(RuntimeError):
@@ -102,8 +104,28 @@ def rakuten_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
+def _shopify_pusher(config: Config, client: ChannelClient | None) -> ShopifyStockPusher:
+    shopify = config.channels.shopify
+    return ShopifyStockPusher(client or ChannelClient.for_shopify(shopify), shopify.api_version)
+
+
+def _amazon_pusher(config: Config, client: ChannelClient | None) -> AmazonStockPusher:
+    return AmazonStockPusher(client or amazon_ingestion.make_client(config), config.channels.amazon)
+
+
+def _rakuten_pusher(config: Config, client: ChannelClient | None) -> RakutenStockPusher:
+    return RakutenStockPusher(client or rakuten_client(config))
+
+
+def _yahoo_pusher(config: Config, client: ChannelClient | None):
+    return make_yahoo_pusher(config, client, yahoo_listings_state(config))
+
+
+# Per channel: what it shows now (sku, target_ref, quantity, seen_at) and how to push to it.
 LISTING_STATE_READERS: dict[str, Callable[[Config], pl.DataFrame]] = {
-    "shopify": shopify_listings_state, "rakuten": rakuten_listings_state, "yahoo": yahoo_listings_state}
+    "shopify": shopify_listings_state, "rakuten": rakuten_listings_state, "amazon": amazon_listings_state,
+    "yahoo": yahoo_listings_state}
+PUSHERS = {"shopify": _shopify_pusher, "rakuten": _rakuten_pusher, "amazon": _amazon_pusher, "yahoo": _yahoo_pusher}
 
 
 def plan_channel_stock(config: Config, channel: str, full: bool = False) -> Plan:
@@ -135,13 +157,7 @@ def sync_stock(
 
     if plan.is_empty:
         return result
-    if channel == "yahoo":
-        pusher = make_yahoo_pusher(config, client, yahoo_listings_state(config))
-    elif channel == "rakuten":
-        pusher = RakutenStockPusher(client or rakuten_client(config))
-    else:
-        shopify = config.channels.shopify
-        pusher = ShopifyStockPusher(client or ChannelClient.for_shopify(shopify), shopify.api_version)
+    pusher = PUSHERS[channel](config, client)
     result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
     write_push_log(config.push_log_dir, result.records)
     return result

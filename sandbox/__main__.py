@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from sandbox.amazon import AmazonFaults, AmazonSettings
 from sandbox.rakuten import RakutenFaults, RakutenSettings
 from sandbox.runner import start_world
 from sandbox.webhooks import DEFAULT_SECRET, WebhookSettings
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--yahoo-access-token", default="yahoo_sandbox_token")
     ap.add_argument("--yahoo-requests-per-second", type=float, default=1.0,
                     help="the store's request budget (Yahoo: about 1/s, shared by every call)")
+    ap.add_argument("--amazon-port", type=int, default=None,
+                    help="Amazon SP-API port on 127.0.0.1 (default 8703; a free port when --port is 0)")
+    ap.add_argument("--amazon-rate-scale", type=float, default=1.0,
+                    help="multiply Amazon's documented per-operation rates (1: as documented)")
+    ap.add_argument("--amazon-fault-rate", type=float, default=0.0, help="share of Amazon requests that misbehave")
+    ap.add_argument("--amazon-traffic-log", type=Path, default=None, help="append every Amazon exchange (JSONL)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("sandbox")
@@ -77,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                 faults=RakutenFaults(rate=args.rakuten_fault_rate, seed=args.seed)),
             yahoo_port=args.yahoo_port if args.yahoo_port is not None else (0 if args.port == 0 else 8704), yahoo_access_token=args.yahoo_access_token,
             yahoo_requests_per_second=args.yahoo_requests_per_second,
+            amazon_port=args.amazon_port if args.amazon_port is not None else (0 if args.port == 0 else 8703),
+            amazon_settings=AmazonSettings(rate_scale=args.amazon_rate_scale, traffic_log=args.amazon_traffic_log,
+                                           faults=AmazonFaults(rate=args.amazon_fault_rate, seed=args.seed)),
         )
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"sandbox: could not start: {exc}", file=sys.stderr)
@@ -85,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         w = running.world
         log.info("Shopify (Admin GraphQL %s): %s/admin/api/2026-10/graphql.json", "2026-10", running.shopify_url)
         log.info("Rakuten (RMS Web Service): %s/es/2.0/", running.rakuten_url)
+        log.info("Amazon SP-API (Orders 2026-01-01, Listings 2021-08-01): %s", running.amazon_url)
         log.info("ERP (SQLite): %s", running.erp_sqlite_path)
         log.info("Yahoo!ショッピング (store API): %s/ShoppingWebService/V1/", running.yahoo_url)
         log.info("file drops (POS, B2B, carrier): %s", running.inbox)

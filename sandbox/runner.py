@@ -14,6 +14,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from sandbox.amazon import AmazonSettings, serve_amazon
 from sandbox.erp import ErpMirror, write_postgres, write_sqlite
 from sandbox.erp_intake import post_world_orders, take_intake
 from sandbox.files import FileDrops
@@ -79,8 +80,9 @@ class RunningWorld:
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
                  simulator: Simulator | None = None, yahoo: ServerHandle | None = None,
                  files: FileDrops | None = None, erp_mirror: ErpMirror | None = None,
-                 rakuten: ServerHandle | None = None):
+                 rakuten: ServerHandle | None = None, amazon: ServerHandle | None = None):
         self.world = world
+        self.amazon = amazon
         self.shopify = shopify
         self.yahoo = yahoo
         self.rakuten = rakuten
@@ -106,6 +108,11 @@ class RunningWorld:
     def rakuten_url(self) -> str | None:
         return self.rakuten.url if self.rakuten is not None else None
 
+
+    @property
+    def amazon_url(self) -> str | None:
+        return self.amazon.url if self.amazon is not None else None
+
     @property
     def webhooks(self) -> WebhookHub:
         """Subscriptions and deliveries (`.summary()`, `.wait_idle()`)."""
@@ -119,6 +126,8 @@ class RunningWorld:
         if self.rakuten is not None:
             self.rakuten.stop()
         self.shopify.stop()
+        if self.amazon is not None:
+            self.amazon.stop()
         if self.erp_mirror is not None:
             with self.world.lock:
                 self.world.truth.mirror = None
@@ -159,6 +168,8 @@ def start_world(
     erp_intake_fallback: bool = False,
     sell_bundles: bool = False,
     rakuten: RakutenSettings | None = None,
+    amazon_port: int = 0,
+    amazon_settings: AmazonSettings | None = None,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given) and
     keep it in step with the world's physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
@@ -181,7 +192,10 @@ def start_world(
     as it changes (`ErpMirror`).
 
     The Rakuten mall (RMS Web Service, sandbox.rakuten) is served on its own port with `rakuten` settings
-    (credentials, rate, faults; default: sandbox credentials, a free port)."""
+    (credentials, rate, faults; default: sandbox credentials, a free port).
+
+    Amazon (sandbox.amazon) is served on 127.0.0.1:`amazon_port`; `amazon_settings` carries its LWA
+    credentials (sandbox defaults), rate scale, faults and traffic log."""
     world = World.generate(seed=seed, skus=skus, customers=customers, history_days=history_days,
                            orders_per_day=orders_per_day, now=now, sell_bundles=sell_bundles)
     data = Path(data_dir)
@@ -215,6 +229,14 @@ def start_world(
         if yahoo is not None:
             yahoo.stop()
         raise
+    try:
+        amazon = serve_amazon(world, port=amazon_port, settings=amazon_settings)
+    except BaseException:
+        shop.stop()
+        rakuten_server.stop()
+        if yahoo is not None:
+            yahoo.stop()
+        raise
     files = FileDrops(world, inbox if inbox is not None else data / "inbox") if drop_files else None
     if files is not None:
         files.drop_history(inbox_history_days)
@@ -222,4 +244,4 @@ def start_world(
                           erp_intake_fallback=sqlite_path if erp_intake_fallback else None
                           ).start() if simulate_every else None
     return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files, erp_mirror=mirror,
-                        rakuten=rakuten_server)
+                        rakuten=rakuten_server, amazon=amazon)

@@ -282,20 +282,23 @@ def _type_resolver(value: Any, info, abstract_type) -> str | None:
 
 # ------------------------------------------------------------------------------------------------ traffic log
 class TrafficLog:
-    """Appends one JSON line per API exchange (the format ../shared/tools/conformance reads).
-    Headers are not recorded, so the access token never reaches the file."""
+    """Appends one JSON line per API exchange (the format ../shared/tools/conformance reads). Headers are not
+    recorded, so tokens sent in headers never reach the file; `mask` hides secrets carried in bodies."""
 
-    def __init__(self, path: str | os.PathLike[str], channel: str = "shopify"):
+    def __init__(self, path: str | os.PathLike[str], channel: str = "shopify",
+                 mask: Callable[[Any], Any] | None = None):
         self.path = Path(path)
         self.channel = channel
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.channel = channel
+        self.mask = mask or (lambda body: body)
         self._lock = threading.Lock()
 
     def record(self, method: str, path: str, query: dict[str, str], request_body: Any, status: int,
                response_body: Any) -> None:
         line = json.dumps({"channel": self.channel, "method": method, "path": path, "query": query,
-                           "request_body": request_body, "status": status, "response_body": response_body},
-                          ensure_ascii=False)
+                           "request_body": self.mask(request_body), "status": status,
+                           "response_body": self.mask(response_body)}, ensure_ascii=False)
         with self._lock, self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 

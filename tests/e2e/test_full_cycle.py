@@ -38,6 +38,9 @@ def pointed_at(config: Config, world) -> Config:
         "channels.rakuten.base_url": world.rakuten_url,
         "channels.rakuten.requests_per_second": 20.0,
         "channels.rakuten.backfill_start": "2025-01-01T00:00:00Z",
+        "channels.amazon.base_url": world.amazon_url,
+        "channels.amazon.token_url": f"{world.amazon_url}/auth/o2/token",
+        "channels.amazon.backfill_start": "2020-01-01T00:00:00Z",
         "erp.kind": "sqlite",
         "erp.sqlite_path": str(world.erp_sqlite_path),
         "paths.inbox": str(world.inbox),  # the sandbox's POS, B2B and carrier files (sandbox.files)
@@ -51,6 +54,7 @@ def truth_daily_sales(world) -> dict[tuple[str, str], tuple[int, int, int]]:
     """(JST date, channel) -> (orders, units, gross JPY), from the sandbox's own record of every order."""
     orders = [("shopify", o) for o in httpx.get(f"{world.shopify_url}/_sandbox/orders", timeout=30).json()]
     orders += [("rakuten", o) for o in httpx.get(f"{world.rakuten_url}/_sandbox/rakuten/orders", timeout=30).json()]
+    orders += [("amazon", o) for o in httpx.get(f"{world.amazon_url}/_sandbox/amazon/orders", timeout=30).json()]
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for channel, order in orders:
         if order["cancelled"]:
@@ -79,7 +83,7 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     assert summary.success, summary.failure
     assert all(rows > 0 for rows, _ in summary.landed.values()), summary.landed
     assert set(summary.landed) >= {"shopify/orders", "shopify/product_variants", "shopify/inventory_levels",
-                                   "erp/products", "erp/warehouses", "erp/stock",
+                                   "erp/products", "erp/warehouses", "erp/stock", "amazon/orders", "amazon/listings",
                                    "pos/sales", "pos/members", "b2b/orders", "carrier/trackings"}
     assert summary.tests_failed == 0 and summary.tests_passed > 0
     assert summary.published_version
@@ -108,6 +112,7 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     assert again.success, again.failure
     assert again.pushes["shopify stock"]["planned"] == 0, "a second cycle over an unchanged world pushes nothing"
     assert again.pushes["shopify price"]["planned"] == 0
+    assert summary.pushes["amazon stock"]["applied"] > 0 and again.pushes["amazon stock"]["planned"] == 0
 
 
 def test_an_unreachable_channel_fails_the_cycle_naming_channel_and_url(tmp_config, world):

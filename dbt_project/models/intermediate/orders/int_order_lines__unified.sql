@@ -31,6 +31,23 @@ shopify_lines as (
 
 ),
 
+amazon_lines as (
+
+    select
+        'amazon'                    as channel,
+        l.line_id                   as line_id,
+        l.order_id                  as order_id,
+        l.line_number               as line_number,
+        l.seller_sku                as channel_sku,
+        l.seller_sku                as listing_id,
+        l.quantity                  as quantity,
+        l.current_quantity          as current_quantity,
+        l.unit_price_jpy            as unit_price_jpy,
+        l.line_total_jpy            as line_total_jpy
+    from {{ ref('stg_amazon__order_lines') }} as l
+
+),
+
 rakuten_lines as (
 
     select
@@ -72,6 +89,8 @@ unioned as (
     select * from yahoo_lines
     union all
     select * from rakuten_lines
+    union all
+    select * from amazon_lines
     -- other channels' lines are unioned here as they are landed
 
 )

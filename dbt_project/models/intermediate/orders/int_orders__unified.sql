@@ -85,6 +85,67 @@ shopify as (
 
 ),
 
+amazon_orders as (
+
+    select * from {{ ref('stg_amazon__orders') }}
+
+),
+
+amazon_units as (
+
+    select order_id, cast(sum(quantity) as bigint) as units
+    from {{ ref('stg_amazon__order_lines') }}
+    group by order_id
+
+),
+
+amazon_status_candidates as (
+
+    select o.order_id, m.unified_status, m.precedence
+    from amazon_orders as o
+    inner join status_map as m
+        on m.channel = 'amazon'
+        and m.status_field = 'fulfillmentStatus'
+        and m.channel_code = o.fulfillment_status
+
+    union all
+
+    select o.order_id, m.unified_status, m.precedence
+    from amazon_orders as o
+    inner join status_map as m
+        on m.channel = 'amazon'
+        and m.status_field = 'packageStatus'
+        and m.channel_code = o.package_status
+
+),
+
+amazon as (
+
+    select
+        'amazon'                                            as channel,
+        o.order_id                                          as order_id,
+        o.order_id                                          as order_name,
+        o.created_at                                        as ordered_at_utc,
+        o.updated_at                                        as updated_at_utc,
+        s.status                                            as status,
+        cast(null as varchar)                               as channel_financial_status,
+        o.fulfillment_status                                as channel_fulfillment_status,
+        o.total_jpy                                         as total_jpy,
+        o.buyer_email                                       as customer_id,  -- the per-buyer relay address
+        coalesce(u.units, 0)                                as units,
+        o._fetched_at                                       as _fetched_at
+    from amazon_orders as o
+    left join (
+        select order_id, arg_min(unified_status, precedence) as status
+        from amazon_status_candidates
+        group by order_id
+    ) as s
+        on s.order_id = o.order_id
+    left join amazon_units as u
+        on u.order_id = o.order_id
+
+),
+
 rakuten_orders as (
 
     select * from {{ ref('stg_rakuten__orders') }}
@@ -200,6 +261,8 @@ unioned as (
     select * from yahoo
     union all
     select * from rakuten
+    union all
+    select * from amazon
     -- other channels are unioned here as they are landed (rakuten, amazon, yahoo, pos, b2b)
 
 )

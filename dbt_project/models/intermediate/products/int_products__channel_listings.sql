@@ -39,6 +39,28 @@ shopify_listings as (
 
 ),
 
+amazon_listings as (
+
+    -- Amazon seller SKUs are matched upper-cased (the ERP's SKUs are), then by JAN
+    select
+        'amazon'                        as channel,
+        l.sku                           as listing_id,
+        l.sku                           as channel_sku,
+        l.jan                           as channel_barcode,
+        l.is_valid_jan                  as channel_barcode_is_valid_jan,
+        cast(null as varchar)           as inventory_item_id,
+        l.price_jpy                     as channel_price_jpy,
+        by_sku.sku                      as sku_by_seller_sku,
+        by_jan.sku                      as sku_by_jan
+    from {{ ref('stg_amazon__listings') }} as l
+    left join erp_products as by_sku
+        on by_sku.sku = upper(l.sku)
+    left join unique_jans as by_jan
+        on l.is_valid_jan
+        and by_jan.jan = l.jan
+
+),
+
 rakuten_listings as (
 
     -- merchantDefinedSkuId upper-cased (Rakuten shops often key lower-case codes), then the JAN
@@ -90,6 +112,8 @@ unioned as (
     select * from yahoo_listings
     union all
     select * from rakuten_listings
+    union all
+    select * from amazon_listings
     -- other channels' listings are unioned here as they are landed
 
 )
