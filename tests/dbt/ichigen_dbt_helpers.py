@@ -283,7 +283,7 @@ class DbtRun:
         self._proc, self._target, self._warehouse, self._log_file = proc, target, warehouse, log_file
         self._result: DbtResult | None = None
 
-    def result(self, timeout: float = 240) -> DbtResult:
+    def result(self, timeout: float = 600) -> DbtResult:
         if self._result is None:
             try:
                 self._proc.wait(timeout=timeout)

@@ -67,13 +67,47 @@ shopify_orders as (
 
 ),
 
+-- Marketplace buyers: each order is its own record (the malls give no customer id we could trust across
+-- orders; Rakuten and Amazon relay e-mail addresses are no key), merged by phone and kana + postal code.
+rakuten_buyers as (
+
+    select
+        'rakuten:' || order_id, 'rakuten', 'order', order_id, 'rakuten:' || order_id,
+        buyer_name, buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
+        false, cast(null as varchar), 4, updated_at
+    from {{ ref('stg_rakuten__orders') }}
+
+),
+
+amazon_buyers as (
+
+    select
+        'amazon:' || order_id, 'amazon', 'order', order_id, 'amazon:' || order_id,
+        buyer_name, buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
+        false, cast(null as varchar), 4, updated_at
+    from {{ ref('stg_amazon__orders') }}
+
+),
+
+yahoo_buyers as (
+
+    select
+        'yahoo:' || order_id, 'yahoo', 'order', order_id, 'yahoo:' || order_id,
+        buyer_name, buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
+        false, cast(null as varchar), 4, updated_at
+    from {{ ref('stg_yahoo__orders') }}
+
+),
+
 unioned as (
 
     select * from erp_accounts
     union all select * from shopify_customers
     union all select * from pos_members
     union all select * from shopify_orders
-    -- marketplace buyers (rakuten, amazon, yahoo) are unioned here, one line each
+    union all select * from rakuten_buyers
+    union all select * from amazon_buyers
+    union all select * from yahoo_buyers
 
 )
 
