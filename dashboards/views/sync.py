@@ -8,6 +8,8 @@
 - Quarantine: `main.mart_ingest_quarantine` — records ingestion could not land, per source, entity and kind
   of reason, with an example (the records themselves: `staging.stg_quarantine__records`).
 - Drift per channel: `main.mart_sync_drift` — listed SKUs in sync / drifting / not yet seen, and the units off.
+- ERP intake (受注連携, DECISIONS.md D40): orders posted to the ERP per channel in the period, and the orders held
+  now (the latest intake record of the order says `held`) with the reason, so a person can fix the mapping.
 - Stock lag over time: the model does not publish it yet; the page says so.
 """
 
@@ -77,13 +79,43 @@ select
 from {PUSH_LOG}
 where {PUSH_DAY} between $start and $end
   and list_contains($channels, channel)
+  and field in ('stock', 'price')
 group by channel
+"""
+
+INTAKE_SQL = f"""
+with latest as (
+    select channel, target_ref, arg_max(status, planned_at) as status
+    from {PUSH_LOG}
+    where field = 'erp_intake' and status in ('applied', 'held')
+    group by channel, target_ref
+)
+select
+    channel,
+    (select count(distinct p.target_ref) from {PUSH_LOG} as p
+     where p.field = 'erp_intake' and p.status = 'applied' and p.channel = l.channel
+       and {PUSH_DAY.replace("pushed_at", "p.pushed_at").replace("planned_at", "p.planned_at")} between $start and $end
+    )::BIGINT as posted,
+    count(*) filter (where status = 'held')::BIGINT as held
+from latest as l
+where list_contains($channels, channel)
+group by channel
+"""
+
+HELD_SQL = f"""
+select channel, target_ref, arg_max(error, planned_at) as reason, min(planned_at) as first_held_at
+from {PUSH_LOG}
+where field = 'erp_intake' and status in ('applied', 'held') and list_contains($channels, channel)
+group by channel, target_ref
+having arg_max(status, planned_at) = 'held'
+order by first_held_at, channel, target_ref
 """
 
 REFUSALS_SQL = f"""
 select coalesce(pushed_at, planned_at) as attempted_at, channel, sku, field, old_value, new_value, error
 from {PUSH_LOG}
 where status = 'refused'
+  and field in ('stock', 'price')
   and {PUSH_DAY} between $start and $end
   and list_contains($channels, channel)
 order by attempted_at desc, channel, sku
@@ -171,6 +203,31 @@ def refusals_table(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def intake_table(frame: pl.DataFrame) -> pl.DataFrame:
+    order = ch.ordered(frame["channel"].to_list())
+    frame = frame.sort(
+        pl.col("channel").replace_strict({c: i for i, c in enumerate(order)}, return_dtype=pl.Int32)
+    )
+    return pl.DataFrame(
+        {
+            t("common.col.channel"): [ch.name(c) for c in frame["channel"].to_list()],
+            t("sync.col.posted"): frame["posted"],
+            t("sync.col.held"): frame["held"],
+        }
+    )
+
+
+def held_table(frame: pl.DataFrame) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            t("common.col.channel"): [ch.name(c) for c in frame["channel"].to_list()],
+            t("sync.col.order"): frame["target_ref"],
+            t("sync.col.held_reason"): frame["reason"],
+            t("sync.col.held_since"): [jst_timestamp(v) for v in frame["first_held_at"].to_list()],
+        }
+    )
+
+
 def quarantine_table(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(
         {
@@ -223,7 +280,7 @@ def render() -> None:
     try:
         has_log = int(serving.query(PUSH_LOG_EXISTS_SQL)["n"][0]) > 0
         channels = serving.query(PUSH_CHANNELS_SQL)["channel"].to_list() if has_log else []
-        pushes = refusals = None
+        pushes = refusals = intake = held = None
         flt = None
         if channels:
             flt = filters.sidebar(channels)
@@ -231,6 +288,8 @@ def render() -> None:
                 params = {"start": flt.period.start, "end": flt.period.end, "channels": list(flt.channels)}
                 pushes = serving.query(PUSH_SQL, params)
                 refusals = serving.query(REFUSALS_SQL, params)
+                intake = serving.query(INTAKE_SQL, params)
+                held = serving.query(HELD_SQL, {"channels": list(flt.channels)})
         ingest = last_ingest(serving)
         quarantine = (serving.query(QUARANTINE_SQL)
                       if table_exists(serving, "main", "mart_ingest_quarantine") else None)
@@ -285,6 +344,16 @@ def render() -> None:
         st.info(t("sync.push.empty"))
     else:
         st.dataframe(push_table(pushes), hide_index=True, width="stretch")
+
+    st.subheader(t("sync.intake.title"))
+    st.caption(t("sync.intake.caption"))
+    if intake is None or intake.is_empty():
+        st.info(t("sync.intake.none"))
+    else:
+        st.dataframe(intake_table(intake), hide_index=True, width="stretch")
+        if held is not None and not held.is_empty():
+            st.warning(t("sync.intake.held", n=held.height), icon=":material/pending_actions:")
+            st.dataframe(held_table(held), hide_index=True, width="stretch")
 
     st.subheader(t("sync.refusals.title"))
     if refusals is None or refusals.is_empty():

@@ -231,6 +231,24 @@ def sample_targets() -> list[tuple]:
     return rows
 
 
+def sample_intake(now: datetime) -> list[tuple]:
+    """ERP intake rows of the push log (field erp_intake, DECISIONS.md D40): two orders posted, one held and
+    then posted once its SKU mapped, one still held (logged again by the latest run)."""
+    spec = [  # run, channel, order ref, status, error, hours ago
+        ("i1", "shopify", "gid://shopify/Order/1", "applied", None, 5),
+        ("i1", "rakuten", "386371-20261123-0000000001", "applied", None, 5),
+        ("i1", "amazon", "503-0000001-0000001", "held", "line 1: listing AMZ-OLD-1 maps to no ERP SKU", 5),
+        ("i1", "yahoo", "ichigen-select-10000001", "held", "line 2: listing old9000:old9000 maps to no ERP SKU", 5),
+        ("i2", "amazon", "503-0000001-0000001", "applied", None, 1),
+        ("i2", "yahoo", "ichigen-select-10000001", "held", "line 2: listing old9000:old9000 maps to no ERP SKU", 1),
+    ]
+    return [
+        (run, channel, "erp_intake", None, ref, None, 1000, status, error, now - timedelta(hours=hours, seconds=30),
+         now - timedelta(hours=hours) if status == "applied" else None, 1)
+        for run, channel, ref, status, error, hours in spec
+    ]
+
+
 def sample_pushes(now: datetime) -> list[tuple]:
     """(status, channel, hours ago, error) for each push attempt."""
     spec = [
@@ -293,7 +311,7 @@ def write_marts(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         ],
     )
     insert(con, "mart_channel_stock_targets", sample_targets())
-    insert(con, "staging.stg_push_log__attempts", sample_pushes(now))
+    insert(con, "staging.stg_push_log__attempts", sample_pushes(now) + sample_intake(now))
     insert(con, "dim_customer", [row[:8] for row in CUSTOMERS])
     insert(con, "mart_customer_rank", [
         (cid, now, 365, now - timedelta(days=rec), rec, freq, money, 0, 0, 0, score, tier, TIERS.index(tier) + 1,

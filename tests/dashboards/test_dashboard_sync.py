@@ -18,6 +18,7 @@ JST = timezone(timedelta(hours=9))
 PUSHES = """
 select status, count(*) from staging.stg_push_log__attempts
 where cast(timezone('Asia/Tokyo', pushed_at) as date) between ? and ? and list_contains(?, channel)
+  and field in ('stock', 'price')
 group by status
 """
 
@@ -57,7 +58,7 @@ def test_sync_figures_equal_sql(serving: Path, run_app, kit) -> None:
         serving,
         "select channel, count(*) filter (where status = 'applied'), count(*) filter (where status = 'stale'), "
         "max(pushed_at) from staging.stg_push_log__attempts "
-        "where pushed_at >= now() - interval 29 day group by channel",
+        "where pushed_at >= now() - interval 29 day and field in ('stock', 'price') group by channel",
     )
     names = {"shopify": "自社サイト", "rakuten": "楽天市場"}
     assert sorted(
@@ -79,7 +80,7 @@ def test_sync_figures_equal_sql(serving: Path, run_app, kit) -> None:
         for (e,) in kit.all(
             serving,
             "select error from staging.stg_push_log__attempts where status = 'refused' "
-            "and pushed_at >= now() - interval 29 day order by pushed_at desc",
+            "and field in ('stock', 'price') and pushed_at >= now() - interval 29 day order by pushed_at desc",
         )
     ]
 
@@ -103,6 +104,14 @@ def test_sync_figures_equal_sql(serving: Path, run_app, kit) -> None:
     oldest = max((now - v).total_seconds() / 60 for v in truth.values())
     assert abs(int(shown["最古の取り込み（分前）"].replace(",", "")) - oldest) <= 1.5
     assert shown["取り込み対象"] == "3"
+
+    # ERP intake: posted per channel in the period, and the orders held now (amazon's was posted later).
+    intake = frame(at, "連携済み", "保留中")
+    assert dict(zip(intake["チャネル"], zip(intake["連携済み"], intake["保留中"], strict=True), strict=True)) == {
+        "自社サイト": (1, 0), "楽天市場": (1, 0), "Amazon": (1, 0), "Yahoo!ショッピング": (0, 1)}
+    held = frame(at, "保留の理由")
+    assert held["注文"].tolist() == ["ichigen-select-10000001"]
+    assert held["保留の理由"].tolist() == ["line 2: listing old9000:old9000 maps to no ERP SKU"]
 
     # Quarantine per source/entity/reason, with its total as a metric.
     quarantine = frame(at, "理由の種類", "件数", "再検出を含む回数")
