@@ -197,6 +197,11 @@ def demo(config_path: ConfigOption = None) -> None:
             "  Dashboards (ja/en):  http://127.0.0.1:8501\n"
             "  Dagster UI:          http://127.0.0.1:3000\n"
             f"  Sandbox Shopify:     {url}/admin/api/2026-10/graphql.json\n"
+            f"  Sandbox Rakuten:     {config.channels.rakuten.base_url}/es/2.0/\n"
+            f"  Sandbox Amazon:      {config.channels.amazon.base_url}/orders/2026-01-01/orders\n"
+            f"  Sandbox Yahoo:       {config.channels.yahoo.base_url}/ShoppingWebService/V1/ "
+            f"({'on' if config.channels.yahoo.enabled else 'served; ingestion off: ICHIGEN_YAHOO_ENABLED=true'})\n"
+            f"  File inbox:          {config.resolve(config.paths.inbox)}\n"
             f"  Logs:                {config.sandbox_dir.parent}/*.log\n"
             "Ctrl-C stops everything."
         )
