@@ -52,6 +52,9 @@ def ensure_manifest() -> None:
                 check=True,
             )
             os.replace(scratch / "manifest.json", manifest_path())
+            # the parse state too: the dbt asset starts each build from it (orchestration.assets.reuse_parse)
+            if (scratch / "partial_parse.msgpack").exists():
+                os.replace(scratch / "partial_parse.msgpack", manifest_path().parent / "partial_parse.msgpack")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
