@@ -81,6 +81,16 @@ class IchigenDbtTranslator(DagsterDbtTranslator):
         return f"dbt_{layer}"
 
 
+class IchigenDbtCli(DbtCliResource):
+    """dagster-dbt's CLI resource without its in-process dbt adapter. dagster-dbt builds that adapter (importing
+    dbt and loading the profile in the orchestrating process: measured ≈ 4.5 CPU s per run) only to serve
+    `fetch_row_counts` / `fetch_column_metadata`, which the warehouse asset does not use; the build itself runs
+    in dbt's own subprocess either way."""
+
+    def _initialize_dbt_core_adapter(self, args):  # noqa: ANN001, ANN202 - dagster-dbt's private hook
+        return None
+
+
 def build_dbt_assets(config: Config, project: DbtProject) -> dg.AssetsDefinition:
     translator = IchigenDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 

@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtProject
 
 from ichigen.config import Config, load_config
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env, manifest_path
 from orchestration.assets import (
+    IchigenDbtCli,
     build_dbt_assets,
     build_ingest_assets,
     build_publish_asset,
@@ -112,7 +113,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         assets=[*ingest_assets, warehouse, serving, *pushes],
         jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
         schedules=schedules,
-        resources={"dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
+        resources={"dbt": IchigenDbtCli(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
                                          dbt_executable=dbt_executable())},
     )
 
