@@ -1,5 +1,6 @@
 """sandbox_generate_s: `World.generate(seed, skus=50_000, …)` sized to 1,000,000 historical orders (target < 60 s,
-per the sandbox issue). Peer: none.
+per the sandbox issue), counted over the whole world: the shop's orders and the three malls' (sandbox.malls;
+their volumes are 1.3 + 1.0 + 0.6 × the shop's `orders_per_day`). Peer: none.
 
 Each size runs in a fresh subprocess (clean memory, and a hard timeout bounds it). A calibration size runs
 first; when its linear extrapolation says 1M would take longer than the budget, the 1M run is skipped and the
@@ -19,9 +20,9 @@ from bench import Result, Scale
 NAME = "sandbox_generate_s"
 TARGET_ORDERS = 1_000_000
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# history_days × orders_per_day × ~1.06 (weekday and payday weights) ≈ orders; calibrated on seed 1.
-FULL = {"skus": 50_000, "customers": 100_000, "history_days": 365, "orders_per_day": 2585}
-CALIBRATION = {"skus": 50_000, "customers": 100_000, "history_days": 100, "orders_per_day": 1900}
+# history_days × orders_per_day × ~1.06 (weekday and payday weights) × 3.9 (shop + malls) ≈ orders.
+FULL = {"skus": 50_000, "customers": 100_000, "history_days": 365, "orders_per_day": 663}
+CALIBRATION = {"skus": 50_000, "customers": 100_000, "history_days": 100, "orders_per_day": 487}
 QUICK = {"skus": 2_000, "customers": 500, "history_days": 5, "orders_per_day": 100}
 FULL_BUDGET_S = 180.0  # run 1M only when the calibration predicts it finishes within this
 CHILD = textwrap.dedent("""
@@ -33,7 +34,9 @@ CHILD = textwrap.dedent("""
     start = time.perf_counter()
     world = World.generate(1, now=now, **args)
     elapsed = time.perf_counter() - start
-    print(json.dumps({"seconds": elapsed, "orders": len(world.orders),
+    malls = {name: len(mall.orders) for name, mall in world.malls.items()}
+    print(json.dumps({"seconds": elapsed, "orders": len(world.orders) + sum(malls.values()),
+                      "shop_orders": len(world.orders), "mall_orders": malls,
                       "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 """)
 

@@ -354,7 +354,7 @@ class LandingZone:
 def land_and_report(
     landing: LandingZone,
     schema: EntitySchema,
-    rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]] | pl.DataFrame,
     bad: list[QuarantineRecord],
     *,
     fetched_at: datetime,

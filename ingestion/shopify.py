@@ -28,12 +28,13 @@ goes to the quarantine with a reason; the rest of the batch lands.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
 
+import polars as pl
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -47,6 +48,7 @@ from graphql import (
 )
 
 from ichigen.config import Config
+from ingestion.columnar import Field, Nested, NodeMapping, map_pages
 from ingestion.common import (
     IngestResult,
     RecordError,
@@ -71,6 +73,7 @@ from ingestion.schemas import (
 )
 
 SOURCE = "shopify"
+Rows = list[dict[str, Any]] | pl.DataFrame
 MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost exceeds this
 ORDER_LINE_ITEMS_FIRST = 10  # inline per order; more are fetched by ORDER_LINE_ITEMS_QUERY
 FOLLOW_UP_FIRST = 100
@@ -365,23 +368,69 @@ def inventory_rows(node: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# -- columnar mapping (ingestion.columnar): the same rows as order_row, vectorised over whole pages ---------
+def _money_field(column: str, bag: str) -> Field:
+    return Field(column, f"{bag}.shopMoney.amount", "money")
+
+
+ORDER_MAPPING = NodeMapping(("data", "orders"), label=f"{SOURCE}/orders", fields=(
+    Field("order_id", "id", required=True),
+    Field("order_name", "name"),
+    Field("created_at", "createdAt", "timestamp", required=True),
+    Field("updated_at", "updatedAt", "timestamp", required=True),
+    Field("processed_at", "processedAt", "timestamp"),
+    Field("cancelled_at", "cancelledAt", "timestamp"),
+    Field("display_financial_status", "displayFinancialStatus"),
+    Field("display_fulfillment_status", "displayFulfillmentStatus"),
+    Field("currency_code", "currencyCode"),
+    _money_field("total_price", "totalPriceSet"),
+    _money_field("subtotal_price", "subtotalPriceSet"),
+    _money_field("total_shipping_price", "totalShippingPriceSet"),
+    _money_field("total_discounts", "totalDiscountsSet"),
+    _money_field("total_tax", "totalTaxSet"),
+    Field("customer_id", "customer.id", "gid"),
+    Field("email", "email"),
+    Field("payment_gateway_names", "paymentGatewayNames", "text_list"),
+    Nested("line_items", "lineItems", fields=(
+        Field("line_item_id", "id", required=True),
+        Field("sku", "sku"),
+        Field("quantity", "quantity", "int"),
+        Field("current_quantity", "currentQuantity", "int"),
+        _money_field("unit_price", "originalUnitPriceSet"),
+        Field("variant_id", "variant.id", "gid"),
+        Field("inventory_item_id", "variant.inventoryItem.id", "gid"),
+        Field("title", "title"),
+    )),
+))
+
+
 # -- fetching --------------------------------------------------------------------------------------------
 def graphql_path(api_version: str) -> str:
     return f"/admin/api/{api_version}/graphql.json"
 
 
 class Fetch:
-    """Pages of one entity's fetch (iterate once). After iterating: `pages`, `truncated`."""
+    """Pages of one entity's fetch (iterate once). After iterating: `pages`, `truncated`.
 
-    def __init__(self, pager: Pager, complete: Callable[[Page], None] | None = None):
+    `complete(page)` fetches what a page's nodes left out (nested connections beyond their first page) into
+    the nodes and says whether it changed any; `rewritten` holds the numbers of such pages, whose body no
+    longer equals the response text."""
+
+    def __init__(self, pager: Pager, complete: Callable[[Page], bool] | None = None):
         self._pager = pager
         self._complete = complete
+        self.rewritten: set[int] = set()
 
     def __iter__(self) -> Iterator[Page]:
         for page in self._pager:
-            if self._complete is not None:
-                self._complete(page)
+            if self._complete is not None and self._complete(page):
+                self.rewritten.add(page.number)
             yield page
+
+    def texts(self) -> Iterator[str | bytes]:
+        """Each page as JSON text: the response as received, or the completed body re-serialised."""
+        for page in self:
+            yield raw_json(page.body) if page.number in self.rewritten else page.response.content
 
     @property
     def pages(self) -> int:
@@ -398,12 +447,13 @@ def _search(since: datetime | None) -> str | None:
 
 
 def _complete_connection(client: ChannelClient, config: Config, node: dict[str, Any], field_name: str,
-                         document: str, root: str, operation: str) -> None:
-    """Fetch the rest of `node[field_name]` (a connection whose first page came inline) into its nodes."""
+                         document: str, root: str, operation: str) -> bool:
+    """Fetch the rest of `node[field_name]` (a connection whose first page came inline) into its nodes.
+    True when there was more (the node changed)."""
     connection = node.get(field_name) or {}
     info = connection.get("pageInfo") or {}
     if not info.get("hasNextPage") or not node.get("id"):
-        return
+        return False
     collected = list(_nodes(connection))
     request = PageRequest("POST", graphql_path(config.channels.shopify.api_version), json={
         "query": document,
@@ -414,6 +464,19 @@ def _complete_connection(client: ChannelClient, config: Config, node: dict[str, 
     for page in pager:
         collected.extend(page.items)
     node[field_name] = {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": collected}
+    return True
+
+
+def _completer(client: ChannelClient, config: Config, field_name: str, document: str, root: str,
+               operation: str) -> Callable[[Page], bool]:
+    """Fetch.complete for a page whose nodes carry the nested connection `field_name`."""
+
+    def complete(page: Page) -> bool:
+        changed = [_complete_connection(client, config, node, field_name, document, root, operation)
+                   for node in page.items if isinstance(node, dict)]
+        return any(changed)
+
+    return complete
 
 
 def _first_page(config: Config, document: str, variables: dict[str, Any]) -> PageRequest:
@@ -426,6 +489,13 @@ def page_size(entity: str, config: Config) -> int:
     return max(1, min(config.channels.shopify.page_size, max_page_size(spec.document, spec.fixed_variables)))
 
 
+# nested connection completed per entity: (field, follow-up document, its root field, operation)
+_NESTED = {
+    "orders": ("lineItems", ORDER_LINE_ITEMS_QUERY, "order", "order_line_items"),
+    "inventory_levels": ("inventoryLevels", INVENTORY_ITEM_LEVELS_QUERY, "inventoryItem", "inventory_item_levels"),
+}
+
+
 def fetch_orders(client: ChannelClient, config: Config, since: datetime | None, *,
                  max_pages: int | None = None) -> Fetch:
     """Orders updated at or after `since`, oldest update first; each order's line items complete."""
@@ -434,14 +504,7 @@ def fetch_orders(client: ChannelClient, config: Config, since: datetime | None, 
                  **dict(spec.fixed_variables)}
     pager = paginate(client, _first_page(config, ORDERS_QUERY, variables), GraphQLCursor(("data", "orders")),
                      operation="orders", max_pages=max_pages or spec.max_pages, on_limit="stop")
-
-    def complete(page: Page) -> None:
-        for node in page.items:
-            if isinstance(node, dict):
-                _complete_connection(client, config, node, "lineItems", ORDER_LINE_ITEMS_QUERY, "order",
-                                     "order_line_items")
-
-    return Fetch(pager, complete)
+    return Fetch(pager, _completer(client, config, *_NESTED["orders"]))
 
 
 def fetch_product_variants(client: ChannelClient, config: Config, since: datetime | None, *,
@@ -470,14 +533,7 @@ def fetch_inventory_levels(client: ChannelClient, config: Config, since: datetim
     pager = paginate(client, _first_page(config, INVENTORY_ITEMS_QUERY, variables),
                      GraphQLCursor(("data", "inventoryItems")), operation="inventory_levels",
                      max_pages=max_pages or spec.max_pages, on_limit="raise")
-
-    def complete(page: Page) -> None:
-        for node in page.items:
-            if isinstance(node, dict):
-                _complete_connection(client, config, node, "inventoryLevels", INVENTORY_ITEM_LEVELS_QUERY,
-                                     "inventoryItem", "inventory_item_levels")
-
-    return Fetch(pager, complete)
+    return Fetch(pager, _completer(client, config, *_NESTED["inventory_levels"]))
 
 
 @dataclass(frozen=True)
@@ -489,12 +545,13 @@ class ShopifyEntity:
     fetch: Callable[..., Fetch]
     max_pages: int
     fixed_variables: tuple[tuple[str, int], ...] = field(default=())
+    columnar: NodeMapping | None = None  # when set, pages are mapped by ingestion.columnar, not to_rows
 
 
 ENTITY_SPECS: dict[str, ShopifyEntity] = {
     "orders": ShopifyEntity(SHOPIFY_ORDERS, ORDERS_QUERY, True, lambda n: [order_row(n)],
                             fetch_orders, max_pages=1000,
-                            fixed_variables=(("lineItems", ORDER_LINE_ITEMS_FIRST),)),
+                            fixed_variables=(("lineItems", ORDER_LINE_ITEMS_FIRST),), columnar=ORDER_MAPPING),
     "product_variants": ShopifyEntity(SHOPIFY_PRODUCT_VARIANTS, PRODUCT_VARIANTS_QUERY, True,
                                       lambda n: [variant_row(n)], fetch_product_variants,
                                       max_pages=1000),
@@ -594,11 +651,9 @@ def ingest(
     own_client = client is None
     client = client or make_client(config)
     retries_before = client.stats.retries
-    rows: list[dict[str, Any]] = []
-    bad: list[QuarantineRecord] = []
     try:
         fetch = spec.fetch(client, config, since, max_pages=max_pages)
-        _map_pages(fetch, spec, entity, rows, bad)
+        rows, bad = _map_fetches([fetch], spec, entity)
     finally:
         if own_client:
             client.close()
@@ -609,17 +664,32 @@ def ingest(
 
 
 
-def _map_pages(fetch: Fetch, spec: ShopifyEntity, entity: str, rows: list[dict[str, Any]],
-               bad: list[QuarantineRecord]) -> None:
-    for page in fetch:
-        for node in page.items:
-            key = node.get("id") if isinstance(node, dict) else None
-            try:
-                if not isinstance(node, dict):
-                    raise RecordError(f"node is {type(node).__name__}, not an object")
-                rows.extend(spec.to_rows(node))
-            except RecordError as exc:
-                bad.append(QuarantineRecord(key, f"{SOURCE}/{entity} {key or '(no id)'}: {exc}", node))
+def _map_fetches(fetches: Iterable[Fetch], spec: ShopifyEntity, entity: str) -> tuple[Rows, list[QuarantineRecord]]:
+    """Every node of these fetches as landed rows plus the quarantine: columnar when the entity declares a
+    mapping (whole pages at once), else node by node through `to_rows`."""
+    if spec.columnar is not None:
+        return map_page_texts(spec, [text for fetch in fetches for text in fetch.texts()])
+    rows: list[dict[str, Any]] = []
+    bad: list[QuarantineRecord] = []
+    for fetch in fetches:
+        for page in fetch:
+            for node in page.items:
+                key = node.get("id") if isinstance(node, dict) else None
+                try:
+                    if not isinstance(node, dict):
+                        raise RecordError(f"node is {type(node).__name__}, not an object")
+                    rows.extend(spec.to_rows(node))
+                except RecordError as exc:
+                    bad.append(QuarantineRecord(key, f"{SOURCE}/{entity} {key or '(no id)'}: {exc}", node))
+    return rows, bad
+
+
+def map_page_texts(spec: ShopifyEntity, texts: Sequence[str | bytes]) -> tuple[pl.DataFrame, list[QuarantineRecord]]:
+    """Whole GraphQL answers (JSON text) of a columnar entity → (landed rows as a frame, quarantine)."""
+    if spec.columnar is None:
+        raise ValueError(f"{spec.schema.entity} has no columnar mapping")
+    mapped = map_pages(spec.columnar, texts)
+    return pl.from_arrow(mapped.table), mapped.bad
 
 
 # -- targeted fetches (webhook follow-ups, DECISIONS.md D13) ------------------------------------------------
@@ -650,15 +720,7 @@ def fetch_by_ids(client: ChannelClient, config: Config, entity: str, gids: list[
                      **dict(spec.fixed_variables)}
         pager = paginate(client, _first_page(config, spec.document, variables), GraphQLCursor(("data", root)),
                          operation=f"{entity}_by_id", max_pages=len(chunk) + 1, on_limit="raise")
-        nested = ("lineItems", ORDER_LINE_ITEMS_QUERY, "order", "order_line_items") if entity == "orders" else \
-            ("inventoryLevels", INVENTORY_ITEM_LEVELS_QUERY, "inventoryItem", "inventory_item_levels")
-
-        def complete(page: Page, nested=nested) -> None:
-            for node in page.items:
-                if isinstance(node, dict):
-                    _complete_connection(client, config, node, *nested)
-
-        yield Fetch(pager, complete)
+        yield Fetch(pager, _completer(client, config, *_NESTED[entity]))
 
 
 def ingest_by_ids(
@@ -684,13 +746,10 @@ def ingest_by_ids(
     own_client = client is None
     client = client or make_client(config)
     retries_before = client.stats.retries
-    rows: list[dict[str, Any]] = []
-    bad: list[QuarantineRecord] = []
-    pages = 0
     try:
-        for fetch in fetch_by_ids(client, config, entity, sorted(set(gids))):
-            _map_pages(fetch, spec, entity, rows, bad)
-            pages += fetch.pages
+        fetches = list(fetch_by_ids(client, config, entity, sorted(set(gids))))
+        rows, bad = _map_fetches(fetches, spec, entity)  # iterates (fetches) every page
+        pages = sum(fetch.pages for fetch in fetches)
     finally:
         if own_client:
             client.close()

@@ -6,7 +6,11 @@ for the published warehouse, `<slug>/stock_push` for a channel's reverse sync.
 """
 
 
+import os
+import shutil
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,12 +26,13 @@ from dagster_dbt import (
 import ingestion
 from ichigen.config import Config
 from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
-from ichigen.warehouse import export_dbt_env
+from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env
 from reverse_sync.erp_intake import sync_intake
 from reverse_sync.prices import sync_prices
 from reverse_sync.stock import STOCK_STATE_ENTITY, sync_stock
 
 SERVING_COPY = dg.AssetKey("serving_copy")
+PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's parse state, reused by the next invocation when unchanged
 
 
 def build_ingest_assets(config: Config) -> list[dg.AssetsDefinition]:
@@ -110,15 +115,29 @@ class IchigenDbtTranslator(DagsterDbtTranslator):
         return f"dbt_{layer}"
 
 
+class IchigenDbtCli(DbtCliResource):
+    """dagster-dbt's CLI resource without its in-process dbt adapter. dagster-dbt builds that adapter (importing
+    dbt and loading the profile in the orchestrating process: measured ≈ 4.5 CPU s per run) only to serve
+    `fetch_row_counts` / `fetch_column_metadata`, which the warehouse asset does not use; the build itself runs
+    in dbt's own subprocess either way."""
+
+    def _initialize_dbt_core_adapter(self, args):  # noqa: ANN001, ANN202 - dagster-dbt's private hook
+        return None
+
+
 def build_dbt_assets(config: Config, project: DbtProject) -> dg.AssetsDefinition:
     translator = IchigenDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator)
     def warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         export_dbt_env(config)
+        target = build_target_path(context.run.run_id)
+        reuse_parse(target)
         # Unit tests check logic, not data: they run in CI (tests/dbt), not in every production cycle.
-        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context, raise_on_error=False)
+        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
+                             target_path=target, raise_on_error=False)
         yield from invocation.stream()
+        keep_parse(target)
         report = BuildReport.from_run_results(invocation.get_artifact("run_results.json"))
         record_build(config.warehouse_path, report)
         if not report.success:
@@ -129,6 +148,33 @@ def build_dbt_assets(config: Config, project: DbtProject) -> dg.AssetsDefinition
             )
 
     return warehouse
+
+
+def build_target_path(run_id: str) -> Path:
+    """This build's own dbt target folder (dagster-dbt's naming: `<op>-<run id[:7]>-<unique>`), absolute."""
+    return DBT_PROJECT_DIR / "target" / f"warehouse-{run_id[:7]}-{uuid.uuid4().hex[:7]}"
+
+
+def reuse_parse(target: Path) -> None:
+    """Start the build from the last parse of this project (dbt's partial parsing): a fresh target folder has
+    no `partial_parse.msgpack`, so every build re-parsed the whole project (measured ≈ 5 of 13 CPU seconds of
+    a build's start-up). dbt itself re-parses whatever changed since — files, env vars, profile."""
+    kept = DBT_PROJECT_DIR / DBT_TARGET_PATH / PARTIAL_PARSE
+    if kept.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, target / PARTIAL_PARSE)
+
+
+def keep_parse(target: Path) -> None:
+    """Keep this build's parse for the next build (atomically: builds in other processes may read it)."""
+    fresh = target / PARTIAL_PARSE
+    if not fresh.exists():
+        return
+    kept = DBT_PROJECT_DIR / DBT_TARGET_PATH / PARTIAL_PARSE
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = kept.with_name(f".{PARTIAL_PARSE}.{uuid.uuid4().hex[:8]}.tmp")
+    shutil.copyfile(fresh, tmp)
+    os.replace(tmp, kept)
 
 
 def build_publish_asset(config: Config, dbt_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:

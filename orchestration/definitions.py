@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtProject
 
 from ichigen.config import Config, load_config
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env, manifest_path
 from orchestration.assets import (
+    IchigenDbtCli,
     build_dbt_assets,
     build_erp_intake_asset,
     build_ingest_assets,
@@ -55,6 +56,9 @@ def ensure_manifest() -> None:
                 check=True,
             )
             os.replace(scratch / "manifest.json", manifest_path())
+            # the parse state too: the dbt asset starts each build from it (orchestration.assets.reuse_parse)
+            if (scratch / "partial_parse.msgpack").exists():
+                os.replace(scratch / "partial_parse.msgpack", manifest_path().parent / "partial_parse.msgpack")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -115,7 +119,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
         schedules=schedules,
         sensors=[build_inbox_sensor(config)],
-        resources={"dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
+        resources={"dbt": IchigenDbtCli(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
                                          dbt_executable=dbt_executable())},
     )
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sandbox.draw import Weighted, pick, randint
+
 MALL_CHANNELS = ("rakuten", "amazon", "yahoo")
 
 # Unified lifecycle states of a mall order (the API modules map them to each mall's own codes).
@@ -46,6 +48,9 @@ STATES = (ORDERED, PENDING_PAYMENT, AWAITING_SHIPMENT, SHIPPED, DELIVERED, CANCE
 # Payment methods (neutral codes; each API module names them as its mall does).
 CARD, PAYPAY, BANK, KONBINI, COD = "card", "paypay", "bank_transfer", "konbini", "cod"
 INSTANT_PAYMENTS = (CARD, PAYPAY)
+
+_LINES_PER_ORDER = Weighted((1, 2, 3), (62, 28, 10))
+_QUANTITY = Weighted((1, 2, 3), (82, 14, 4))
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,10 @@ class Mall:
         self.by_order: dict[str, MallOrder] = {}
         self.version = 0
         self._weights: list[float] = []
-        self._serial = self.rng.randint(10_000, 90_000)
+        self._asins: set[str] = set()
+        self._masked_tokens: dict[int, int] = {}
+        self._payments = Weighted([m for m, _ in profile.payments], [w for _, w in profile.payments])
+        self._serial = randint(self.rng, 10_000, 90_000)
         # listener(kind, record) after a live change: ("order_created"|"order_updated", MallOrder),
         # ("stock_changed", MallListing). Called under the world's lock; must be quick.
         self.listeners: list[Any] = []
@@ -236,7 +244,7 @@ class Mall:
 
     # --------------------------------------------------------------------------------------- ids
     def _next_serial(self) -> int:
-        self._serial += self.rng.randint(1, 9) if not self._live else self.live_rng.randint(1, 9)
+        self._serial += randint(self.rng, 1, 9) if not self._live else randint(self.live_rng, 1, 9)
         return self._serial
 
     def _order_id(self, at: datetime, rng: random.Random) -> str:
@@ -244,27 +252,28 @@ class Mall:
             local = at + timedelta(hours=9)
             return f"386371-{local:%Y%m%d}-{self._next_serial():010d}"
         if self.channel == "amazon":  # 3-7-7 digits
-            return f"{rng.choice(('249', '250', '503'))}-{rng.randint(0, 9_999_999):07d}-{rng.randint(0, 9_999_999):07d}"
+            return f"{rng.choice(('249', '250', '503'))}-{randint(rng, 0, 9_999_999):07d}-{randint(rng, 0, 9_999_999):07d}"
         return f"ichigen-select-{self._next_serial() + 10_000_000:08d}"
 
     def _asin(self) -> str:
         alphabet = string.ascii_uppercase + string.digits
         while True:
             asin = "B0" + "".join(self.rng.choice(alphabet) for _ in range(8))
-            if all(listing.asin != asin for listing in self.listings):
+            if asin not in self._asins:  # a set: 30k listings checked by a scan made generation quadratic
+                self._asins.add(asin)
                 return asin
 
     # --------------------------------------------------------------------------------------- generation
     def generate_listings(self) -> None:
         world, rng, profile = self.world, self.rng, self.profile
-        opened = world.now - timedelta(days=rng.randint(400, 900))
+        opened = world.now - timedelta(days=randint(rng, 400, 900))
         styles: dict[str, list[Any]] = {}
         for p in world.products:
             styles.setdefault(p.style_code, []).append(p)
         popularity = {s: rng.lognormvariate(0, 0.9) for s in styles}
         for style, members in styles.items():
             listed = [p for p in members if rng.random() < profile.listed_fraction]
-            created = opened + timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86399))
+            created = opened + timedelta(days=randint(rng, 0, 300), seconds=randint(rng, 0, 86399))
             for p in listed:
                 legacy = rng.random() < profile.legacy_sku_fraction
                 self._add_listing(p, style, legacy, created, popularity[style])
@@ -299,7 +308,7 @@ class Mall:
         if rng.random() < 0.07:  # the mall still shows an older price
             price -= rng.choice((100, 200, 300))
         labels = ([f"カラー:{p.color_label}"] if p.color_label else []) + [f"サイズ:{p.size or 'F'}"]
-        updated = created + timedelta(days=rng.randint(0, 90))
+        updated = created + timedelta(days=randint(rng, 0, 90))
         listing = MallListing(
             channel=self.channel, listing_id=listing_id, parent_code=parent, variant_code=variant,
             seller_sku=seller_sku, erp_sku=p.sku, jan=p.jan, title=_mall_title(self.channel, p),
@@ -313,7 +322,7 @@ class Mall:
     def _add_unmatched(self, n: int, opened: datetime) -> None:
         """A discontinued product the shop still lists: its code and JAN are in no ERP table."""
         rng = self.rng
-        body = "45" + f"{rng.randint(0, 9_999_999_999):010d}"
+        body = "45" + f"{randint(rng, 0, 9_999_999_999):010d}"
         jan = body + str(_jan_check_digit(body))
         code = f"OLD-{9000 + n}"
         if self.channel == "rakuten":
@@ -327,7 +336,7 @@ class Mall:
             channel=self.channel, listing_id=listing_id, parent_code=parent, variant_code=variant,
             seller_sku=variant if self.channel != "rakuten" else code, erp_sku=None, jan=jan,
             title="【旧モデル】キャンバストート", variant_label="サイズ:F", price=1980, tax_percent=10,
-            quantity=rng.randint(0, 2), asin=self._asin() if self.channel == "amazon" else None,
+            quantity=randint(rng, 0, 2), asin=self._asin() if self.channel == "amazon" else None,
             created_at=opened, updated_at=opened + timedelta(days=30), stock_updated_at=opened + timedelta(days=30),
         )
         self.listings.append(listing)
@@ -341,10 +350,10 @@ class Mall:
                 continue
             base = erp_sellable.get(listing.erp_sku, 0)
             roll = rng.random()
-            shown = base if roll < 0.4 else base - rng.randint(1, 4) if roll < 0.7 else base + rng.randint(1, 4) \
-                if roll < 0.92 else rng.randint(0, 2)
+            shown = base if roll < 0.4 else base - randint(rng, 1, 4) if roll < 0.7 else base + randint(rng, 1, 4) \
+                if roll < 0.92 else randint(rng, 0, 2)
             listing.quantity = max(0, shown)
-            stamp = now - timedelta(seconds=rng.randint(600, 4 * 86400))
+            stamp = now - timedelta(seconds=randint(rng, 600, 4 * 86400))
             listing.stock_updated_at = max(stamp, listing.created_at)
             listing.updated_at = max(listing.updated_at, listing.stock_updated_at)
 
@@ -372,7 +381,9 @@ class Mall:
         else:
             phone = f"{digits[:3]}({digits[3:7]}){digits[7:]}"
         if self.profile.masked_email_domain:
-            token = random.Random(f"{self.channel}:{person.id}").getrandbits(48)
+            token = self._masked_tokens.get(person.id)
+            if token is None:  # fixed per person; seeding a Random per order was a tenth of generation
+                token = self._masked_tokens[person.id] = random.Random(f"{self.channel}:{person.id}").getrandbits(48)
             email = f"{token:012x}@{self.profile.masked_email_domain}"
         else:
             local, _, domain = person.email.partition("@")
@@ -396,16 +407,16 @@ class Mall:
                   wanted: list[tuple[MallListing, int]] | None = None) -> MallOrder | None:
         world = self.world
         if wanted is None:
-            count = rng.choices([1, 2, 3], weights=[62, 28, 10])[0]
+            count = _LINES_PER_ORDER.pick(rng)
             picks: list[MallListing] = []
             cum = self._cum()
             for _ in range(count * 3):
                 if len(picks) == count:
                     break
-                listing = rng.choices(self.listings, cum_weights=cum)[0]
+                listing = pick(rng, self.listings, cum)
                 if listing not in picks:
                     picks.append(listing)
-            wanted = [(listing, rng.choices([1, 2, 3], weights=[82, 14, 4])[0]) for listing in picks]
+            wanted = [(listing, _QUANTITY.pick(rng)) for listing in picks]
         lines: list[MallLine] = []
         for listing, qty in wanted:
             if check_stock:
@@ -419,8 +430,8 @@ class Mall:
             ))
         if not lines:
             return None
-        person = rng.choices(world.customers, cum_weights=world._cum("customers", world._customer_weights))[0]
-        method = rng.choices([m for m, _ in self.profile.payments], weights=[w for _, w in self.profile.payments])[0]
+        person = pick(rng, world.customers, world._cum("customers", world._customer_weights))
+        method = self._payments.pick(rng)
         goods = sum(li.unit_price * li.quantity for li in lines)
         shipping = 0 if goods >= self.profile.free_shipping_from else self.profile.shipping
         discount = 0
@@ -470,8 +481,8 @@ class Mall:
         elif kind == "ship":
             order.shipped_at = at
             order.state = SHIPPED
-            order.tracking_number = f"{self.live_rng.randint(10**11, 10**12 - 1)}" if self._live \
-                else f"{self.rng.randint(10**11, 10**12 - 1)}"
+            order.tracking_number = f"{randint(self.live_rng, 10**11, 10**12 - 1)}" if self._live \
+                else f"{randint(self.rng, 10**11, 10**12 - 1)}"
         elif kind == "deliver":
             order.delivered_at = at
             order.state = DELIVERED

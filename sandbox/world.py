@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from faker import Faker
 
+from sandbox.draw import Weighted, pick, randint
 from sandbox.malls import MALL_CHANNELS, PROFILES, Mall, MallListing, MallOrder
 from sandbox.truth import PhysicalTruth, receiving_time
 
@@ -94,6 +95,14 @@ def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"timestamps must be timezone-aware: {ts!r}")
     return ts.astimezone(UTC)
+
+
+def _seeded_faker(seed: Any) -> Any:
+    """A ja_JP Faker seeded with `seed`, as its one locale's generator: the same values, without the proxy's
+    attribute lookup on every call (hundreds of thousands of names and addresses)."""
+    fake = Faker("ja_JP")
+    fake.seed_instance(seed)
+    return fake._factories[0] if len(fake._factories) == 1 else fake
 
 
 def _wall_now() -> datetime:
@@ -186,6 +195,13 @@ EMAIL_DOMAINS = ("example.jp", "example.com", "example.ne.jp", "example.co.jp", 
 HOUR_WEIGHTS = (0.6, 0.35, 0.2, 0.12, 0.1, 0.15, 0.3, 0.55, 0.8, 0.9, 1.0, 1.1, 1.5, 1.25, 1.0, 1.0, 1.0,
                 1.1, 1.3, 1.5, 1.8, 2.0, 1.9, 1.2)
 WEEKDAY_WEIGHTS = (0.9, 0.92, 0.95, 0.97, 1.05, 1.25, 1.3)
+# generation hot loops draw from these (sandbox.draw: the same draws as rng.choices, accumulated once)
+_HOURS = Weighted(range(24), HOUR_WEIGHTS)
+_LINES_PER_ORDER = Weighted((1, 2, 3, 4), (55, 28, 12, 5))
+_QUANTITY = Weighted((1, 2, 3), (80, 15, 5))
+_PLACES = Weighted(PLACES, [p[4] for p in PLACES])
+_CATEGORY = Weighted(CATEGORIES, [c.weight for c in CATEGORIES])
+_GATEWAY = Weighted([g for g, _ in GATEWAYS], [w for _, w in GATEWAYS])
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -541,8 +557,7 @@ class World:
         if skus < 1 or customers < 1 or history_days < 0 or orders_per_day < 0:
             raise ValueError("skus and customers must be ≥ 1; history_days and orders_per_day ≥ 0")
         world = cls(seed, now or _wall_now())
-        fake = Faker("ja_JP")
-        fake.seed_instance(seed)
+        fake = _seeded_faker(seed)
         world._generate_erp(skus)
         world._generate_shop()
         world._generate_customers(fake, customers)
@@ -559,15 +574,15 @@ class World:
     def _next_id(self, kind: str, start: int, max_gap: int = 1, rng: random.Random | None = None) -> int:
         rng = rng or self._rng
         current = self._ids.get(kind)
-        value = start + rng.randint(0, 10_000) if current is None else current + rng.randint(1, max_gap)
+        value = start + randint(rng, 0, 10_000) if current is None else current + randint(rng, 1, max_gap)
         self._ids[kind] = value
         return value
 
     def _generate_erp(self, target: int) -> None:
         rng = self._rng
-        brand_prefix = "45" + f"{rng.randint(0, 99999):05d}"
-        food_prefix = "49" + f"{rng.randint(0, 99999):05d}"
-        item_ref = {brand_prefix: rng.randint(100, 3000), food_prefix: rng.randint(100, 3000)}
+        brand_prefix = "45" + f"{randint(rng, 0, 99999):05d}"
+        food_prefix = "49" + f"{randint(rng, 0, 99999):05d}"
+        item_ref = {brand_prefix: randint(rng, 100, 3000), food_prefix: randint(rng, 100, 3000)}
         style_counter: dict[str, int] = {}
         n_food = 0 if target < 5 else max(2, round(target * 0.08))
         plans: list[tuple[_Category, int]] = []
@@ -577,8 +592,8 @@ class World:
             plans.append((cat, min(remaining_food, len(cat.sizes))))
             remaining_food -= plans[-1][1]
         while remaining > 0:
-            cat = rng.choices(CATEGORIES, weights=[c.weight for c in CATEGORIES])[0]
-            colours = rng.randint(2, 4) if cat.coloured else 1
+            cat = _CATEGORY.pick(rng)
+            colours = randint(rng, 2, 4) if cat.coloured else 1
             count = min(remaining, colours * len(cat.sizes))
             plans.append((cat, count))
             remaining -= count
@@ -617,16 +632,16 @@ class World:
                         color=colour[0] if colour else None,
                         list_price=price,
                         tax_class=cat.tax_class,
-                        safety_stock=rng.randint(0, 3),
-                        updated_at=updated_floor + timedelta(seconds=rng.randint(0, 180 * 86400 - 3600),
-                                                             microseconds=rng.randint(0, 999_999)),
+                        safety_stock=randint(rng, 0, 3),
+                        updated_at=updated_floor + timedelta(seconds=randint(rng, 0, 180 * 86400 - 3600),
+                                                             microseconds=randint(rng, 0, 999_999)),
                         style_code=style,
                         style_name=style_name,
                         color_label=colour[1] if colour else None,
                     ))
         self.products.sort(key=lambda p: p.sku)
         for code, name, sellable in WAREHOUSES:
-            self.warehouses.append(Warehouse(code, name, sellable, self.now - timedelta(days=400 + rng.randint(0, 300))))
+            self.warehouses.append(Warehouse(code, name, sellable, self.now - timedelta(days=400 + randint(rng, 0, 300))))
         for p in self.products:
             out_of_stock = rng.random() < 0.06
             for code, _name, sellable in WAREHOUSES:
@@ -635,12 +650,12 @@ class World:
                 if out_of_stock and sellable:
                     qty = 0
                 elif code == "WH-TOKYO":
-                    qty = 0 if rng.random() < 0.08 else rng.randint(1, 40)
+                    qty = 0 if rng.random() < 0.08 else randint(rng, 1, 40)
                 elif code == "WH-OSAKA":
-                    qty = 0 if rng.random() < 0.25 else rng.randint(1, 25)
+                    qty = 0 if rng.random() < 0.25 else randint(rng, 1, 25)
                 else:
-                    qty = rng.randint(1, 3)
-                stamp = self.now - timedelta(seconds=rng.randint(60, 72 * 3600), microseconds=rng.randint(0, 999_999))
+                    qty = randint(rng, 1, 3)
+                stamp = self.now - timedelta(seconds=randint(rng, 60, 72 * 3600), microseconds=randint(rng, 0, 999_999))
                 self.stock.append(StockRow(p.sku, code, qty, stamp))
 
     def _generate_shop(self) -> None:
@@ -664,7 +679,7 @@ class World:
             listed = [p for p in members if rng.random() < listed_fraction]
             if not listed:
                 continue
-            created = opened + timedelta(days=rng.randint(0, 600), seconds=rng.randint(0, 86399))
+            created = opened + timedelta(days=randint(rng, 0, 600), seconds=randint(rng, 0, 86399))
             product = ShopProduct(
                 id=self._next_id("Product", 8_100_000_000_000, 5000),
                 title=members[0].style_name,
@@ -672,7 +687,7 @@ class World:
                 product_type=members[0].category,
                 vendor=self.shop_name,
                 created_at=created,
-                updated_at=created + timedelta(days=rng.randint(0, 60)),
+                updated_at=created + timedelta(days=randint(rng, 0, 60)),
             )
             self.shop_products.append(product)
             for position, p in enumerate(listed, 1):
@@ -691,7 +706,7 @@ class World:
                     inventory_item_id=item_id,
                     position=position,
                     created_at=created,
-                    updated_at=created + timedelta(days=rng.randint(0, 60)),
+                    updated_at=created + timedelta(days=randint(rng, 0, 60)),
                     options=options,
                 )
                 self.variants.append(variant)
@@ -708,7 +723,7 @@ class World:
             first, first_kana, first_roman = fake.first_name_pair()
             last, last_kana, last_roman = fake.last_name_pair()
             local = rng.choice([f"{first_roman}.{last_roman}", f"{last_roman}{first_roman[0]}",
-                                f"{first_roman}{rng.randint(1, 99)}", f"{last_roman}_{rng.randint(1950, 2005)}"])
+                                f"{first_roman}{randint(rng, 1, 99)}", f"{last_roman}_{randint(rng, 1950, 2005)}"])
             email = f"{local.lower()}@{rng.choice(EMAIL_DOMAINS)}"
             n = 2
             while email in used_emails:
@@ -716,27 +731,27 @@ class World:
                 email = f"{base}{n}@{domain}"
                 n += 1
             used_emails.add(email)
-            mobile = f"{rng.choice(('090', '080', '070'))}{rng.randint(0, 9999):04d}{rng.randint(0, 9999):04d}"
+            mobile = f"{rng.choice(('090', '080', '070'))}{randint(rng, 0, 9999):04d}{randint(rng, 0, 9999):04d}"
             phone = f"+81{mobile[1:]}" if rng.random() < 0.8 else None
-            created = self.now - timedelta(days=rng.randint(1, 900), seconds=rng.randint(0, 86399))
+            created = self.now - timedelta(days=randint(rng, 1, 900), seconds=randint(rng, 0, 86399))
             self.customers.append(Customer(
                 id=self._next_id("Customer", 7_200_000_000_000, 3000),
                 first_name=first, last_name=last, first_name_kana=first_kana, last_name_kana=last_kana,
                 email=email, phone=phone,
                 address=self._address(fake, first, last, mobile),
-                created_at=created, updated_at=created + timedelta(days=rng.randint(0, 30)),
+                created_at=created, updated_at=created + timedelta(days=randint(rng, 0, 30)),
             ))
             self._customer_weights.append(rng.paretovariate(1.3))
 
     def _address(self, fake: Faker, first: str, last: str, mobile: str) -> dict[str, Any]:
         rng = self._rng
-        pref, code, city, zip3, _w = rng.choices(PLACES, weights=[p[4] for p in PLACES])[0]
-        street = f"{fake.town()}{rng.randint(1, 5)}-{rng.randint(1, 30)}-{rng.randint(1, 20)}"
-        building = f"{fake.building_name()}{fake.last_name()} {rng.randint(1, 12)}0{rng.randint(1, 9)}号室" \
+        pref, code, city, zip3, _w = _PLACES.pick(rng)
+        street = f"{fake.town()}{randint(rng, 1, 5)}-{randint(rng, 1, 30)}-{randint(rng, 1, 20)}"
+        building = f"{fake.building_name()}{fake.last_name()} {randint(rng, 1, 12)}0{randint(rng, 1, 9)}号室" \
             if rng.random() < 0.45 else None
         return {
             "firstName": first, "lastName": last, "name": f"{last} {first}",
-            "zip": f"{zip3}-{rng.randint(0, 9999):04d}", "province": pref, "provinceCode": code, "city": city,
+            "zip": f"{zip3}-{randint(rng, 0, 9999):04d}", "province": pref, "provinceCode": code, "city": city,
             "address1": street, "address2": building, "country": "Japan", "countryCodeV2": "JP",
             "phone": f"{mobile[:3]}-{mobile[3:7]}-{mobile[7:]}", "company": None,
         }
@@ -762,8 +777,8 @@ class World:
             if day.day in (25, 26):  # payday
                 expected *= 1.15
             for _ in range(max(0, round(rng.gauss(expected, expected ** 0.5)))):
-                hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
-                local = datetime(day.year, day.month, day.day, hour, rng.randint(0, 59), rng.randint(0, 59), tzinfo=JST)
+                hour = _HOURS.pick(rng)
+                local = datetime(day.year, day.month, day.day, hour, randint(rng, 0, 59), randint(rng, 0, 59), tzinfo=JST)
                 ts = local.astimezone(UTC)
                 if start <= ts < self.now:
                     stamps.append(ts)
@@ -781,8 +796,7 @@ class World:
         for channel in MALL_CHANNELS:
             mall = Mall(self, PROFILES[channel])
             mall.generate_listings()
-            mall_fake = Faker("ja_JP")
-            mall_fake.seed_instance(f"{self.seed}:{channel}")
+            mall_fake = _seeded_faker(f"{self.seed}:{channel}")
             mall.remember_old_addresses(
                 self.customers,
                 lambda person, f=mall_fake: self._address(f, person.first_name, person.last_name,
@@ -816,12 +830,12 @@ class World:
             if roll < 0.35:
                 shown = base
             elif roll < 0.65:
-                shown = base - rng.randint(1, 5)
+                shown = base - randint(rng, 1, 5)
             elif roll < 0.9:
-                shown = base + rng.randint(1, 5)
+                shown = base + randint(rng, 1, 5)
             else:
-                shown = rng.randint(0, 3)
-            stamp = self.now - timedelta(seconds=rng.randint(600, 5 * 86400))
+                shown = randint(rng, 0, 3)
+            stamp = self.now - timedelta(seconds=randint(rng, 600, 5 * 86400))
             self.levels[(item.id, location.id)] = InventoryLevel(
                 id=self._next_id("InventoryLevel", 120_000_000_000, 1000),
                 inventory_item_id=item.id, location_id=location.id,
@@ -976,17 +990,17 @@ class World:
     # --------------------------------------------------------------------------------------- orders
     def _new_order(self, at: datetime, rng: random.Random, check_stock: bool,
                    wanted_lines: list[tuple[Variant, int]] | None = None) -> Order | None:
-        customer = rng.choices(self.customers, cum_weights=self._cum("customers", self._customer_weights))[0]
+        customer = pick(rng, self.customers, self._cum("customers", self._customer_weights))
         if wanted_lines is None:
-            wanted = rng.choices([1, 2, 3, 4], weights=[55, 28, 12, 5])[0]
+            wanted = _LINES_PER_ORDER.pick(rng)
             picked: list[int] = []
             for _ in range(wanted * 3):
                 if len(picked) == wanted:
                     break
-                i = rng.choices(range(len(self.variants)), cum_weights=self._cum("variants", self._variant_weights))[0]
+                i = pick(rng, range(len(self.variants)), self._cum("variants", self._variant_weights))
                 if i not in picked:
                     picked.append(i)
-            wanted_lines = [(self.variants[i], rng.choices([1, 2, 3], weights=[80, 15, 5])[0]) for i in picked]
+            wanted_lines = [(self.variants[i], _QUANTITY.pick(rng)) for i in picked]
         lines: list[LineItem] = []
         location = self.locations[0]
         for variant, qty in wanted_lines:
@@ -1021,7 +1035,7 @@ class World:
             shipping = 0
         else:
             shipping = SHIPPING_REMOTE if address["province"] in REMOTE_PREFECTURES else SHIPPING_STANDARD
-        gateway = rng.choices([g for g, _ in GATEWAYS], weights=[w for _, w in GATEWAYS])[0]
+        gateway = _GATEWAY.pick(rng)
         order = Order(
             id=self._next_id("Order", 5_900_000_000_000, 3000),
             number=self._next_order_number,
@@ -1206,7 +1220,7 @@ class World:
         """One step of the live simulator: place 1..max_orders orders now on the shop and, in proportion to
         their volume, on every mall; then apply what is due. Returns (shop orders placed, shop orders moved on)."""
         with self.lock:
-            placed = self.place_orders(self._live_rng.randint(1, max(1, max_orders)))
+            placed = self.place_orders(randint(self._live_rng, 1, max(1, max_orders)))
             for mall in self.malls.values():
                 wanted = mall.live_rng.random() * max(1, max_orders) * mall.profile.volume
                 self.place_mall_orders(mall.channel, int(wanted + mall.live_rng.random()))
