@@ -225,7 +225,8 @@ def test_sandbox_erp_lands_every_entity_the_same_from_sqlite_and_postgres(tmp_co
     from_postgres = land_all(tmp_config.with_overrides(**{"erp.kind": "postgres", "erp.postgres_dsn": pg_database,
                                                           "paths.landing": "landing_pg"}), erp.ENTITIES)
     for entity in erp.ENTITIES:
-        assert from_sqlite[entity].height > 0, entity
+        # nothing has been posted to a fresh ERP's intake yet: its (empty) landing must still agree
+        assert from_sqlite[entity].height > 0 or entity == "order_intake", entity
         assert from_sqlite[entity].equals(from_postgres[entity]), entity
 
     products = from_sqlite["products"]
