@@ -81,6 +81,9 @@ class RakutenConfig(_Strict):
     backfill_start: str = "2025-01-01T00:00:00Z"  # RMS reaches back at most 730 days; older is clamped
     requests_per_second: float = Field(default=1.0, gt=0)
     timeout_seconds: float = Field(default=20.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+    _url = field_validator("base_url")(ShopifyConfig._url.__func__)
 
 
 class YahooConfig(_Strict):

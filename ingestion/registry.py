@@ -24,4 +24,8 @@ def ingest(config: Config, source: str, entity: str, **kw: Any) -> IngestResult:
         raise ValueError(f"unknown source {source!r}; known: {', '.join(ENTITIES)}")
     if entity not in ENTITIES[source]:
         raise ValueError(f"unknown {source} entity {entity!r}; known: {', '.join(ENTITIES[source])}")
+    channel = getattr(config.channels, source, None)
+    if channel is not None and not channel.enabled:
+        # A channel switched off lands nothing and fails nothing: its assets stay in the graph, empty.
+        return IngestResult(source, entity, 0, 0, None, None, None)
     return _CONNECTORS[source](config, entity, **kw)

@@ -261,5 +261,9 @@ def test_registry_dispatches_to_the_connector(config: Config):
     assert result.rows_landed == 3 and result.path is not None and config.landing_dir in result.path.parents
     with pytest.raises(ValueError, match="unknown shopify entity 'refunds'"):
         ingestion.ingest(config, "shopify", "refunds")
-    with pytest.raises(ValueError, match="unknown source 'rakuten'"):
-        ingestion.ingest(config, "rakuten", "orders")
+    with pytest.raises(ValueError, match="unknown source 'ebay'"):
+        ingestion.ingest(config, "ebay", "orders")
+    # a channel switched off lands nothing and does not fail (its connector is never called)
+    off = config.with_overrides(**{"channels.rakuten.enabled": False})
+    skipped = ingestion.ingest(off, "rakuten", "orders")
+    assert skipped.rows_landed == 0 and skipped.batch_id is None

@@ -17,9 +17,11 @@ def write_erp(path, rows) -> None:
     with sqlite3.connect(path) as db:
         db.executescript(
             "CREATE TABLE products (sku TEXT PRIMARY KEY, jan TEXT, name TEXT, name_kana TEXT, category TEXT,"
-            " size TEXT, color TEXT, list_price INTEGER, tax_class TEXT, safety_stock INTEGER, updated_at TEXT);"
+            " size TEXT, color TEXT, list_price INTEGER, tax_class TEXT, safety_stock INTEGER, updated_at TEXT,"
+            " is_bundle INTEGER NOT NULL DEFAULT 0);"
         )
-        db.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany("INSERT INTO products (sku, jan, name, name_kana, category, size, color, list_price, tax_class,"
+                       " safety_stock, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
 def product(sku, list_price) -> tuple:
