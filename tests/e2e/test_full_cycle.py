@@ -81,9 +81,14 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     summary = run_full_cycle(config)
 
     assert summary.success, summary.failure
-    assert all(rows > 0 for rows, _ in summary.landed.values()), summary.landed
+    # Yahoo is switched off here (its ~1 request/s budget makes a backfill slow; tests/ingestion covers it) and
+    # nothing has been posted to the ERP's intake before the first cycle: everything else lands rows.
+    empty_by_design = {key for key in summary.landed if key.startswith("yahoo/")} | {"erp/order_intake"}
+    assert all(rows > 0 for key, (rows, _) in summary.landed.items() if key not in empty_by_design), summary.landed
     assert set(summary.landed) >= {"shopify/orders", "shopify/product_variants", "shopify/inventory_levels",
-                                   "erp/products", "erp/warehouses", "erp/stock", "amazon/orders", "amazon/listings",
+                                   "shopify/customers", "rakuten/orders", "rakuten/listings", "rakuten/stock",
+                                   "amazon/orders", "amazon/listings", "erp/products", "erp/warehouses", "erp/stock",
+                                   "erp/bundles", "erp/customers", "erp/purchase_orders",
                                    "pos/sales", "pos/members", "b2b/orders", "carrier/trackings"}
     assert summary.tests_failed == 0 and summary.tests_passed > 0
     assert summary.published_version
