@@ -144,4 +144,11 @@ def machine_line(info: dict[str, Any]) -> str:
             + (f"; load average at start {load[0]:.2f}" if load else ""))
 
 
-__all__ = ["Result", "Scale", "asdict", "fmt_num", "machine", "machine_line", "timed"]
+def merge_rows(previous: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """results.json rows after a run: the fresh rows replace those of the same benchmark, the others are kept
+    (so `--only` one benchmark does not wipe the rest of the file)."""
+    names = {row["benchmark"] for row in fresh}
+    return [row for row in previous if row.get("benchmark") not in names] + fresh
+
+
+__all__ = ["Result", "Scale", "asdict", "fmt_num", "machine", "machine_line", "merge_rows", "timed"]

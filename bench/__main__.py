@@ -10,7 +10,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import Result, fmt_num, machine, machine_line
+from bench import Result, fmt_num, machine, machine_line, merge_rows
 
 # benchmark name → module in bench/ (a module may report several rows)
 BENCHMARKS: dict[str, str] = {
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "ingest_ratio_vs_dlt": "bench.ingest",
     "incremental_cycle_s": "bench.incremental_cycle",
     "full_cycle_first_s": "bench.incremental_cycle",
+    **{f"resync_fraction_of_ceiling_{c}": "bench.resync" for c in ("shopify", "rakuten", "yahoo", "amazon")},
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(got)
         print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
 
-    args.output.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=2) + "\n",
-                           encoding="utf-8")
+    previous = json.loads(args.output.read_text(encoding="utf-8")) if args.only and args.output.exists() else []
+    rows = merge_rows(previous, [r.to_json() for r in results])
+    args.output.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print()
     print(f"machine: {machine_line(info)}; at end {machine()['loadavg'][0]:.2f} (other jobs skew timings)")
     print(table(results))

@@ -125,6 +125,11 @@ class AmazonConfig(_Strict):
     sqs_endpoint_url: str | None = None  # None: real AWS; the sandbox's moto server otherwise
     sqs_region: str = "us-west-2"
     notification_fetch_budget: int = Field(default=30, ge=0)  # getOrder calls per run (the burst)
+    # Stock pushes of more than feed_threshold SKUs go through JSON_LISTINGS_FEEDs (D65).
+    feed_threshold: int = Field(default=50, ge=0)
+    feed_max_messages: int = Field(default=25_000, ge=1, le=25_000)
+    feed_poll_seconds: float = Field(default=15.0, gt=0)  # getFeed every … while a feed is processed
+    feed_wait_seconds: float = Field(default=1800.0, gt=0)  # then its outcome counts as unknown
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
 

@@ -14,6 +14,9 @@ Operations (paths, parameters and bodies as in the official models in ../shared/
   pageToken), `GET …/items/{sellerId}/{sku}` (getListingsItem) and `PATCH …/items/{sellerId}/{sku}`
   (patchListingsItem: `replace` of /attributes/fulfillment_availability sets the absolute quantity,
   /attributes/purchasable_offer the price).
+- Feeds 2021-06-30 for JSON_LISTINGS_FEED (sandbox.amazon_feeds): createFeedDocument, the upload to the
+  returned URL, createFeed, getFeed (IN_QUEUE → IN_PROGRESS → DONE/FATAL after `feed_processing_seconds`),
+  getFeedDocument and the processing report; accepted messages change the listings when processing ends.
 - Rate limits: one token bucket per operation with the documented rate and burst (× `rate_scale`, so tests
   need not wait minutes); `x-amzn-RateLimit-Limit` on answers; over it → 429 `QuotaExceeded`.
 - Faults (`AmazonFaults`, seeded): 429 bursts, 500/503, slow answers, bodies cut short (the connection ends
@@ -52,6 +55,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import malls
+from sandbox.amazon_feeds import FEEDS_PATH, UPLOAD_PATH, FeedsError, FeedsService, offer_changes
 from sandbox.amazon_notifications import NotificationFaults, NotificationPublisher
 from sandbox.malls import MallListing, MallOrder
 from sandbox.shopify import TrafficLog
@@ -80,6 +84,10 @@ RATE_LIMITS: dict[str, tuple[float, int]] = {
     "patchListingsItem": (5.0, 5),
     "createDestination": (1.0, 5),
     "createSubscription": (1.0, 5),
+    "createFeedDocument": (0.5, 15),
+    "createFeed": (0.0083, 15),
+    "getFeed": (2.0, 15),
+    "getFeedDocument": (0.0222, 10),
 }
 
 FULFILLMENT_STATUS = {
@@ -234,6 +242,8 @@ class AmazonSettings:
     traffic_log: str | os.PathLike[str] | None = None
     sqs_endpoint: str | None = None  # where ORDER_CHANGE notifications go (moto server; None: real AWS)
     notification_faults: NotificationFaults = field(default_factory=NotificationFaults)
+    # Seconds from createFeed to DONE (Amazon: minutes; tests and the bench compress it).
+    feed_processing_seconds: float = 2.0
 
 
 class TokenBucket:
@@ -299,6 +309,8 @@ class AmazonAPI:
         self.stats: Counter[str] = Counter()
         self.notifications = NotificationPublisher(self.mall, settings.seller_id, MARKETPLACE_ID,
                                                    settings.sqs_endpoint, settings.notification_faults)
+        self.feeds = FeedsService(settings.seller_id, settings.feed_processing_seconds, self.apply_offer,
+                                  lambda: iso(self.world.clock()))
 
     # -- auth ----------------------------------------------------------------------------------------
     def issue_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -426,9 +438,11 @@ class AmazonAPI:
         state = _decode_token(token) if token else {"after": None, "prev": None}
         identifiers = set(_many(q, "identifiers"))
         with self.world.lock:
-            listings = sorted(self.mall.listings, key=lambda s: s.listing_id)[:MAX_LISTINGS_PAGED]
+            # Named SKUs are found anywhere in the catalogue; paging reaches only the first 1,000.
             if identifiers:
-                listings = [s for s in listings if s.listing_id in identifiers]
+                listings = [self.mall.by_listing[i] for i in sorted(identifiers) if i in self.mall.by_listing]
+            else:
+                listings = sorted(self.mall.listings, key=lambda s: s.listing_id)[:MAX_LISTINGS_PAGED]
             start_after = state.get("prev") if repeat and token else state.get("after")
             page = [s for s in listings if start_after is None or s.listing_id > start_after][:size]
             items = [render_listing(s, included) for s in page]
@@ -462,27 +476,33 @@ class AmazonAPI:
                 return {"sku": sku, "status": "INVALID", "submissionId": submission, "issues": [
                     {"code": "4000001", "message": f"SKU '{sku}' does not exist for this seller.",
                      "severity": "ERROR", "attributeNames": []}]}
-            quantity, price = None, None
-            for patch in body["patches"]:
-                value = (patch.get("value") or [{}])[0] if isinstance(patch, dict) else {}
-                if patch.get("path") == "/attributes/fulfillment_availability" and patch.get("op") in ("replace", "add"):
-                    quantity = value.get("quantity")
-                    if not isinstance(quantity, int) or quantity < 0:
-                        return {"sku": sku, "status": "INVALID", "submissionId": submission, "issues": [
-                            {"code": "90220", "message": "'quantity' must be a whole number ≥ 0.",
-                             "severity": "ERROR", "attributeNames": ["fulfillment_availability"]}]}
-                elif patch.get("path") == "/attributes/purchasable_offer" and patch.get("op") in ("replace", "add"):
-                    schedule = ((value.get("our_price") or [{}])[0].get("schedule") or [{}])[0]
-                    price = schedule.get("value_with_tax")
-            stamp = self.world.clock()
-            if quantity is not None:
-                self.mall.set_quantity(sku, quantity, stamp)
-            if isinstance(price, int) and price > 0:
-                listing.price = price
-                listing.updated_at = max(listing.updated_at, stamp)
+            quantity, price, problem = offer_changes(body["patches"])
+            if problem is not None:
+                return {"sku": sku, "status": "INVALID", "submissionId": submission, "issues": [
+                    {"code": "90220", "message": problem, "severity": "ERROR",
+                     "attributeNames": ["fulfillment_availability"]}]}
+            self._set_offer(listing, quantity, price)
         self.stats["patches_applied"] += 1
         return {"sku": sku, "status": "ACCEPTED", "submissionId": submission, "issues": []}
 
+
+    def _set_offer(self, listing: MallListing, quantity: int | None, price: int | None) -> None:
+        """Quantity and/or price as Amazon now shows them (the caller holds the world's lock)."""
+        stamp = self.world.clock()
+        if quantity is not None:
+            self.mall.set_quantity(listing.listing_id, quantity, stamp)
+        if price is not None:
+            listing.price = price
+            listing.updated_at = max(listing.updated_at, stamp)
+
+    def apply_offer(self, sku: str, quantity: int | None, price: int | None) -> bool:
+        """One accepted feed message applied to the mall; False when the seller has no such SKU."""
+        with self.world.lock:
+            listing = self.mall.by_listing.get(sku)
+            if listing is None:
+                return False
+            self._set_offer(listing, quantity, price)
+        return True
 
     def create_destination(self, body: Any) -> dict[str, Any]:
         try:
@@ -542,18 +562,13 @@ def create_app(world: World, settings: AmazonSettings | None = None) -> Starlett
         status, payload = api.issue_token(form)
         return await respond(request, status, payload, request_body=raw)
 
-    def endpoint(operation: str, handler):
+    def endpoint(operation: str, handler, status: int = 200):
         rate = RATE_LIMITS[operation][0] * settings.rate_scale
 
         async def run(request: Request) -> Response:
             api.stats[f"requests:{operation}"] += 1
             raw = await request.body()
-            body: Any = None
-            if raw:
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
+            body: Any = _json_or_text(raw) if raw else None
             limit_header = {"x-amzn-RateLimit-Limit": f"{rate:g}"}
             try:
                 api.check_token(request.headers.get("x-amz-access-token"))
@@ -570,14 +585,38 @@ def create_app(world: World, settings: AmazonSettings | None = None) -> Starlett
                 if fault == "slow":
                     await asyncio.sleep(settings.faults.slow_seconds)
                 query = parse_qs(request.url.query, keep_blank_values=False)
-                payload = await run_in_threadpool(handler, request.path_params, query, body, fault == "repeat")
+                params = {**request.path_params, "base_url": str(request.base_url)}
+                payload = await run_in_threadpool(handler, params, query, body, fault == "repeat")
+            except FeedsError as exc:
+                return await respond(request, exc.status, error_list(exc.code, str(exc)), limit_header,
+                                     request_body=body)
             except ApiError as exc:
                 headers = {} if exc.status in (403, 429, 500, 503) else limit_header
                 return await respond(request, exc.status, exc.body, headers, request_body=body)
-            return await respond(request, 200, payload, limit_header, request_body=body,
+            return await respond(request, status, payload, limit_header, request_body=body,
                                  truncated=fault == "truncated")
 
         return run
+
+    async def feed_document_content(request: Request) -> Response:
+        """The pre-signed upload / download address (S3's part: no SP-API token, no SP-API quota)."""
+        document_id, signature = request.path_params["document_id"], request.query_params.get("X-Amz-Signature")
+        raw = await request.body()
+        try:
+            if request.method == "PUT":
+                api.feeds.upload(document_id, signature, raw)
+                content = b""
+            else:
+                content = api.feeds.download(document_id, signature)
+        except FeedsError as exc:
+            if log is not None:
+                log.record(request.method, request.url.path, {}, None, exc.status, str(exc))
+            return Response(f"<Error><Code>{exc.code}</Code><Message>{exc}</Message></Error>", exc.status,
+                            media_type="application/xml")
+        if log is not None:  # the documents travel here, so conformance checks them against their schemas
+            log.record(request.method, request.url.path, {}, _json_or_text(raw) if raw else None, 200,
+                       _json_or_text(content) if content else None)
+        return Response(content, 200, media_type="application/json" if content else None)
 
     async def truth_orders(request: Request) -> Response:
         with world.lock:
@@ -623,6 +662,17 @@ def create_app(world: World, settings: AmazonSettings | None = None) -> Starlett
         Route("/notifications/v1/subscriptions/{notification_type}", endpoint(
             "createSubscription", lambda p, q, b, r: api.create_subscription(p["notification_type"], b)),
             methods=["POST"]),
+        Route(FEEDS_PATH + "/documents", endpoint(
+            "createFeedDocument", lambda p, q, b, r: api.feeds.create_document(b, p["base_url"]), 201),
+            methods=["POST"]),
+        Route(FEEDS_PATH + "/documents/{document_id}", endpoint(
+            "getFeedDocument", lambda p, q, b, r: api.feeds.get_document(p["document_id"], p["base_url"])),
+            methods=["GET"]),
+        Route(FEEDS_PATH + "/feeds", endpoint(
+            "createFeed", lambda p, q, b, r: api.feeds.create_feed(b, MARKETPLACE_ID), 202), methods=["POST"]),
+        Route(FEEDS_PATH + "/feeds/{feed_id}", endpoint("getFeed", lambda p, q, b, r: api.feeds.get_feed(p["feed_id"])),
+              methods=["GET"]),
+        Route(UPLOAD_PATH + "/{document_id}", feed_document_content, methods=["PUT", "GET"]),
         Route("/_sandbox/amazon/orders", truth_orders, methods=["GET"]),
         Route("/_sandbox/amazon/orders", place, methods=["POST"]),
         Route("/_sandbox/amazon/advance", advance, methods=["POST"]),
@@ -633,6 +683,13 @@ def create_app(world: World, settings: AmazonSettings | None = None) -> Starlett
     app.state.api = api
     app.state.world = world
     return app
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
 
 
 class _TruncatedResponse(Response):
@@ -654,6 +711,7 @@ def serve_amazon(world: World, port: int = 0, settings: AmazonSettings | None = 
 
     class AmazonServerHandle(ServerHandle):
         def stop(self, timeout: float = 5.0) -> None:
+            self.app.state.api.feeds.close()
             self.app.state.api.notifications.close(timeout)
             super().stop(timeout)
 
