@@ -81,6 +81,7 @@ class RakutenConfig(_Strict):
     backfill_start: str = "2025-01-01T00:00:00Z"  # RMS reaches back at most 730 days; older is clamped
     requests_per_second: float = Field(default=1.0, gt=0)
     timeout_seconds: float = Field(default=20.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)  # ingestion.rakuten.make_client reads it (lost in a merge)
 
 
 class YahooConfig(_Strict):
