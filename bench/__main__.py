@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "ingest_ratio_vs_dlt": "bench.ingest",
     "incremental_cycle_s": "bench.incremental_cycle",
     "full_cycle_first_s": "bench.incremental_cycle",
+    "stock_lag_p95_s": "bench.stock_lag", "oversells": "bench.stock_lag",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -39,8 +39,9 @@ import polars as pl
 
 from ichigen.config import Config
 from ingestion import amazon as amazon_ingestion
-from ingestion import ingest
+from ingestion import ingest, rakuten, shopify, yahoo
 from ingestion import webhooks as shopify_webhooks
+from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
 from reverse_sync.plan import ChannelListing, Plan, new_run_id, plan_stock, read_stock_targets
 from reverse_sync.stock import SUPPORTED_CHANNELS, SyncError, SyncResult, apply_plan, known_listings
@@ -90,6 +91,11 @@ def _amazon_lines(orders: pl.LazyFrame) -> pl.LazyFrame:
 ORDER_LINE_READERS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
     "shopify": _shopify_lines, "rakuten": _rakuten_lines, "yahoo": _yahoo_lines, "amazon": _amazon_lines}
 ORDER_KEYS = {"shopify": "order_id", "rakuten": "order_number", "yahoo": "order_id", "amazon": "order_id"}
+# One client per channel for the worker's life, shared by its polls and pushes: a new httpx client costs ~40 ms
+# (TLS context) and Amazon's an LWA token exchange, which a tick every second cannot afford.
+CLIENT_MAKERS: dict[str, Callable[[Config], ChannelClient]] = {
+    "shopify": shopify.make_client, "rakuten": rakuten.make_client, "amazon": amazon_ingestion.make_client,
+    "yahoo": yahoo.make_client}
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,8 @@ class TickResult:
 
     started_at: datetime
     seconds: float = 0.0
+    landing_seconds: float = 0.0
+    skipped: bool = False  # nothing new since the last tick: no plan, no channel call
     landed: dict[str, int] = field(default_factory=dict)
     unpublished_orders: int = 0
     skus: list[str] = field(default_factory=list)
@@ -259,11 +267,23 @@ class FastPathWorker:
         self.on_tick = on_tick
         self.shopify_webhooks = shopify_webhooks
         self.landing = LandingZone(config.landing_dir)
+        self.clients: dict[str, ChannelClient] = {}
+        self._last_seen: tuple | None = None  # (published version, unpublished sales) the last clean tick pushed
         self.ticks = 0
         self.results: list[TickResult] = []  # the last 100
         self._last_poll: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def client(self, channel: str) -> ChannelClient:
+        if channel not in self.clients:
+            self.clients[channel] = CLIENT_MAKERS[channel](self.config)
+        return self.clients[channel]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        self.clients.clear()
 
     # ----------------------------------------------------------------------------------------- landing
     def _land(self, result: TickResult) -> None:
@@ -271,16 +291,18 @@ class FastPathWorker:
         for channel in self.land_from:
             try:
                 if channel == "shopify" and self.shopify_webhooks:
-                    for landed in shopify_webhooks.fetch_changed(self.config, landing=self.landing):
+                    for landed in shopify_webhooks.fetch_changed(self.config, landing=self.landing,
+                                                                  client=self.client(channel)):
                         result.landed["shopify/webhook-followups"] = (
                             result.landed.get("shopify/webhook-followups", 0) + landed.rows_landed)
                 if channel == "amazon" and self.config.channels.amazon.notifications_queue_url:
-                    got = amazon_ingestion.ingest_notifications(self.config, landing=self.landing)
+                    got = amazon_ingestion.ingest_notifications(self.config, landing=self.landing,
+                                                                client=self.client(channel))
                     result.landed["amazon/notifications"] = got.events.rows_landed
                 if now - self._last_poll.get(channel, -1e9) >= self.poll_every[channel]:
                     self._last_poll[channel] = now
-                    result.landed[f"{channel}/orders"] = ingest(self.config, channel, "orders",
-                                                                landing=self.landing).rows_landed
+                    result.landed[f"{channel}/orders"] = ingest(
+                        self.config, channel, "orders", landing=self.landing, client=self.client(channel)).rows_landed
             except Exception as exc:  # noqa: BLE001 — one channel's outage must not stop the others
                 result.errors.append(f"land {channel}: {type(exc).__name__}: {exc}")
 
@@ -289,6 +311,7 @@ class FastPathWorker:
         result = TickResult(datetime.now(UTC))
         clock = time.monotonic()
         self._land(result)
+        result.landing_seconds = time.monotonic() - clock
         try:
             published = read_published(self.config, self.channels)
             sales = unpublished_sales(self.landing, published, self.land_from)
@@ -296,6 +319,10 @@ class FastPathWorker:
             result.errors.append(str(exc))
             return self._done(result, clock)
         result.unpublished_orders = len({(s.channel, s.order_id) for s in sales})
+        seen = ((published.manifest or {}).get("version"), frozenset(sales))
+        if seen == self._last_seen:
+            result.skipped = True
+            return self._done(result, clock)
         adjusted = adjusted_targets(published, sales)
         result.skus = sorted({sku for wanted in adjusted.values() for sku in wanted})
         for channel in self.channels:
@@ -306,9 +333,12 @@ class FastPathWorker:
                 plan = plan_fast(channel, published, adjusted[channel], listings)
                 if plan.is_empty:
                     continue
-                result.pushes[channel] = apply_plan(self.config, plan)
+                result.pushes[channel] = apply_plan(self.config, plan, client=self.client(channel))
             except Exception as exc:  # noqa: BLE001 — a failed channel is reported; the next tick retries
                 result.errors.append(f"push {channel}: {type(exc).__name__}: {exc}")
+        clean = not result.errors and all(p.verdict.allowed and p.applied == p.planned for p in result.pushes.values())
+        # A tick that pushed everything it planned need not plan again until something changes; otherwise retry.
+        self._last_seen = seen if clean else None
         return self._done(result, clock)
 
     def _done(self, result: TickResult, clock: float) -> TickResult:
@@ -346,3 +376,4 @@ class FastPathWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.close()
