@@ -36,14 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import Result, Scale
+from bench.incremental_cycle import TOKEN  # the same shop token as the cycle bench
 
 NAME = "stock_lag_p95_s"
 OVERSELLS = "oversells"
 CHANNELS = ("shopify", "rakuten", "amazon", "yahoo")
-TOKEN = "shpat_sandbox"
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"world": {"skus": 40, "customers": 60, "history_days": 2, "orders_per_day": 10},
-             "period": 60.0, "periods": 3, "simulate_every": 2.0, "max_orders": 3},
+             "period": 60.0, "periods": 3, "simulate_every": 5.0, "max_orders": 1},
     "quick": {"world": {"skus": 20, "customers": 20, "history_days": 1, "orders_per_day": 4},
               "period": 12.0, "periods": 1, "simulate_every": 2.0, "max_orders": 2},
 }
@@ -65,32 +65,18 @@ def start_four_channel_world(data_dir: Path, seed: int = 7, *, simulate_every: f
 
 
 def four_channel_config(base: Path, running):
-    """The project's configuration with every path in `base`, pointed at the running world's four channels."""
-    from ichigen.config import load_config
+    """The project's configuration with every path in `base`, pointed at the running world's four channels
+    (the cycle bench's configuration plus Yahoo and this bench's request rates)."""
+    from bench.incremental_cycle import _config as cycle_config
 
-    return load_config().with_overrides(**{
-        "base_dir": str(base),
-        "paths.landing": "landing",
-        "paths.warehouse": "warehouse/warehouse.duckdb",
-        "paths.serving": "serving/ichigen.duckdb",
-        "paths.push_log": "push_log",
-        "paths.dagster_home": "dagster",
-        "paths.sandbox": "sandbox",
-        "channels.shopify.base_url": running.shopify_url,
-        "channels.shopify.access_token": TOKEN,
-        "channels.shopify.backfill_start": "2020-01-01T00:00:00Z",
-        "channels.rakuten.base_url": running.rakuten_url,
+    return cycle_config(base, running).with_overrides(**{
         "channels.rakuten.service_secret": "SP_sandbox",
         "channels.rakuten.license_key": "SL_sandbox",
         "channels.rakuten.requests_per_second": 9.0,
-        "channels.amazon.base_url": running.amazon_url,
-        "channels.amazon.token_url": f"{running.amazon_url}/auth/o2/token",
         "channels.amazon.rate_scale": 20.0,
-        "channels.amazon.backfill_start": "2020-01-01T00:00:00Z",
         "channels.yahoo.enabled": True,
         "channels.yahoo.base_url": running.yahoo_url,
         "channels.yahoo.requests_per_second": 9.0,
-        "guard_rails.max_zeroed_fraction": 1.0,
     })
 
 

@@ -31,19 +31,22 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import polars as pl
 
 from ichigen.config import Config
+from ichigen.publish import published_version
 from ingestion import amazon as amazon_ingestion
 from ingestion import ingest, rakuten, shopify, yahoo
 from ingestion import webhooks as shopify_webhooks
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
-from reverse_sync.plan import ChannelListing, Plan, new_run_id, plan_stock, read_stock_targets
+from reverse_sync.plan import ChannelListing, Plan, new_run_id, plan_stock
 from reverse_sync.stock import SUPPORTED_CHANNELS, SyncError, SyncResult, apply_plan, known_listings
 
 log = logging.getLogger("ichigen.fast_path")
@@ -118,24 +121,30 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 
 
 def read_published(config: Config, channels: Iterable[str]) -> PublishedState:
-    """The published serving copy's targets and what the fast path needs beside them (read-only)."""
-    targets, manifest = {}, None
-    for channel in channels:
-        by_sku, manifest = read_stock_targets(config.serving_path, channel)
-        targets[channel] = {sku: t.target_quantity for sku, t in by_sku.items()}
+    """The published serving copy's targets and what the fast path needs beside them, read through one
+    read-only connection so they come from one published version."""
+    if not config.serving_path.exists():
+        raise SyncError(f"fast path: no published serving copy at {config.serving_path}")
+    wanted = tuple(channels)
+    manifest = published_version(config.serving_path)
     con = duckdb.connect(str(config.serving_path), read_only=True)
     try:
         try:
+            target_rows = con.execute("select channel, sku, target_quantity from mart_channel_stock_targets").fetchall()
             keys = con.execute("select channel, order_id from fct_orders").fetchall()
         except duckdb.CatalogException as exc:
             # Without the published order keys we cannot tell new orders from counted ones: refuse, never guess.
-            raise SyncError(f"fast path: the serving copy has no fct_orders ({exc})") from None
+            raise SyncError(f"fast path: the serving copy lacks what the fast path reads ({exc})") from None
         listings = _rows(con, "select channel, listing_id, sku from intermediate.int_products__channel_listings "
                               "where sku is not null")
         bundles = _rows(con, "select bundle_sku, component_sku, component_quantity "
                              "from intermediate.int_products__bundle_components")
     finally:
         con.close()
+    targets: dict[str, dict[str, int]] = {channel: {} for channel in wanted}
+    for channel, sku, quantity in target_rows:
+        if channel in targets:
+            targets[channel][sku] = int(quantity)
     components: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for bundle, component, quantity in bundles:
         components[bundle].append((component, int(quantity)))
@@ -268,6 +277,7 @@ class FastPathWorker:
         self.shopify_webhooks = shopify_webhooks
         self.landing = LandingZone(config.landing_dir)
         self.clients: dict[str, ChannelClient] = {}
+        self._pool = ThreadPoolExecutor(max_workers=len(SUPPORTED_CHANNELS), thread_name_prefix="fast-path")
         self._last_seen: tuple | None = None  # (published version, unpublished sales) the last clean tick pushed
         self.ticks = 0
         self.results: list[TickResult] = []  # the last 100
@@ -284,33 +294,50 @@ class FastPathWorker:
         for client in self.clients.values():
             client.close()
         self.clients.clear()
+        self._pool.shutdown(wait=True)
 
     # ----------------------------------------------------------------------------------------- landing
-    def _land(self, result: TickResult) -> None:
-        now = time.monotonic()
-        for channel in self.land_from:
+    def _each_channel(self, what: str, channels: Iterable[str], work: Callable[[str], Any],
+                      result: TickResult) -> dict[str, Any]:
+        """`work(channel)` for every channel at once (each waits on its own API and rate limit, so threads
+        overlap them); a channel that raises is reported in `result.errors` and the others go on."""
+        futures = {channel: self._pool.submit(work, channel) for channel in channels}
+        done: dict[str, Any] = {}
+        for channel, future in futures.items():
             try:
-                if channel == "shopify" and self.shopify_webhooks:
-                    for landed in shopify_webhooks.fetch_changed(self.config, landing=self.landing,
-                                                                  client=self.client(channel)):
-                        result.landed["shopify/webhook-followups"] = (
-                            result.landed.get("shopify/webhook-followups", 0) + landed.rows_landed)
-                if channel == "amazon" and self.config.channels.amazon.notifications_queue_url:
-                    got = amazon_ingestion.ingest_notifications(self.config, landing=self.landing,
-                                                                client=self.client(channel))
-                    result.landed["amazon/notifications"] = got.events.rows_landed
-                if now - self._last_poll.get(channel, -1e9) >= self.poll_every[channel]:
-                    self._last_poll[channel] = now
-                    result.landed[f"{channel}/orders"] = ingest(
-                        self.config, channel, "orders", landing=self.landing, client=self.client(channel)).rows_landed
+                done[channel] = future.result()
             except Exception as exc:  # noqa: BLE001 — one channel's outage must not stop the others
-                result.errors.append(f"land {channel}: {type(exc).__name__}: {exc}")
+                result.errors.append(f"{what} {channel}: {type(exc).__name__}: {exc}")
+        return done
+
+    def _land_channel(self, channel: str) -> dict[str, int]:
+        landed: dict[str, int] = {}
+        if channel == "shopify" and self.shopify_webhooks:
+            followed = shopify_webhooks.fetch_changed(self.config, landing=self.landing, client=self.client(channel))
+            landed["shopify/webhook-followups"] = sum(r.rows_landed for r in followed)
+        if channel == "amazon" and self.config.channels.amazon.notifications_queue_url:
+            got = amazon_ingestion.ingest_notifications(self.config, landing=self.landing,
+                                                        client=self.client(channel))
+            landed["amazon/notifications"] = got.events.rows_landed
+        now = time.monotonic()
+        if now - self._last_poll.get(channel, -1e9) >= self.poll_every[channel]:
+            self._last_poll[channel] = now
+            landed[f"{channel}/orders"] = ingest(self.config, channel, "orders", landing=self.landing,
+                                                 client=self.client(channel)).rows_landed
+        return landed
+
+    def _push_channel(self, channel: str, published: PublishedState, wanted: dict[str, int],
+                      sales: list[UnpublishedSale]) -> SyncResult | None:
+        listings = expected_now(known_listings(self.config, channel), sales, channel)
+        plan = plan_fast(channel, published, wanted, listings)
+        return None if plan.is_empty else apply_plan(self.config, plan, client=self.client(channel))
 
     # ----------------------------------------------------------------------------------------- one tick
     def tick(self) -> TickResult:
         result = TickResult(datetime.now(UTC))
         clock = time.monotonic()
-        self._land(result)
+        for landed in self._each_channel("land", self.land_from, self._land_channel, result).values():
+            result.landed.update(landed)
         result.landing_seconds = time.monotonic() - clock
         try:
             published = read_published(self.config, self.channels)
@@ -325,17 +352,10 @@ class FastPathWorker:
             return self._done(result, clock)
         adjusted = adjusted_targets(published, sales)
         result.skus = sorted({sku for wanted in adjusted.values() for sku in wanted})
-        for channel in self.channels:
-            if not adjusted.get(channel):
-                continue
-            try:
-                listings = expected_now(known_listings(self.config, channel), sales, channel)
-                plan = plan_fast(channel, published, adjusted[channel], listings)
-                if plan.is_empty:
-                    continue
-                result.pushes[channel] = apply_plan(self.config, plan, client=self.client(channel))
-            except Exception as exc:  # noqa: BLE001 — a failed channel is reported; the next tick retries
-                result.errors.append(f"push {channel}: {type(exc).__name__}: {exc}")
+        pushed = self._each_channel(
+            "push", [c for c in self.channels if adjusted.get(c)],
+            lambda channel: self._push_channel(channel, published, adjusted[channel], sales), result)
+        result.pushes = {channel: push for channel, push in pushed.items() if push is not None}
         clean = not result.errors and all(p.verdict.allowed and p.applied == p.planned for p in result.pushes.values())
         # A tick that pushed everything it planned need not plan again until something changes; otherwise retry.
         self._last_seen = seen if clean else None
