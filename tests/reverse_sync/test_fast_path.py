@@ -154,3 +154,25 @@ def test_adjusted_targets_take_bundles_to_their_components_and_stop_at_zero():
     # SET: 2 − 1 = 1 (and B's 4 − 2 = 2 allows 1 set); A: 5 − 1 (in the set) − 1 = 3; B: 4 − 2 = 2
     assert adjusted["shopify"] == {"SET": 1, "A": 3, "B": 2}
     assert adjusted["amazon"] == {"SET": 0, "A": 0}  # never below 0
+
+
+def test_a_shopify_order_arrives_by_webhook_and_reaches_the_malls_without_a_poll(world_and_config, running):
+    from ingestion import webhooks
+    from sandbox.webhooks import DEFAULT_SECRET
+
+    world, config = world_and_config
+    sku = sku_on_every_channel(world)
+    worker = FastPathWorker(config, land_from=("shopify",), shopify_webhooks=True, tick_seconds=0.2,
+                            poll_every={"shopify": 3600.0})
+    worker.tick()  # the one poll of the hour: nothing new
+    with webhooks.serve_receiver(config.landing_dir, DEFAULT_SECRET, world.shop_domain) as receiver:
+        webhooks.subscribe(config, receiver.webhook_url, ["ORDERS_CREATE"])
+        assert world.place_order([(sku, 2)]) is not None
+        assert running.webhooks.wait_idle(15)
+
+        results = tick_until(worker, lambda: max(shown(world, sku)["yahoo"]) == TARGET - 2)
+    worker.close()
+
+    assert {c: set(q) for c, q in shown(world, sku).items()} == {c: {TARGET - 2} for c in CHANNELS}
+    assert all("shopify/orders" not in r.landed for r in results)  # no poll: the webhook's follow-up landed it
+    assert sum(r.landed.get("shopify/webhook-followups", 0) for r in results) >= 1
