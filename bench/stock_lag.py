@@ -161,6 +161,7 @@ class _Waiting:
     available: int
     at: float
     channels: set[str] = field(default_factory=set)
+    reached: dict[str, float] = field(default_factory=dict)  # target channel → seconds until it showed it
 
 
 class LagProbe:
@@ -171,6 +172,7 @@ class LagProbe:
         self.sample_every = sample_every
         self.waiting: list[_Waiting] = []
         self.lags: list[float] = []
+        self.by_target: dict[str, list[float]] = {}  # per target channel: seconds until it showed the stock
         self.censored = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-lag-probe", daemon=True)
@@ -199,7 +201,9 @@ class LagProbe:
             still = []
             for wait in self.waiting:
                 shown = shown_quantities(self.world, wait.sku)
-                wait.channels = {c for c in wait.channels if max(shown.get(c, [0])) > wait.available}
+                for channel in [c for c in wait.channels if max(shown.get(c, [0])) <= wait.available]:
+                    wait.channels.discard(channel)
+                    self.by_target.setdefault(channel, []).append(now - wait.at)
                 if wait.channels:
                     still.append(wait)
                 else:
@@ -287,6 +291,8 @@ def run_arm(size: dict[str, Any], fast: bool, seed: int = 7) -> dict[str, Any]:
     return {
         "p50_s": round(percentile(lags, 50), 2), "p95_s": round(percentile(lags, 95), 2),
         "lines_measured": len(lags), "censored": probe.censored,
+        "by_target_channel": {c: {"p50_s": round(percentile(v, 50), 2), "p95_s": round(percentile(v, 95), 2),
+                                  "n": len(v)} for c, v in sorted(probe.by_target.items())},
         "oversells": sum(c["oversells"] for c in report.values()),
         "stockout_minutes": round(sum(c["stockout_while_available_minutes"] for c in report.values()), 2),
         "per_channel": report, "errors": errors[:10],
