@@ -46,7 +46,7 @@ from ingestion import ingest, rakuten, shopify, yahoo
 from ingestion import webhooks as shopify_webhooks
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
-from reverse_sync.plan import ChannelListing, Plan, new_run_id, plan_stock
+from reverse_sync.plan import ChannelListing, Plan, StockTarget, new_run_id, plan_stock
 from reverse_sync.stock import SUPPORTED_CHANNELS, SyncError, SyncResult, apply_plan, known_listings
 
 log = logging.getLogger("ichigen.fast_path")
@@ -214,19 +214,12 @@ def expected_now(listings: dict[str, ChannelListing], sales: list[UnpublishedSal
 def plan_fast(channel: str, published: PublishedState, wanted: dict[str, int],
               listings: dict[str, ChannelListing]) -> Plan:
     """A stock plan for only the touched SKUs; the guard's zeroed fraction still counts the whole catalogue."""
-    targets = {sku: _Target(sku, qty, "fast path: published target − unpublished sales")
+    targets = {sku: StockTarget(sku, qty, "fast path: published target − unpublished sales")
                for sku, qty in wanted.items()}
     plan = plan_stock(channel, targets, listings, published.manifest)
     plan.run_id = new_run_id(f"{channel}-{FAST_PATH_MARK}")
     plan.listed = len(published.targets.get(channel, {}).keys() & listings.keys())
     return plan
-
-
-@dataclass(frozen=True)
-class _Target:
-    sku: str
-    target_quantity: int
-    explain: str
 
 
 @dataclass
