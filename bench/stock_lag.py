@@ -26,6 +26,8 @@ come from `world.truth` (world time = wall time here, so minutes are compressed 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import statistics
 import tempfile
@@ -47,21 +49,48 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {"world": {"skus": 20, "customers": 20, "history_days": 1, "orders_per_day": 4},
               "period": 12.0, "periods": 1, "simulate_every": 2.0, "max_orders": 2},
 }
-POLL_EVERY = {"shopify": 1.0, "rakuten": 2.0, "yahoo": 2.0, "amazon": 2.0}
+# Amazon's poll is only the backstop (it sees orders ≥ 2 min old); its notifications come every tick.
+POLL_EVERY = {"shopify": 1.0, "rakuten": 2.0, "yahoo": 2.0, "amazon": 30.0}
 
 
 # ------------------------------------------------------------------------------------------- the world
 def start_four_channel_world(data_dir: Path, seed: int = 7, *, simulate_every: float | None = None,
-                             **world: Any):
-    """The sandbox with all four channels served at test/bench speed (see the module docstring)."""
+                             sqs_endpoint: str | None = None, **world: Any):
+    """The sandbox with all four channels served at test/bench speed (see the module docstring); Amazon
+    publishes ORDER_CHANGE notifications to the SQS server at `sqs_endpoint` when given."""
     from sandbox import start_world
     from sandbox.amazon import AmazonSettings
     from sandbox.rakuten import RakutenSettings
 
     return start_world(data_dir=data_dir, seed=seed, port=0, access_token=TOKEN, restore_rate=1000.0,
                        yahoo_requests_per_second=10.0, rakuten=RakutenSettings(requests_per_second=10.0),
-                       amazon_settings=AmazonSettings(rate_scale=20.0), drop_files=False,
+                       amazon_settings=AmazonSettings(rate_scale=20.0, sqs_endpoint=sqs_endpoint), drop_files=False,
                        simulate_every=simulate_every, **world)
+
+
+@contextlib.contextmanager
+def amazon_order_queue(region: str = "us-west-2"):
+    """A moto SQS server on 127.0.0.1 with one queue; yields (endpoint, queue URL, queue ARN).
+    Amazon's searchOrders only sees orders updated ≥ 2 minutes ago (as the real API), so the fast path needs
+    the notifications to hear of Amazon orders in seconds."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    # ingestion's SQS client takes credentials from boto3's usual chain; moto accepts any.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "sandbox")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=region,
+                           aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+        url = sqs.create_queue(QueueName="ichigen-amazon-orders")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        yield endpoint, url, arn
+    finally:
+        server.stop()
 
 
 def four_channel_config(base: Path, running):
@@ -261,9 +290,22 @@ def run_arm(size: dict[str, Any], fast: bool, seed: int = 7) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="ichigen-bench-lag-"))
     worker = None
     try:
-        with start_four_channel_world(base / "sandbox", seed, **size["world"]) as running:
+        with contextlib.ExitStack() as stack:
+            sqs_endpoint = queue_url = arn = None
+            if fast:  # the baseline polls only, as the scheduled cycle does
+                sqs_endpoint, queue_url, arn = stack.enter_context(amazon_order_queue())
+            running = stack.enter_context(
+                start_four_channel_world(base / "sandbox", seed, sqs_endpoint=sqs_endpoint, **size["world"]))
             world = running.world
             config = four_channel_config(base, running)
+            if fast:
+                config = config.with_overrides(**{
+                    "channels.amazon.notifications_queue_url": queue_url,
+                    "channels.amazon.sqs_endpoint_url": sqs_endpoint})
+                from ingestion import amazon
+
+                with amazon.make_client(config) as client:
+                    amazon.subscribe_order_changes(client, arn)
             errors = scheduled_sync(config, world)  # the start: every channel shows the truth
             from sandbox.runner import Simulator
 
