@@ -10,7 +10,10 @@ Each arm runs in its own world from the same seed, one after the other (the mach
 Time is compressed: the 5-minute schedule runs every `period` seconds (full: 60 s = 5× faster) and the
 simulator places orders 5× as often as a busy day's bursts would — everything compressed equally, so the
 ratio holds; the lags are reported in wall seconds as measured (not rescaled), which favours the baseline's
-absolute numbers by 5×. Channel rate limits are raised (Rakuten and Yahoo 10 requests/s instead of 1, Amazon's
+absolute numbers by 5×. The fast path hears Amazon orders through ORDER_CHANGE notifications on a moto SQS
+queue (Amazon's searchOrders only returns orders updated at least 2 minutes ago, as the real API) and Shopify,
+Rakuten and Yahoo orders through their incremental polls (Shopify's webhooks are exercised in
+tests/reverse_sync/test_fast_path.py, not here). Channel rate limits are raised (Rakuten and Yahoo 10 requests/s instead of 1, Amazon's
 documented rates × 20, Shopify Plus) because the real ones would make the bench take hours; the fast path still
 polls Rakuten and Yahoo no more than every 2 s.
 
