@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "incremental_cycle_s": "bench.incremental_cycle",
     "full_cycle_first_s": "bench.incremental_cycle",
     **{f"resync_fraction_of_ceiling_{c}": "bench.resync" for c in ("shopify", "rakuten", "yahoo", "amazon")},
+    "stock_lag_p95_s": "bench.stock_lag", "oversells": "bench.stock_lag",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

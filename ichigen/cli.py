@@ -292,6 +292,45 @@ def _sync(config_path: Path | None, channel: str, dry_run: bool, fields: tuple[s
         raise typer.Exit(1)
 
 
+@sync_app.command("worker")
+def sync_worker(
+    config_path: ConfigOption = None,
+    tick: Annotated[float, typer.Option("--tick", help="seconds between ticks")] = 1.0,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="stop after this long")] = 24 * 3600.0,
+    poll_every: Annotated[float, typer.Option("--poll-every", help="seconds between Rakuten/Yahoo order polls")] = 5.0,
+    webhooks: Annotated[bool, typer.Option("--shopify-webhooks", help="follow landed Shopify webhook events")] = False,
+) -> None:
+    """The stock fast path (D60): land new orders, push published target − unpublished sales, every tick; each
+    push is recorded in Dagster as a runless `<channel>/stock_push` materialisation. Ctrl-C stops it."""
+    import dagster as dg
+
+    from ichigen.cycle import prepare_dagster_home
+    from orchestration.fast_path_events import report_tick
+    from reverse_sync.fast_path import FastPathWorker
+
+    config = _config(config_path)
+    os.environ.setdefault("DAGSTER_HOME", str(prepare_dagster_home(config)))
+    instance = dg.DagsterInstance.get()
+
+    def on_tick(result) -> None:
+        report_tick(instance, result)
+        if result.pushes or result.errors:
+            pushed = ", ".join(f"{c} {p.applied}/{p.planned}" for c, p in sorted(result.pushes.items()))
+            console.print(f"{result.started_at:%H:%M:%S} {result.unpublished_orders} unpublished orders; "
+                          f"pushed {pushed or 'nothing'} in {result.seconds:.2f} s"
+                          + "".join(f"\n  [yellow]{e}[/yellow]" for e in result.errors))
+
+    worker = FastPathWorker(config, tick_seconds=tick, max_seconds=max_seconds, on_tick=on_tick,
+                            poll_every={"rakuten": poll_every, "yahoo": poll_every}, shopify_webhooks=webhooks)
+    console.print(f"fast path: ticking every {tick:g} s (Ctrl-C to stop)")
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        worker.close()
+
+
 @sync_app.command("intake")
 def sync_intake_command(
     config_path: ConfigOption = None,

@@ -27,6 +27,7 @@ import ingestion
 from ichigen.config import Config
 from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env
+from orchestration.fast_path_events import push_metadata
 from reverse_sync.erp_intake import sync_intake
 from reverse_sync.prices import sync_prices
 from reverse_sync.stock import STOCK_STATE_ENTITY, sync_stock
@@ -231,17 +232,7 @@ def _push_asset(config: Config, channel: str, field: str, sync: Any, state_entit
         if not result.verdict.allowed:
             for reason in result.verdict.reasons:
                 context.log.warning(reason)
-        return dg.MaterializeResult(
-            metadata={
-                "run_id": result.run_id,
-                "planned": result.planned,
-                "unchanged": result.unchanged,
-                "applied": result.applied,
-                "failed": result.failed,
-                "refused": result.refused,
-                "guard_rails": dg.MetadataValue.json(list(result.verdict.reasons)),
-            }
-        )
+        return dg.MaterializeResult(metadata=push_metadata(result))
 
     return push
 

@@ -16,7 +16,7 @@ from ingestion.landing import LandingZone
 from ingestion.rakuten import make_client as rakuten_client
 from reverse_sync.amazon import AmazonStockPusher, amazon_listings_state
 from reverse_sync.guard import GuardVerdict, check_plan, unpushed_records
-from reverse_sync.plan import Plan, latest_listings, plan_stock, read_stock_targets
+from reverse_sync.plan import ChannelListing, Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
 from reverse_sync.rakuten import RakutenStockPusher
 from reverse_sync.shopify import ShopifyStockPusher
@@ -132,9 +132,13 @@ def plan_channel_stock(config: Config, channel: str, full: bool = False) -> Plan
     if channel not in SUPPORTED_CHANNELS:
         raise SyncError(f"stock sync for {channel!r} is not built yet; supported: {SUPPORTED_CHANNELS}")
     targets, manifest = read_stock_targets(config.serving_path, channel)
+    return plan_stock(channel, targets, known_listings(config, channel), manifest, full)
+
+
+def known_listings(config: Config, channel: str) -> dict[str, ChannelListing]:
+    """What the channel last showed per SKU: the newer of landed state and our own applied pushes."""
     landed = LISTING_STATE_READERS[channel](config)
-    listings = latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
-    return plan_stock(channel, targets, listings, manifest, full)
+    return latest_listings(landed, applied_state(config.push_log_dir, channel, "stock"))
 
 
 def sync_stock(
@@ -146,7 +150,21 @@ def sync_stock(
     on_progress: Callable[[int, int], None] | None = None,
     full: bool = False,
 ) -> SyncResult:
-    plan = plan_channel_stock(config, channel, full)
+    return apply_plan(config, plan_channel_stock(config, channel, full), dry_run=dry_run, client=client,
+                      on_progress=on_progress)
+
+
+def apply_plan(
+    config: Config,
+    plan: Plan,
+    *,
+    dry_run: bool = False,
+    client: ChannelClient | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SyncResult:
+    """Guard a stock plan, then push it (or log it as a dry run / refusal) and write the push log. Shared by
+    the scheduled sync and the fast path (reverse_sync.fast_path), so both go through the same guards."""
+    channel = plan.channel
     verdict = check_plan(plan, config.guard_rails, last_build(config.warehouse_path))
     result = SyncResult(channel, plan.run_id, dry_run, len(plan.changes), plan.unchanged, verdict)
 
