@@ -99,7 +99,12 @@ def once(config_path: ConfigOption = None) -> None:
     if not summary.success:
         console.print(f"[red]the cycle failed:[/red] {summary.failure}")
         raise typer.Exit(1)
-    empty = [key for key, (rows, _) in summary.landed.items() if rows == 0]
+    # A channel switched off lands nothing by design, and a fresh ERP's intake has nothing posted yet.
+    switched_off = {slug for slug in ("shopify", "rakuten", "amazon", "yahoo")
+                    if not getattr(config.channels, slug).enabled}
+    may_be_empty = {"erp/order_intake"}
+    empty = [key for key, (rows, _) in summary.landed.items()
+             if rows == 0 and key.split("/")[0] not in switched_off and key not in may_be_empty]
     if empty:
         console.print(f"[red]nothing landed for:[/red] {', '.join(empty)}")
         raise typer.Exit(1)
