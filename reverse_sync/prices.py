@@ -14,16 +14,12 @@ from collections.abc import Callable
 import polars as pl
 
 from ichigen.config import Config
-from ichigen.publish import last_build
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
-from reverse_sync.guard import check_plan, unpushed_records
 from reverse_sync.plan import Plan, latest_listings, plan_prices, read_price_targets
-from reverse_sync.push_log import applied_state, write_push_log
+from reverse_sync.push_log import applied_state
 from reverse_sync.shopify import ShopifyPricePusher
-from reverse_sync.stock import SyncError, SyncResult
-
-PRICE_CHANNELS = ("shopify",)
+from reverse_sync.stock import SyncError, SyncResult, apply_plan
 
 
 def shopify_price_state(config: Config) -> pl.DataFrame:
@@ -51,6 +47,15 @@ def plan_channel_prices(config: Config, channel: str, full: bool = False) -> Pla
     return plan_prices(channel, targets, listings, manifest, full)
 
 
+def _shopify_price_pusher(config: Config, client: ChannelClient | None) -> ShopifyPricePusher:
+    shopify = config.channels.shopify
+    return ShopifyPricePusher(client or ChannelClient.for_shopify(shopify), shopify.api_version)
+
+
+PRICE_PUSHERS = {"shopify": _shopify_price_pusher}
+PRICE_CHANNELS = tuple(PRICE_PUSHERS)
+
+
 def sync_prices(
     config: Config,
     channel: str = "shopify",
@@ -60,17 +65,5 @@ def sync_prices(
     on_progress: Callable[[int, int], None] | None = None,
     full: bool = False,
 ) -> SyncResult:
-    plan = plan_channel_prices(config, channel, full)
-    verdict = check_plan(plan, config.guard_rails, last_build(config.warehouse_path))
-    result = SyncResult(channel, plan.run_id, dry_run, len(plan.changes), plan.unchanged, verdict)
-    if not verdict.allowed or dry_run:
-        result.records = unpushed_records(plan, verdict)
-        write_push_log(config.push_log_dir, result.records)
-        return result
-    if plan.is_empty:
-        return result
-    shopify = config.channels.shopify
-    pusher = ShopifyPricePusher(client or ChannelClient.for_shopify(shopify), shopify.api_version)
-    result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
-    write_push_log(config.push_log_dir, result.records)
-    return result
+    return apply_plan(config, plan_channel_prices(config, channel, full), dry_run=dry_run, client=client,
+                      on_progress=on_progress, pushers=PRICE_PUSHERS)

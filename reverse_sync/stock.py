@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -161,9 +162,11 @@ def apply_plan(
     dry_run: bool = False,
     client: ChannelClient | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    pushers: dict[str, Callable[[Config, ChannelClient | None], Any]] | None = None,
 ) -> SyncResult:
-    """Guard a stock plan, then push it (or log it as a dry run / refusal) and write the push log. Shared by
-    the scheduled sync and the fast path (reverse_sync.fast_path), so both go through the same guards."""
+    """Guard a plan, then push it (or log it as a dry run / refusal) and write the push log. Shared by the
+    scheduled stock sync, the fast path (reverse_sync.fast_path) and price sync (which passes its own
+    `pushers`), so all go through the same guards."""
     channel = plan.channel
     verdict = check_plan(plan, config.guard_rails, last_build(config.warehouse_path))
     result = SyncResult(channel, plan.run_id, dry_run, len(plan.changes), plan.unchanged, verdict)
@@ -175,7 +178,7 @@ def apply_plan(
 
     if plan.is_empty:
         return result
-    pusher = PUSHERS[channel](config, client)
+    pusher = (pushers or PUSHERS)[channel](config, client)
     result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
     write_push_log(config.push_log_dir, result.records)
     return result
