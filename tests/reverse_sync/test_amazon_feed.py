@@ -15,8 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sync_testkit import targets_from
 from test_amazon_stock_sync import config as listings_landed  # noqa: F401 (a fixture: needs `mall` below)
-from test_amazon_stock_sync import publish_targets, shown, targets_from
+from test_amazon_stock_sync import publish_targets, shown
 
 from ichigen.config import Config
 from ingestion.ratelimit import reset_channel_limiters

@@ -9,12 +9,11 @@ our push is not undone, and a PATCH whose answer was lost is not sent again.
 
 from __future__ import annotations
 
-import duckdb
 import httpx
 import pytest
+from sync_testkit import publish_stock_targets, targets_from
 
 from ichigen.config import Config
-from ichigen.publish import BuildReport, publish
 from ingestion import ingest
 from ingestion.ratelimit import reset_channel_limiters
 from reverse_sync.push_log import read_push_log
@@ -53,23 +52,8 @@ def shown(mall) -> dict[str, int]:
 
 def publish_targets(config: Config, mall, targets: dict[str, int]) -> None:
     """A serving copy with what Amazon's reverse sync reads: the targets and dbt's listing ↔ ERP SKU match."""
-    config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(config.warehouse_path))
-    con.execute("create or replace table mart_channel_stock_targets "
-                "(channel varchar, sku varchar, target_quantity bigint, explain varchar)")
-    con.executemany("insert into mart_channel_stock_targets values ('amazon', ?, ?, 'test target')",
-                    list(targets.items()))
-    con.execute("create schema if not exists intermediate")
-    con.execute("create or replace table intermediate.int_products__channel_listings "
-                "(channel varchar, listing_id varchar, sku varchar)")
-    con.executemany("insert into intermediate.int_products__channel_listings values ('amazon', ?, ?)",
-                    [(s.listing_id, s.erp_sku) for s in mall.world.mall("amazon").listings])
-    con.close()
-    publish(config.warehouse_path, config.serving_path, BuildReport(success=True))
-
-
-def targets_from(before: dict[str, int]) -> dict[str, int]:
-    return {sku: (qty + 3) % 7 for sku, qty in sorted(before.items())}
+    publish_stock_targets(config, "amazon", targets,
+                          [(s.listing_id, s.erp_sku) for s in mall.world.mall("amazon").listings])
 
 
 def test_apply_converges_and_a_second_apply_pushes_nothing(config, mall):

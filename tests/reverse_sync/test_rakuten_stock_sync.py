@@ -9,12 +9,11 @@ THEN the mall converges, a second apply pushes nothing, a dry run touches nothin
 
 from __future__ import annotations
 
-import duckdb
 import httpx
 import pytest
+from sync_testkit import publish_stock_targets, targets_from
 
 from ichigen.config import Config
-from ichigen.publish import BuildReport, publish
 from ingestion import ingest, rakuten
 from ingestion.ratelimit import reset_channel_limiters
 from ingestion.throttle import reset_shared_throttles
@@ -55,23 +54,8 @@ def shown(mall) -> dict[str, int]:
 
 def publish_targets(config: Config, mall, targets: dict[str, int]) -> None:
     """A serving copy with what reverse sync reads (targets + the listing match), through the real publish."""
-    config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(config.warehouse_path))
-    con.execute("create or replace table mart_channel_stock_targets "
-                "(channel varchar, sku varchar, target_quantity bigint, explain varchar)")
-    con.executemany("insert into mart_channel_stock_targets values ('rakuten', ?, ?, 'test target')",
-                    list(targets.items()))
-    con.execute("create schema if not exists intermediate")
-    con.execute("create or replace table intermediate.int_products__channel_listings "
-                "(channel varchar, listing_id varchar, sku varchar)")
-    con.executemany("insert into intermediate.int_products__channel_listings values ('rakuten', ?, ?)",
-                    [(s.listing_id, s.erp_sku) for s in mall.world.mall("rakuten").listings])
-    con.close()
-    publish(config.warehouse_path, config.serving_path, BuildReport(success=True))
-
-
-def targets_from(before: dict[str, int]) -> dict[str, int]:
-    return {sku: (qty + 3) % 7 for sku, qty in sorted(before.items())}
+    publish_stock_targets(config, "rakuten", targets,
+                          [(s.listing_id, s.erp_sku) for s in mall.world.mall("rakuten").listings])
 
 
 def test_apply_converges_and_a_second_apply_pushes_nothing(config, mall):

@@ -9,12 +9,11 @@ THEN the shop converges, a second apply pushes nothing, a dry run and a refused 
 import json
 from datetime import UTC, datetime
 
-import duckdb
 import httpx
 import pytest
+from sync_testkit import publish_stock_targets, targets_from
 
 from ichigen.config import Config
-from ichigen.publish import BuildReport, publish
 from ingestion import ingest
 from ingestion.http import ChannelClient
 from ingestion.ratelimit import reset_channel_limiters
@@ -51,19 +50,7 @@ def shown(shop) -> dict[str, int]:
 
 def publish_targets(config: Config, targets: dict[str, int]) -> None:
     """A serving copy with only the mart reverse sync reads, published through the real publish step."""
-    config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(config.warehouse_path))
-    con.execute("create or replace table mart_channel_stock_targets "
-                "(channel varchar, sku varchar, target_quantity bigint, explain varchar)")
-    con.executemany("insert into mart_channel_stock_targets values ('shopify', ?, ?, 'test target')",
-                    list(targets.items()))
-    con.close()
-    publish(config.warehouse_path, config.serving_path, BuildReport(success=True))
-
-
-def targets_from(before: dict[str, int]) -> dict[str, int]:
-    """A deterministic, different quantity for every listed SKU (a few zeros, never negative)."""
-    return {sku: (qty + 3) % 7 for sku, qty in sorted(before.items())}
+    publish_stock_targets(config, "shopify", targets)
 
 
 def test_apply_converges_and_a_second_apply_pushes_nothing(config, shop):

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import duckdb
 import httpx
 import pytest
+from sync_testkit import publish_stock_targets, targets_from
 
 from ichigen.config import Config
-from ichigen.publish import BuildReport, publish
 from ingestion import yahoo
 from ingestion.ratelimit import reset_channel_limiters
 from ingestion.throttle import reset_shared_throttles
@@ -57,23 +56,8 @@ def shown(handle) -> dict[str, int]:
 
 def publish_targets(config: Config, world: World, targets: dict[str, int]) -> None:
     """A serving copy with what reverse sync reads: the targets and the listing → ERP SKU map."""
-    config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(config.warehouse_path))
-    con.execute("create or replace table mart_channel_stock_targets "
-                "(channel varchar, sku varchar, target_quantity bigint, explain varchar)")
-    con.executemany("insert into mart_channel_stock_targets values ('yahoo', ?, ?, 'test target')",
-                    list(targets.items()))
-    con.execute("create schema if not exists intermediate")
-    con.execute("create or replace table intermediate.int_products__channel_listings "
-                "(channel varchar, listing_id varchar, sku varchar)")
-    con.executemany("insert into intermediate.int_products__channel_listings values ('yahoo', ?, ?)",
-                    [(item_code(s), s.erp_sku) for s in world.mall("yahoo").listings])
-    con.close()
-    publish(config.warehouse_path, config.serving_path, BuildReport(success=True))
-
-
-def targets_from(before: dict[str, int]) -> dict[str, int]:
-    return {sku: (qty + 3) % 7 for sku, qty in sorted(before.items())}
+    publish_stock_targets(config, "yahoo", targets,
+                          [(item_code(s), s.erp_sku) for s in world.mall("yahoo").listings])
 
 
 def test_apply_converges_and_a_second_apply_pushes_nothing(config, store):
