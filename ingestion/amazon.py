@@ -46,7 +46,7 @@ from ingestion.common import (
     to_int,
     utcnow,
 )
-from ingestion.errors import ChannelAuthError, IngestionError
+from ingestion.errors import ChannelAuthError, IngestionError, require_enabled
 from ingestion.http import ChannelClient
 from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, incremental_since, land_and_report
 from ingestion.paging import NextToken, PageRequest, paginate
@@ -301,11 +301,6 @@ def _map(records: Iterable[Any], spec: AmazonEntity, rows: list[dict[str, Any]],
             bad.append(QuarantineRecord(key, f"{SOURCE}/{spec.schema.entity} {key or '(no key)'}: {exc}", record))
 
 
-def _check_enabled(config: Config) -> None:
-    if not config.channels.amazon.enabled:
-        raise IngestionError("amazon is disabled in the configuration (channels.amazon.enabled = false)")
-
-
 def ingest(
     config: Config,
     entity: str,
@@ -319,7 +314,7 @@ def ingest(
     records that cannot be landed go to quarantine with the reason."""
     if entity not in ENTITY_SPECS:
         raise ValueError(f"unknown amazon entity {entity!r}; known: {', '.join(ENTITY_SPECS)}")
-    _check_enabled(config)
+    require_enabled(SOURCE, config.channels.amazon.enabled)
     spec = ENTITY_SPECS[entity]
     landing = landing or LandingZone(config.landing_dir)
     fetched_at = now or utcnow()
@@ -347,7 +342,7 @@ def ingest_orders_by_id(config: Config, order_ids: Iterable[str], *, landing: La
                         client: ChannelClient | None = None, now: datetime | None = None) -> IngestResult:
     """getOrder for each named order (a notification's follow-up); lands as a targeted batch that never moves
     the incremental cursor (DECISIONS.md D13)."""
-    _check_enabled(config)
+    require_enabled(SOURCE, config.channels.amazon.enabled)
     spec = ENTITY_SPECS["orders"]
     landing = landing or LandingZone(config.landing_dir)
     own_client = client is None
@@ -426,7 +421,7 @@ def ingest_notifications(config: Config, *, landing: LandingZone | None = None,
                          max_messages: int = 200, visibility_timeout: int = 60) -> NotificationIngest:
     """Receive up to `max_messages` notifications, land them, THEN delete them from the queue (a crash before
     the landing leaves them to reappear after `visibility_timeout`), then getOrder the changed orders."""
-    _check_enabled(config)
+    require_enabled(SOURCE, config.channels.amazon.enabled)
     amazon = config.channels.amazon
     if not amazon.notifications_queue_url:
         raise IngestionError("amazon: channels.amazon.notifications_queue_url is not set")

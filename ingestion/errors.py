@@ -65,3 +65,10 @@ class SourceUnreachable(IngestionError):
 
 class PageLimitReached(IngestionError):
     """A page loop reached its bound while the source still had pages, and stopping would skip data."""
+
+
+def require_enabled(source: str, enabled: bool) -> None:
+    """A connector called directly for a channel switched off in the configuration refuses by name; the registry
+    (ingestion.ingest) checks first and lands nothing instead, so a switched-off channel never fails a cycle."""
+    if not enabled:
+        raise IngestionError(f"{source} is disabled in the configuration (channels.{source}.enabled = false)")

@@ -29,7 +29,7 @@ import httpx
 
 from ichigen.config import Config
 from ingestion.common import IngestResult, RecordError, parse_utc, raw_json, require, to_int, utcnow
-from ingestion.errors import ChannelResponseError, IngestionError
+from ingestion.errors import ChannelResponseError, IngestionError, require_enabled
 from ingestion.http import ChannelClient, channel_limiter
 from ingestion.landing import LandingZone, QuarantineRecord, land_and_report
 from ingestion.paging import OffsetHits, PageNumber, PageRequest, paginate
@@ -393,8 +393,7 @@ def ingest(config: Config, entity: str, *, landing: LandingZone | None = None, c
     cannot land are quarantined with the reason."""
     if entity not in ENTITY_SPECS:
         raise ValueError(f"unknown rakuten entity {entity!r}; known: {', '.join(ENTITY_SPECS)}")
-    if not config.channels.rakuten.enabled:
-        raise IngestionError("rakuten is disabled in the configuration (channels.rakuten.enabled = false)")
+    require_enabled(SOURCE, config.channels.rakuten.enabled)
     spec = ENTITY_SPECS[entity]
     landing = landing or LandingZone(config.landing_dir)
     fetched_at = now or utcnow()

@@ -60,7 +60,7 @@ from ingestion.common import (
     to_int,
     utcnow,
 )
-from ingestion.errors import IngestionError
+from ingestion.errors import require_enabled
 from ingestion.http import ChannelClient
 from ingestion.landing import TARGETED, LandingZone, QuarantineRecord, incremental_since, land_and_report
 from ingestion.paging import GraphQLCursor, Page, Pager, PageRequest, paginate
@@ -641,8 +641,7 @@ def ingest(
     if entity not in ENTITY_SPECS:
         raise ValueError(f"unknown shopify entity {entity!r}; known: {', '.join(ENTITY_SPECS)}")
     shop = config.channels.shopify
-    if not shop.enabled:
-        raise IngestionError("shopify is disabled in the configuration (channels.shopify.enabled = false)")
+    require_enabled(SOURCE, shop.enabled)
     spec = ENTITY_SPECS[entity]
     landing = landing or LandingZone(config.landing_dir)
     fetched_at = now or utcnow()
@@ -738,8 +737,7 @@ def ingest_by_ids(
     if entity not in _BY_ID_ROOT:
         raise ValueError(f"targeted fetches exist for {', '.join(_BY_ID_ROOT)}, not {entity!r}")
     shop = config.channels.shopify
-    if not shop.enabled:
-        raise IngestionError("shopify is disabled in the configuration (channels.shopify.enabled = false)")
+    require_enabled(SOURCE, shop.enabled)
     spec = ENTITY_SPECS[entity]
     landing = landing or LandingZone(config.landing_dir)
     fetched_at = now or utcnow()

@@ -32,7 +32,7 @@ from defusedxml.ElementTree import fromstring
 
 from ichigen.config import Config, YahooConfig
 from ingestion.common import IngestResult, RecordError, parse_utc, raw_json, require, to_int, utcnow
-from ingestion.errors import ChannelResponseError, IngestionError
+from ingestion.errors import ChannelResponseError, IngestionError, require_enabled
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone, QuarantineRecord, land_and_report
 from ingestion.paging import PageRequest, PagingStrategy, paginate
@@ -456,9 +456,7 @@ def ingest(config: Config, entity: str, *, landing: LandingZone | None = None, c
         raise ValueError(f"unknown {SOURCE} entity {entity!r}; known: {', '.join(SCHEMAS)}")
     landing = landing or LandingZone(config.landing_dir)
     fetched_at = now or utcnow()
-    if not config.channels.yahoo.enabled:
-        # A store not connected yet: land nothing (dbt sees an empty source) instead of failing the cycle.
-        return land_and_report(landing, SCHEMAS[entity], [], [], fetched_at=fetched_at, since=None)
+    require_enabled(SOURCE, config.channels.yahoo.enabled)
     own_client = client is None
     client = client or make_client(config)
     retries_before = client.stats.retries

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from ichigen.config import Config
-from ingestion import ChannelAuthError, yahoo
+from ingestion import ChannelAuthError, IngestionError, ingest, yahoo
 from ingestion.landing import LandingZone
 from sandbox.server import serve_yahoo
 from sandbox.world import World
@@ -136,8 +136,13 @@ def test_a_wrong_token_fails_fast_naming_the_credentials(store, tmp_config: Conf
 
 
 def test_a_disabled_store_lands_nothing(tmp_config: Config) -> None:
-    result = yahoo.ingest(tmp_config, "orders", now=NOW)
+    """Through the registry a store not connected yet lands nothing; called directly, the connector refuses by
+    name rather than reading a store the configuration says is off."""
+    result = ingest(tmp_config, "yahoo", "orders", now=NOW)
     assert result.rows_landed == 0 and result.batch_id is None
+    assert not list(tmp_config.landing_dir.rglob("*.parquet"))
+    with pytest.raises(IngestionError, match=r"yahoo is disabled .*channels\.yahoo\.enabled"):
+        yahoo.ingest(tmp_config, "orders", now=NOW)
 
 
 def test_an_order_updated_while_paging_does_not_hide_another(store, tmp_config: Config) -> None:
