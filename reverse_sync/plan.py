@@ -69,20 +69,23 @@ class StockTarget:
     explain: str
 
 
-def read_stock_targets(serving_path: Path, channel: str) -> tuple[dict[str, StockTarget], dict | None]:
-    """Targets for one channel from the published serving copy (read-only), with the published manifest."""
+def _read_targets(serving_path: Path, sql: str, channel: str) -> list[tuple]:
+    """One channel's (sku, value, explain) rows from a mart of the published serving copy, read-only."""
     if not serving_path.exists():
         raise FileNotFoundError(
             f"no published serving copy at {serving_path}: run a build first (ichigen once)"
         )
     con = duckdb.connect(str(serving_path), read_only=True)
     try:
-        rows = con.execute(
-            "select sku, target_quantity, explain from mart_channel_stock_targets where channel = ?",
-            [channel],
-        ).fetchall()
+        return con.execute(sql, [channel]).fetchall()
     finally:
         con.close()
+
+
+def read_stock_targets(serving_path: Path, channel: str) -> tuple[dict[str, StockTarget], dict | None]:
+    """Targets for one channel from the published serving copy (read-only), with the published manifest."""
+    rows = _read_targets(
+        serving_path, "select sku, target_quantity, explain from mart_channel_stock_targets where channel = ?", channel)
     targets = {sku: StockTarget(sku, int(qty), explain or "") for sku, qty, explain in rows}
     return targets, published_version(serving_path)
 
@@ -96,18 +99,9 @@ class PriceTarget:
 
 def read_price_targets(serving_path: Path, channel: str) -> tuple[dict[str, PriceTarget], dict | None]:
     """Price targets for one channel (mart_channel_price_targets) from the serving copy, with its manifest."""
-    if not serving_path.exists():
-        raise FileNotFoundError(
-            f"no published serving copy at {serving_path}: run a build first (ichigen once)"
-        )
-    con = duckdb.connect(str(serving_path), read_only=True)
-    try:
-        rows = con.execute(
-            "select sku, target_price_tax_incl, explain from mart_channel_price_targets where channel = ?",
-            [channel],
-        ).fetchall()
-    finally:
-        con.close()
+    rows = _read_targets(
+        serving_path, "select sku, target_price_tax_incl, explain from mart_channel_price_targets where channel = ?",
+        channel)
     targets = {sku: PriceTarget(sku, int(price), explain or "") for sku, price, explain in rows}
     return targets, published_version(serving_path)
 
