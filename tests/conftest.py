@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ichigen.config import Config, load_config
 
+# The shared checker of recorded channel traffic against the channels' own published definitions.
+CONFORMANCE_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "conformance"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_HOW_TO_START = (
     "PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth). Start it with:\n"
@@ -31,6 +35,24 @@ def tmp_config(tmp_path: Path) -> Config:
             "erp.sqlite_path": "sandbox/erp.sqlite",
         }
     )
+
+
+@pytest.fixture
+def conformance() -> Callable[..., str]:
+    """`conformance(log, ...)` runs ../shared/tools/conformance over recorded traffic logs, asserts it found 0
+    problems and returns its report. Where ../shared is not beside the checkout, the test ends there as skipped
+    (everything it asserted before has run)."""
+
+    def check(*logs: Path, timeout: float = 300) -> str:
+        if not CONFORMANCE_TOOL.exists():
+            pytest.skip(f"the shared conformance tool is absent ({CONFORMANCE_TOOL})")
+        result = subprocess.run([str(CONFORMANCE_TOOL), *map(str, logs)], capture_output=True, text=True,
+                                timeout=timeout)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert " 0 with problems" in result.stdout, result.stdout
+        return result.stdout
+
+    return check
 
 
 @pytest.fixture

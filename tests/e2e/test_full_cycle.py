@@ -17,17 +17,23 @@ import pytest
 from ichigen.config import Config
 from ichigen.cycle import run_full_cycle
 from sandbox import start_world
+from sandbox.amazon import AmazonSettings
 from sandbox.rakuten import RakutenSettings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+# Two full cycles (each a dbt build) plus the conformance check: more than the suite's 300 s hang guard on a
+# loaded machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e"), pytest.mark.timeout(600)]
 JST = ZoneInfo("Asia/Tokyo")
 
 
 @pytest.fixture
-def world(tmp_config: Config):
+def world(tmp_config: Config, tmp_path):
+    """The world, recording every channel's traffic: Shopify and Yahoo to traffic.jsonl, Rakuten beside it
+    (traffic.rakuten.jsonl), Amazon to amazon.jsonl."""
     with start_world(data_dir=tmp_config.sandbox_dir, seed=11, skus=30, customers=60, history_days=10,
                      orders_per_day=25, port=0, access_token="shpat_sandbox", restore_rate=1000.0,
-                     rakuten=RakutenSettings(requests_per_second=50.0)) as running:
+                     rakuten=RakutenSettings(requests_per_second=50.0), traffic_log=tmp_path / "traffic.jsonl",
+                     amazon_settings=AmazonSettings(traffic_log=tmp_path / "amazon.jsonl")) as running:
         yield running
 
 
@@ -75,7 +81,7 @@ def published(config: Config, sql: str) -> list[tuple]:
         con.close()
 
 
-def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, world):
+def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, world, tmp_path, conformance):
     config = pointed_at(tmp_config, world)
 
     summary = run_full_cycle(config)
@@ -118,6 +124,13 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     assert again.pushes["shopify stock"]["planned"] == 0, "a second cycle over an unchanged world pushes nothing"
     assert again.pushes["shopify price"]["planned"] == 0
     assert summary.pushes["amazon stock"]["applied"] > 0 and again.pushes["amazon stock"]["planned"] == 0
+
+    # Two cycles' traffic with every channel (orders, products, customers, stock reads, stock and price pushes)
+    # speaks the channels' published definitions.
+    logs = [tmp_path / "traffic.jsonl", tmp_path / "traffic.rakuten.jsonl", tmp_path / "amazon.jsonl"]
+    assert all(log.exists() and log.stat().st_size > 0 for log in logs)
+    report = conformance(*logs)
+    assert all(f"{channel}:" in report for channel in ("shopify", "rakuten", "amazon")), report
 
 
 def test_an_unreachable_channel_fails_the_cycle_naming_channel_and_url(tmp_config, world):

@@ -10,8 +10,6 @@ the shared conformance tool.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,6 @@ from reverse_sync.stock import sync_stock
 from sandbox import start_world
 from sandbox.amazon import AmazonSettings
 
-SHARED_TOOLS = Path(__file__).resolve().parents[2].parent / "shared" / "tools"
 FEED_THRESHOLD = 20
 
 
@@ -133,14 +130,10 @@ def test_a_feed_that_outlives_the_wait_is_logged_failed_and_not_resent(config, m
     assert mall.amazon.api.stats["requests:createFeed"] == 1
 
 
-@pytest.mark.skipif(not (SHARED_TOOLS / "conformance").exists(), reason="needs ../shared/tools/conformance")
-def test_feed_traffic_passes_conformance(config, mall, traffic):
+def test_feed_traffic_passes_conformance(config, mall, traffic, conformance):
     publish_targets(config, mall, targets_from(shown(mall)))
     assert sync_stock(config, "amazon").applied > FEED_THRESHOLD
 
     text = traffic.read_text()
     assert "/feeds/2021-06-30/feeds" in text and "/_s3/feed-documents/" in text
-    done = subprocess.run([str(SHARED_TOOLS / "conformance"), str(traffic)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ})
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "0 with problems" in done.stdout
+    conformance(traffic)

@@ -19,7 +19,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 TOKEN = "shpat_sandbox_test"
 GRAPHQL = "/admin/api/2026-10/graphql.json"
-SHARED_TOOLS = Path(__file__).resolve().parents[2].parent / "shared" / "tools"
 
 
 def small_world(seed: int = 7, **kw) -> World:

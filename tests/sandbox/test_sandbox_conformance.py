@@ -6,10 +6,8 @@ problems: every document validates, variables coerce, and every `data` has exact
 """
 
 import json
-import subprocess
 from datetime import timedelta
 
-import pytest
 from sandbox_testkit import (
     ITEMS,
     LOCATIONS,
@@ -17,7 +15,6 @@ from sandbox_testkit import (
     ORDER_IDS,
     ORDERS,
     SET_QUANTITIES,
-    SHARED_TOOLS,
     TOKEN,
     VARIANTS,
     page_all,
@@ -25,8 +22,6 @@ from sandbox_testkit import (
 )
 
 from sandbox.world import iso_z
-
-CONFORMANCE = SHARED_TOOLS / "conformance"
 
 ORDER_WITH_LINES = """
 query OrderLines($id: ID!, $first: Int!, $after: String) {
@@ -156,8 +151,7 @@ query EveryCatalogueField($first: Int!, $location: ID!) {
 """
 
 
-@pytest.mark.skipif(not CONFORMANCE.exists(), reason=f"the shared conformance tool is not at {CONFORMANCE}")
-def test_the_traffic_of_a_client_session_passes_conformance(serve, tmp_path):
+def test_the_traffic_of_a_client_session_passes_conformance(serve, tmp_path, conformance):
     log = tmp_path / "shopify-traffic.jsonl"
     shop = serve(traffic_log=log, restore_rate=1000.0)
     world = shop.world
@@ -209,6 +203,5 @@ def test_the_traffic_of_a_client_session_passes_conformance(serve, tmp_path):
     assert not any(TOKEN in line for line in lines), "the access token is never recorded"
     assert {e["status"] for e in exchanges} == {200, 401}
 
-    result = subprocess.run([str(CONFORMANCE), str(log)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"shopify: {len(lines)} exchanges, 0 with problems" in result.stdout, result.stdout
+    report = conformance(log)
+    assert f"shopify: {len(lines)} exchanges, 0 with problems" in report, report

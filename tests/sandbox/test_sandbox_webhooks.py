@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sandbox_testkit import SET_QUANTITIES, SHARED_TOOLS, TOKEN, SandboxProcess, Shop, set_input, small_world
+from sandbox_testkit import SET_QUANTITIES, TOKEN, SandboxProcess, Shop, set_input, small_world
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -239,18 +238,15 @@ def test_faults_are_injected_at_the_configured_rates_and_deterministically(shops
     assert runs[0] == runs[1], "same seed and same changes → the same ids and faults"
 
 
-@pytest.mark.skipif(not (SHARED_TOOLS / "conformance").exists(), reason="the shared conformance tool is absent")
-def test_subscription_traffic_passes_conformance(shops, tmp_path):
+def test_subscription_traffic_passes_conformance(shops, tmp_path, conformance):
     log = tmp_path / "traffic.jsonl"
     shop = shops(WebhookSettings(secret=SECRET), traffic_log=log)
     subscribe(shop, "http://127.0.0.1:9/hooks")
     shop.data(CREATE, {"topic": "ORDERS_CREATE", "sub": {"uri": "http://127.0.0.1:9/hooks"}})  # a userError
     page = shop.data(LIST, {"topics": None})["webhookSubscriptions"]
     shop.data(LIST, {"topics": ["ORDERS_CREATE"], "after": page["pageInfo"]["endCursor"]})
-    result = subprocess.run([str(SHARED_TOOLS / "conformance"), str(log)], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "shopify: 7 exchanges, 0 with problems" in result.stdout, result.stdout
+    report = conformance(log)
+    assert "shopify: 7 exchanges, 0 with problems" in report, report
 
 
 def test_python_dash_m_sandbox_signs_with_the_webhook_secret_it_is_given(tmp_path, collector):
