@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.erp_intake import create_intake_tables
+from sandbox.erp_intake import create_intake_tables, release_shipped
 from sandbox.world import World
 
 
@@ -169,7 +169,11 @@ def write_postgres(world: World, dsn: str) -> None:
 
 class ErpMirror:
     """Writes live changes (stock rows, purchase orders) into an ERP written by write_sqlite / write_postgres.
-    Called under the world's lock, one short transaction per change. `close()` when the world stops."""
+    Called under the world's lock, one short transaction per change. `close()` when the world stops.
+
+    Stock rows carry the physical count; the ERP's `on_hand` is that count minus the units its staff allocated to
+    taken orders not yet shipped (sandbox.erp_intake), so each write subtracts the open allocations of its rows in
+    the same transaction. A shipment first ends the shipped order's allocations (`shipped`)."""
 
     def __init__(self, sqlite_path: str | os.PathLike[str] | None = None, postgres_dsn: str | None = None):
         self._sqlite = sqlite3.connect(sqlite_path, timeout=10, check_same_thread=False) if sqlite_path else None
@@ -179,8 +183,31 @@ class ErpMirror:
 
             self._postgres = psycopg.connect(postgres_dsn, autocommit=True)
 
-    def write_stock(self, rows: list[Any]) -> None:
-        self._upsert(TABLE["stock"], rows)
+    def write_stock(self, rows: list[Any], shipped: tuple[str, str] | None = None) -> None:
+        """Write physical stock rows; `shipped` = (channel, order id) whose shipment moved them."""
+        now = datetime.now(UTC)
+        keys = [(row.sku, row.warehouse_code) for row in rows]
+        if self._sqlite is not None:
+            with self._sqlite:
+                self._write_stock(self._sqlite, rows, keys, shipped, now, "?", text_time=True)
+        if self._postgres is not None:
+            with self._postgres.transaction(), self._postgres.cursor() as cur:
+                self._write_stock(cur, rows, keys, shipped, now, "%s", text_time=False)
+
+    @staticmethod
+    def _write_stock(con: Any, rows: list[Any], keys: list[tuple[str, str]], shipped: tuple[str, str] | None,
+                     now: datetime, placeholder: str, *, text_time: bool) -> None:
+        table = TABLE["stock"]
+        if shipped is not None:
+            release_shipped(con, *shipped, now)
+        if not rows:
+            return
+        con.executemany(_upsert_sql(table, placeholder), table.rows(rows, text_time=text_time))
+        greatest = "max" if text_time else "greatest"  # SQLite's scalar max(a, b) is PostgreSQL's greatest
+        con.executemany(
+            f"UPDATE stock SET on_hand = {greatest}(on_hand - coalesce((SELECT sum(a.quantity) FROM "
+            f"stock_allocations a WHERE a.erp_sku = stock.sku AND a.warehouse_code = stock.warehouse_code), 0), 0) "
+            f"WHERE sku = {placeholder} AND warehouse_code = {placeholder}", keys)
 
     def write_purchase_orders(self, rows: list[Any]) -> None:
         self._upsert(TABLE["purchase_orders"], rows)

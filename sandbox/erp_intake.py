@@ -10,13 +10,19 @@ Same columns in SQLite and PostgreSQL (timestamps: ISO-8601 UTC text in SQLite, 
 - `customer_intake`: one row per posted customer version, same rule.
 
 `take_intake(con, now)` is the ERP's staff: every `new` row becomes `taken` with an ERP order number, and its
-units are allocated (引当) out of `stock.on_hand` of the sellable warehouses, so the ERP's stock covers the
-order from then on (a newer version or a cancel gives the earlier allocation back first).
+units are allocated (引当) out of `stock.on_hand` of the sellable warehouses (a bundle allocates its components),
+so the ERP's stock covers the order from then on (a newer version or a cancel gives the earlier allocation back
+first). Each allocation is kept in `stock_allocations` (the ERP's own table, not part of the integration
+contract), so that the ERP's `stock.on_hand` always reads: physical units − units allocated to taken orders not
+yet shipped. When the world ships an order, `release_shipped` ends its allocations (the units have left) in the
+same transaction that writes the new physical count (sandbox.erp.ErpMirror) — an order is counted once, never
+at its allocation and again at its shipment.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +80,12 @@ CREATE TABLE IF NOT EXISTS customer_intake (
     taken_at            {ts},
     UNIQUE (channel, channel_customer_id, customer_version)
 );
+CREATE TABLE IF NOT EXISTS stock_allocations (
+    intake_id      bigint NOT NULL,
+    erp_sku        {text} NOT NULL,
+    warehouse_code {text} NOT NULL,
+    quantity       integer NOT NULL CHECK (quantity > 0)
+);
 """
 SQLITE_INTAKE_DDL = _DDL.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", text="TEXT", ts="TEXT")
 POSTGRES_INTAKE_DDL = _DDL.format(id="bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", text="text",
@@ -84,7 +96,7 @@ def create_intake_tables(con: Any, *, replace: bool = False) -> None:
     """Create the intake tables on an open sqlite3 connection or psycopg connection/cursor (the caller
     commits); `replace` drops existing ones first (a fresh world), else existing tables are kept."""
     drop = "DROP TABLE IF EXISTS order_intake_lines; DROP TABLE IF EXISTS order_intake; " \
-           "DROP TABLE IF EXISTS customer_intake;\n" if replace else ""
+           "DROP TABLE IF EXISTS customer_intake; DROP TABLE IF EXISTS stock_allocations;\n" if replace else ""
     if isinstance(con, sqlite3.Connection):
         con.executescript(drop + SQLITE_INTAKE_DDL)
     else:
@@ -104,38 +116,55 @@ def _query(con: Any, sql: str, params: tuple = ()) -> list[tuple]:
     return cursor.fetchall() if cursor.description else []
 
 
-def _move_stock(con: Any, sku: str, units: int, now: datetime) -> None:
-    """Allocate (units > 0) or give back (units < 0) on_hand in sellable warehouses, never below zero."""
+def _allocate(con: Any, intake_id: int, sku: str, units: int, now: datetime) -> None:
+    """Allocate `units` of `sku` (a bundle: its components) out of on_hand in sellable warehouses, largest first,
+    never below zero (what no warehouse holds stays a backorder), recording each allocation."""
+    components = _query(con, "SELECT component_sku, quantity FROM bundles WHERE bundle_sku = ?", (sku,))
+    if components:
+        for component, per_bundle in components:
+            _allocate(con, intake_id, component, units * per_bundle, now)
+        return
     sellable = "w.sellable = 1" if _is_sqlite(con) else "w.sellable"
     rows = _query(con, f"SELECT s.warehouse_code, s.on_hand FROM stock s JOIN warehouses w "
                        f"ON w.warehouse_code = s.warehouse_code WHERE s.sku = ? AND {sellable} "
                        f"ORDER BY s.on_hand DESC, s.warehouse_code", (sku,))
-    if not rows:
-        return
-    if units < 0:  # giving back: into the largest sellable warehouse
-        moves = [(rows[0][0], units)]
-    else:  # allocating: from the largest down; what no warehouse holds stays a backorder
-        moves, remaining = [], units
-        for warehouse, on_hand in rows:
-            take = min(remaining, max(on_hand, 0))
-            if take:
-                moves.append((warehouse, take))
-                remaining -= take
-    for warehouse, moved in moves:
+    remaining = units
+    for warehouse, on_hand in rows:
+        take = min(remaining, max(on_hand, 0))
+        if not take:
+            continue
         _query(con, "UPDATE stock SET on_hand = on_hand - ?, updated_at = ? WHERE sku = ? AND warehouse_code = ?",
-               (moved, _stamp(con, now), sku, warehouse))
+               (take, _stamp(con, now), sku, warehouse))
+        _query(con, "INSERT INTO stock_allocations (intake_id, erp_sku, warehouse_code, quantity) "
+                    "VALUES (?, ?, ?, ?)", (intake_id, sku, warehouse, take))
+        remaining -= take
+
+
+def _give_back(con: Any, intake_ids: list[int], now: datetime) -> None:
+    """End the allocations of these intake rows, returning their units to on_hand where they were taken."""
+    for intake_id in intake_ids:
+        for sku, warehouse, quantity in _query(con, "SELECT erp_sku, warehouse_code, quantity FROM "
+                                                    "stock_allocations WHERE intake_id = ?", (intake_id,)):
+            _query(con, "UPDATE stock SET on_hand = on_hand + ?, updated_at = ? WHERE sku = ? "
+                        "AND warehouse_code = ?", (quantity, _stamp(con, now), sku, warehouse))
+        _query(con, "DELETE FROM stock_allocations WHERE intake_id = ?", (intake_id,))
 
 
 def _lines(con: Any, intake_id: int) -> list[tuple[str, int]]:
     return _query(con, "SELECT erp_sku, quantity FROM order_intake_lines WHERE intake_id = ?", (intake_id,))
 
 
-def take_intake(con: Any, now: datetime | None = None) -> int:
+def take_intake(con: Any, now: datetime | None = None,
+                still_open: Callable[[str, str], bool] | None = None) -> int:
     """The ERP staff's pass over the intake: take every `new` row into the sales flow, in posting order.
 
-    Returns the number of order rows taken. One transaction; the caller's connection is committed.
+    `still_open(channel, channel_order_id)` says whether the order's units are still in the warehouse (the
+    world's truth); an order posted after it shipped or was cancelled is taken without allocating anything, as
+    its units already left. Returns the number of order rows taken. One transaction; the connection is committed.
     """
     now = now or datetime.now(UTC)
+    if _is_sqlite(con) and not con.in_transaction:
+        con.execute("BEGIN IMMEDIATE")  # read on_hand under the write lock: the ERP mirror writes it too
     taken = 0
     new_rows = _query(con, "SELECT intake_id, channel, channel_order_id, event FROM order_intake "
                            "WHERE status = 'new' ORDER BY intake_id")
@@ -144,11 +173,10 @@ def take_intake(con: Any, now: datetime | None = None) -> int:
                                "AND event = 'order' AND status IN ('taken', 'shipped') AND intake_id < ? "
                                "ORDER BY intake_id DESC LIMIT 1", (channel, order_id, intake_id))
         if previous:  # a newer version or a cancel replaces the earlier allocation
-            for sku, quantity in _lines(con, previous[0][0]):
-                _move_stock(con, sku, -quantity, now)
-        if event == "order":
+            _give_back(con, [previous[0][0]], now)
+        if event == "order" and (still_open is None or still_open(channel, order_id)):
             for sku, quantity in _lines(con, intake_id):
-                _move_stock(con, sku, quantity, now)
+                _allocate(con, intake_id, sku, quantity, now)
         _query(con, "UPDATE order_intake SET status = 'taken', erp_order_no = ?, taken_at = ? WHERE intake_id = ?",
                (f"JU{intake_id:08d}", _stamp(con, now), intake_id))
         taken += 1
@@ -158,12 +186,17 @@ def take_intake(con: Any, now: datetime | None = None) -> int:
     return taken
 
 
-def ship_taken(con: Any) -> int:
-    """The warehouse ships every taken order (status `shipped`); the allocation stays consumed."""
-    cursor = con.execute(
-        "UPDATE order_intake SET status = 'shipped' WHERE status = 'taken' AND event = 'order'")
-    con.commit()
-    return cursor.rowcount
+def release_shipped(con: Any, channel: str, channel_order_id: str, now: datetime) -> None:
+    """The world shipped this order: its taken rows become `shipped` and their allocations end, the units given
+    back to on_hand so that the caller's write of the physical count (which has them gone) lands on the right
+    base. Runs inside the caller's transaction (sandbox.erp.ErpMirror.write_stock); commits nothing."""
+    rows = _query(con, "SELECT intake_id FROM order_intake WHERE channel = ? AND channel_order_id = ? "
+                       "AND status = 'taken'", (channel, channel_order_id))
+    if not rows:
+        return
+    _give_back(con, [row[0] for row in rows], now)
+    _query(con, "UPDATE order_intake SET status = 'shipped' WHERE channel = ? AND channel_order_id = ? "
+                "AND status = 'taken' AND event = 'order'", (channel, channel_order_id))
 
 
 FALLBACK_VERSION = "sandbox"  # the simulator's own postings: one version per order, never a hash

@@ -27,15 +27,18 @@ log = logging.getLogger("sandbox")
 
 
 class Simulator:
-    """Every `every` seconds: place 1–`max_orders` orders and apply what is due (payments, shipments, …)."""
+    """Every `every` seconds: place 1–`max_orders` orders and apply what is due (payments, shipments, …), and
+    play the ERP's staff in the ERP SQLite file `erp_staff`: whatever an integration posted to the intake is
+    taken (allocated, sandbox.erp_intake.take_intake); the world's shipments end those allocations."""
 
     def __init__(self, world: World, every: float, max_orders: int = 3, files: FileDrops | None = None,
-                 erp_intake_fallback: Path | None = None):
+                 erp_intake_fallback: Path | None = None, erp_staff: Path | None = None):
         if every <= 0:
             raise ValueError("every must be > 0 seconds")
         self.world = world
         # The ERP SQLite file the simulator posts its own orders into when no integration does (off by default).
         self.erp_intake_fallback = erp_intake_fallback
+        self.erp_staff = erp_staff or erp_intake_fallback
         self.every = every
         self.max_orders = max_orders
         self.files = files  # file drops (sandbox.files): each ended JST day's POS, B2B and carrier files
@@ -51,15 +54,26 @@ class Simulator:
         placed, changed = self.world.simulate_tick(self.max_orders)
         if self.files is not None:
             self.files.tick()
-        if self.erp_intake_fallback is not None:
-            con = sqlite3.connect(self.erp_intake_fallback, timeout=10)
-            try:
-                post_world_orders(con, self.world.orders_truth())
-                take_intake(con)
-            finally:
-                con.close()
+        self.take_posted_orders()
         self.ticks += 1
         log.info("simulator: %d orders placed, %d orders moved on", len(placed), len(changed))
+
+    def take_posted_orders(self) -> int:
+        """The ERP staff's pass (with the fallback: after posting the shop's orders themselves). Returns the
+        intake rows taken."""
+        if self.erp_staff is None:
+            return 0
+        con = sqlite3.connect(self.erp_staff, timeout=10)
+        try:
+            if self.erp_intake_fallback is not None:
+                post_world_orders(con, self.world.orders_truth())
+            # Under the world's lock: no shipment (and its ERP write) can pass between the check of an order's
+            # state and its allocation. The mirror only writes under this lock, so this cannot deadlock.
+            truth = self.world.truth
+            with self.world.lock:
+                return take_intake(con, still_open=lambda channel, order_id: (channel, order_id) in truth.open_orders)
+        finally:
+            con.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -185,8 +199,8 @@ def start_world(
     files into `inbox` (default `<data_dir>/inbox`) at once and, with the simulator, each JST day's files
     when the day ends.
 
-    `erp_intake_fallback`: the simulator posts its own orders into the ERP intake and takes them (only when
-    no ichigen integration posts; off by default).
+    `erp_intake_fallback`: the simulator posts its own orders into the ERP intake (only when no ichigen
+    integration posts; off by default). Either way its ERP staff take what was posted (Simulator).
 
     `sell_bundles`: the shop lists the ERP's gift sets too. The ERP files follow the physical truth (sandbox.truth)
     as it changes (`ErpMirror`).
@@ -240,7 +254,7 @@ def start_world(
     files = FileDrops(world, inbox if inbox is not None else data / "inbox") if drop_files else None
     if files is not None:
         files.drop_history(inbox_history_days)
-    simulator = Simulator(world, simulate_every, files=files,
+    simulator = Simulator(world, simulate_every, files=files, erp_staff=sqlite_path,
                           erp_intake_fallback=sqlite_path if erp_intake_fallback else None
                           ).start() if simulate_every else None
     return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files, erp_mirror=mirror,

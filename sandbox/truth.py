@@ -19,7 +19,8 @@ What is kept per channel, from the moment the world went live (history was gener
   Time is the world's event time (monotone: the latest stamp seen), as of the last event.
 
 Listeners run under the world's lock. The optional mirror (`sandbox.erp.ErpMirror`) writes each on-hand change
-and each received purchase order into the ERP database with a newer updated_at, so ingestion sees them.
+and each received purchase order into the ERP database with a newer updated_at, so ingestion sees them; a
+shipment also ends the ERP's allocation of that order (sandbox.erp_intake), so the ERP's on_hand counts it once.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ TICK = timedelta(microseconds=1)
 class ErpWriter(Protocol):
     """Where on-hand changes and received purchase orders are written as they happen (sandbox.erp.ErpMirror)."""
 
-    def write_stock(self, rows: list[Any]) -> None: ...
+    def write_stock(self, rows: list[Any], shipped: tuple[str, str] | None = None) -> None: ...
 
     def write_purchase_orders(self, rows: list[Any]) -> None: ...
 
@@ -226,7 +227,8 @@ class PhysicalTruth:
             self.short_shipped[key[0]] += left
             self.short_by_sku[sku] += left
         self.world.version += 1
-        self._write("write_stock", changed)
+        # The ERP ends the order's allocation (if its staff had taken it) with the same write.
+        self._write("write_stock", changed, shipped=key)
         self._evaluate_skus(held)
 
     def receive_due(self, until: datetime) -> list[Any]:
@@ -258,11 +260,11 @@ class PhysicalTruth:
             self._evaluate_skus({po.sku: 0 for po in received})
         return received
 
-    def _write(self, method: str, rows: list[Any]) -> None:
-        if self.mirror is None or not rows:
+    def _write(self, method: str, rows: list[Any], **kw: Any) -> None:
+        if self.mirror is None or not (rows or kw):
             return
         try:
-            getattr(self.mirror, method)(rows)
+            getattr(self.mirror, method)(rows, **kw)
         except Exception:  # noqa: BLE001 — a database hiccup must not break the world's state machine
             log.exception("truth: writing %d rows to the ERP database failed", len(rows))
 

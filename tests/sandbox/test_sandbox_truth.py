@@ -13,7 +13,7 @@ import psycopg
 from sandbox_testkit import NOW, TOKEN, small_world
 
 from sandbox.erp import sqlite_timestamp
-from sandbox.runner import start_world
+from sandbox.runner import Simulator, start_world
 from sandbox.world import is_valid_jan
 
 T = NOW + timedelta(hours=1)
@@ -251,3 +251,61 @@ def test_the_live_erp_database_follows_and_the_truth_is_served(tmp_path, pg_dsn)
         with psycopg.connect(pg_dsn) as pg:
             assert {(s, w): q for s, w, q in pg.execute("select sku, warehouse_code, on_hand from stock")} == want
             assert pg.execute("select count(*) from purchase_orders where status = 'open'").fetchone()[0] == 0
+
+
+def erp_stock_and_allocations(path) -> tuple[dict[tuple[str, str], int], Counter]:
+    con = sqlite3.connect(path)
+    try:
+        on_hand = {(s, w): q for s, w, q in con.execute("select sku, warehouse_code, on_hand from stock")}
+        allocated = Counter()
+        for s, w, q in con.execute("select erp_sku, warehouse_code, quantity from stock_allocations"):
+            allocated[(s, w)] += q
+    finally:
+        con.close()
+    return on_hand, allocated
+
+
+def test_the_erp_counts_a_taken_order_once_allocated_when_taken_released_when_shipped(tmp_path):
+    # GIVEN a world whose ERP staff take what is posted to the intake (here the fallback posts the shop's orders)
+    with start_world(data_dir=tmp_path, seed=12, skus=24, customers=30, history_days=2, orders_per_day=10, port=0,
+                     access_token=TOKEN, restore_rate=1000.0, now=NOW, sell_bundles=True) as running:
+        world = running.world
+        staff = Simulator(world, every=1.0, erp_staff=running.erp_sqlite_path,
+                          erp_intake_fallback=running.erp_sqlite_path)
+        world.place_orders(12, at=T)
+
+        def physical() -> dict[tuple[str, str], int]:
+            return {(r.sku, r.warehouse_code): r.on_hand for r in world.stock}
+
+        def erp_shows_physical_minus_open_allocations() -> Counter:
+            on_hand, allocated = erp_stock_and_allocations(running.erp_sqlite_path)
+            assert on_hand == {key: max(units - allocated[key], 0) for key, units in physical().items()}
+            return allocated
+
+        # WHEN the staff take the posted orders THEN the units of the orders still in the warehouse are allocated
+        assert staff.take_posted_orders() > 0
+        allocated = erp_shows_physical_minus_open_allocations()
+        open_units = Counter()
+        for (channel, _), held in world.truth.open_orders.items():
+            if channel == "shopify":
+                open_units.update(held)
+        by_sku = Counter()
+        for (sku, _), units in allocated.items():
+            by_sku[sku] += units
+        # the shop's open orders, bundles as their components; what no warehouse holds stays a backorder
+        assert by_sku and by_sku <= open_units
+        on_hand, _ = erp_stock_and_allocations(running.erp_sqlite_path)
+        backordered = {sku for sku in open_units if by_sku[sku] < open_units[sku]}
+        assert all(units == 0 for (sku, warehouse), units in on_hand.items()
+                   if sku in backordered and warehouse in world.truth.ship_from)
+        # WHEN the world ships and cancels everything due, and the staff take the cancellations
+        world.advance(LATER)
+        staff.take_posted_orders()
+        # THEN every allocation ended (shipped: the units left once; cancelled: given back) and the ERP is physical
+        assert erp_shows_physical_minus_open_allocations() == Counter()
+        con = sqlite3.connect(running.erp_sqlite_path)
+        try:
+            statuses = Counter(s for (s,) in con.execute("select status from order_intake where event = 'order'"))
+        finally:
+            con.close()
+        assert statuses["shipped"] > 0 and statuses["new"] == 0
