@@ -60,6 +60,14 @@ class ShopifyConfig(_Strict):
     requests_per_second: float = Field(default=4.0, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+    # The webhook receiver (`ichigen webhooks serve`, ingestion/webhooks.py): the app's client secret that signs
+    # deliveries, where the receiver listens, and the address the shop posts to (empty: http://host:port/…;
+    # behind a proxy or tunnel, its public https address).
+    webhook_secret: str = Field(default="shpss_sandbox_webhook_secret", repr=False)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8705, ge=0, le=65535)
+    webhook_url: str = ""
+    shop_domain: str | None = None  # accept deliveries for this shop only (None: any shop signed with the secret)
 
     @field_validator("base_url")
     @classmethod
