@@ -434,6 +434,29 @@ def sync_intake_command(
         raise typer.Exit(1)
 
 
+@app.command()
+def compact(
+    config_path: ConfigOption = None,
+    older_than_minutes: Annotated[float, typer.Option("--older-than-minutes", help="leave newer batches alone")] = 60.0,
+) -> None:
+    """Merge the landing zone's small batches (one per webhook event, notification receive or poll) into one
+    batch per entity, date and mode; readers see the same rows (D82). Safe to rerun."""
+    from datetime import timedelta
+
+    from ingestion.landing import LandingZone, compact_batches
+    from ingestion.schemas import SCHEMAS
+
+    config = _config(config_path)
+    landing = LandingZone(config.landing_dir)
+    merged = 0
+    for source, entity in sorted(SCHEMAS):
+        for done in compact_batches(landing, source, entity, older_than=timedelta(minutes=older_than_minutes)):
+            merged += len(done.replaced)
+            console.print(f"{source}/{entity}: {len(done.replaced)} batches → {done.path.name} "
+                          f"({done.row_count} rows)", highlight=False)
+    console.print(f"compacted {merged} batches" if merged else "nothing to compact")
+
+
 @app.command("check-config")
 def check_config(config_path: ConfigOption = None) -> None:
     """Validate the configuration file and print where things live."""
