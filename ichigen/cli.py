@@ -159,6 +159,28 @@ def demo_processes(config: Config, bin_dir: Path, config_path: Path | None = Non
     ]
 
 
+def _demo_order_queue(config: Config, endpoint: str) -> str:
+    """Create the demo's ORDER_CHANGE queue on the SQS server at `endpoint` and subscribe the sandbox seller to it,
+    as a shop does once with real SQS (D81). Returns the queue URL."""
+    import boto3
+
+    from ingestion import amazon
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=config.channels.amazon.sqs_region)
+    for _ in range(60):  # the server process may still be starting
+        try:
+            url = sqs.create_queue(QueueName="ichigen-amazon-orders")["QueueUrl"]
+            break
+        except Exception:  # noqa: BLE001 — connection refused until moto listens
+            time.sleep(0.5)
+    else:
+        raise RuntimeError(f"the demo's SQS server did not come up at {endpoint} (see var/sqs.log)")
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with amazon.make_client(config) as client:
+        amazon.subscribe_order_changes(client, arn)
+    return url
+
+
 def _webhook_url(config: Config) -> str:
     from ingestion.webhooks import WEBHOOK_PATH
 
@@ -182,6 +204,11 @@ def demo(config_path: ConfigOption = None) -> None:
         env.pop("ICHIGEN_CONFIG")
     bin_dir = Path(sys.executable).parent
     s = config.sandbox
+    sqs_endpoint = f"http://127.0.0.1:{s.sqs_port}"
+    # moto accepts any credentials; the product's SQS client takes them from boto3's usual chain.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "sandbox")
+        env.setdefault(name, "sandbox")
     procs: list[tuple[str, subprocess.Popen]] = []
 
     def start(name: str, cmd: list[str]) -> None:
@@ -202,13 +229,15 @@ def demo(config_path: ConfigOption = None) -> None:
 
     config.sandbox_dir.mkdir(parents=True, exist_ok=True)
     try:
+        start("sqs", [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s.sqs_port)])
         start("sandbox", [str(bin_dir / "python"), "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
                           "--customers", str(s.customers), "--history-days", str(s.history_days),
                           "--orders-per-day", str(s.orders_per_day), "--port", str(s.shopify_port),
                           "--data-dir", str(config.sandbox_dir), "--simulate-every", "10",
                           "--restore-rate", str(s.shopify_restore_rate),
                           "--access-token", config.channels.shopify.access_token,
-                          "--webhook-secret", config.channels.shopify.webhook_secret])
+                          "--webhook-secret", config.channels.shopify.webhook_secret,
+                          "--amazon-sqs-endpoint", sqs_endpoint])
         url = config.channels.shopify.base_url
         for _ in range(120):
             try:
@@ -218,6 +247,8 @@ def demo(config_path: ConfigOption = None) -> None:
                 time.sleep(0.5)
         else:
             raise RuntimeError(f"the sandbox did not come up at {url} (see var/sandbox.log)")
+        queue_url = _demo_order_queue(config, sqs_endpoint)
+        env.update(ICHIGEN_AMAZON_QUEUE_URL=queue_url, ICHIGEN_AMAZON_SQS_ENDPOINT=sqs_endpoint)  # for the worker
         console.print("sandbox up; running the first full cycle so the dashboards have data …")
         import dagster as dg
 
@@ -231,8 +262,9 @@ def demo(config_path: ConfigOption = None) -> None:
             f"  Dashboards (ja/en):  {DEMO_URLS['dashboards']}\n"
             f"  Dagster UI:          {DEMO_URLS['dagster']}\n"
             f"  Shopify webhooks:    {hook} (receiver; subscribed to the sandbox shop, see var/webhooks.log)\n"
-            "  Fast-path worker:    lands webhook follow-ups and polls, pushes stock in seconds "
-            "(var/worker.log; runless <channel>/stock_push events in Dagster)\n"
+            "  Fast-path worker:    lands webhook follow-ups, Amazon ORDER_CHANGE and polls, pushes stock in "
+            "seconds (var/worker.log; runless <channel>/stock_push events in Dagster)\n"
+            f"  Amazon ORDER_CHANGE: {queue_url} (SQS, moto)\n"
             f"  Sandbox Shopify:     {url}/admin/api/2026-10/graphql.json\n"
             f"  Sandbox Rakuten:     {config.channels.rakuten.base_url}/es/2.0/\n"
             f"  Sandbox Amazon:      {config.channels.amazon.base_url}/orders/2026-01-01/orders\n"
