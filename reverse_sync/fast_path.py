@@ -158,6 +158,8 @@ def unpublished_sales(landing: LandingZone, published: PublishedState, channels:
     """Open order lines landed since the published build (orders it does not know), newest version per order."""
     sales: list[UnpublishedSale] = []
     for channel in channels:
+        if not landing.batch_files(channel, "orders"):  # nothing landed yet: no columns to read, no sales
+            continue
         key = ORDER_KEYS[channel]
         newest = landing.landed(channel, "orders").sort("_fetched_at").group_by(key, maintain_order=True).last()
         lines = ORDER_LINE_READERS[channel](newest).filter(~pl.col("cancelled") & (pl.col("units") > 0)).collect()
@@ -255,7 +257,11 @@ class FastPathWorker:
         unknown = set(self.channels) - set(SUPPORTED_CHANNELS)
         if unknown:
             raise SyncError(f"fast path: no stock push for {sorted(unknown)}")
-        self.land_from = tuple(self.channels if land_from is None else land_from)
+        # A channel switched off (Yahoo by default until the store is connected) is neither landed nor pushed to:
+        # it has no landed orders to read, and nothing of ours should change its stock.
+        self.channels = tuple(c for c in self.channels if getattr(config.channels, c).enabled)
+        self.land_from = tuple(c for c in (self.channels if land_from is None else land_from)
+                               if getattr(config.channels, c).enabled)
         self.tick_seconds = tick_seconds
         self.poll_every = {c: 0.0 for c in self.land_from} | (poll_every or {})
         self.max_ticks, self.max_seconds = max_ticks, max_seconds
