@@ -220,6 +220,8 @@ def run_world(size: dict[str, Any], seed: int = 7) -> dict[str, Any]:
         "live": {c: watcher.lags("live", c, ended) for c in CHANNELS},
         "peer_polls_only": {c: watcher.lags("peer", c, ended) for c in PUSH_CHANNELS},
         "live_steps": live.steps, "peer_steps": peer.steps,
+        "live_step_seconds": {c: {"p50": round(percentile(v, 50), 3), "p95": round(percentile(v, 95), 3)}
+                              for c, v in live.step_seconds.items()},
         "live_errors": sorted(set(live.errors))[:10], "peer_errors": sorted(set(peer.errors))[:10],
         "poll_targets_s": {c: poll_target(c, config, BUDGET_POLL_EVERY[c]) for c in ("rakuten", "yahoo")},
         "webhook_deliveries": {status: sum(d["status"] == status for d in deliveries)

@@ -8,8 +8,9 @@ through incremental polls at the channel's budget (DECISIONS.md D80).
     live.stop()
 
 One step for a channel (`land(channel)`, also what the stock fast path calls every tick):
-- **shopify**: with `shopify_webhooks`, the webhook events the receiver landed and nobody followed up yet are
-  fetched by id (`ingestion.webhooks.fetch_changed`) and land as a targeted `shopify/orders` batch;
+- **shopify**: with `shopify_webhooks`, the orders named by the webhook event batches the receiver landed since
+  the last step are fetched by id (`ingestion.webhooks.fetch_changed`) and land as a targeted `shopify/orders`
+  batch; every `pending_check_every` s every event not yet followed up is looked for as well;
 - **amazon**: with a notifications queue configured, ORDER_CHANGE messages are long-polled for up to
   `wait_seconds` (an SQS receive returns as soon as a message is there), landed, deleted, then getOrder'ed
   (`ingestion.amazon.ingest_notifications`);
@@ -28,7 +29,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from ichigen.config import Config
 from ingestion import amazon, rakuten, shopify, webhooks, yahoo
@@ -62,7 +66,7 @@ class LiveLanding:
                  poll_every: Mapping[str, float | None] | None = None, shopify_webhooks: bool = False,
                  amazon_notifications: bool | None = None, wait_seconds: int = 1,
                  clients: Callable[[str], ChannelClient] | None = None, idle_seconds: float = 0.25,
-                 max_seconds: float = 7 * 24 * 3600.0,
+                 max_seconds: float = 7 * 24 * 3600.0, pending_check_every: float = 60.0,
                  on_landed: Callable[[str, dict[str, int]], None] | None = None):
         self.config = config
         self.channels = tuple(channels)
@@ -80,11 +84,15 @@ class LiveLanding:
         self._clients: dict[str, ChannelClient] = {}
         self._client_for = clients or self._own_client
         self._sqs: Any = None
+        self._followed: set[Path] = set()  # webhook event batches whose orders were fetched
+        self._pending_check_at = 0.0
+        self.pending_check_every = pending_check_every
         self._last_poll: dict[str, float] = {}
         self._wake = {c: threading.Event() for c in self.channels}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.steps: dict[str, int] = dict.fromkeys(self.channels, 0)
+        self.step_seconds: dict[str, list[float]] = {c: [] for c in self.channels}  # the last 1000 steps' times
         self.errors: list[str] = []  # the last 100, "channel: error"
 
     def _own_client(self, channel: str) -> ChannelClient:
@@ -101,8 +109,7 @@ class LiveLanding:
         """One step for `channel`: its push (if any) and its poll when due. Returns rows landed per path."""
         landed: dict[str, int] = {}
         if channel == "shopify" and self.shopify_webhooks:
-            followed = webhooks.fetch_changed(self.config, landing=self.landing, client=self._client_for(channel))
-            landed["shopify/webhook-followups"] = sum(r.rows_landed for r in followed)
+            landed["shopify/webhook-followups"] = self._follow_webhooks()
         if channel == "amazon" and self.amazon_notifications:
             if self._sqs is None:
                 self._sqs = amazon.sqs_client(self.config.channels.amazon)
@@ -116,6 +123,25 @@ class LiveLanding:
                                                  client=self._client_for(channel)).rows_landed
         return landed
 
+    def _follow_webhooks(self) -> int:
+        """Fetch what the webhook events landed since the last step name. Only the new event batches are read
+        (a step must not cost more as the day's events pile up); every `pending_check_every` s, and on the first
+        step, the full `pending_events` check also runs, so an event whose follow-up failed, or that landed
+        while no loop ran, is fetched all the same. A compacted batch (D82) only re-holds events already seen."""
+        files = self.landing.batch_files(webhooks.SOURCE, webhooks.ENTITY)
+        new = [p for p in files if p not in self._followed
+               and not self.landing.batch_metadata(p).get("compacted_from")]
+        full = time.monotonic() >= self._pending_check_at
+        if not new and not full:
+            return 0
+        events = pl.concat([pl.read_parquet(p) for p in new], how="diagonal_relaxed") if new else None
+        followed = webhooks.fetch_changed(self.config, events, landing=self.landing, include_pending=full,
+                                          client=self._client_for("shopify"))
+        self._followed.update(new)  # only after the fetch landed: a failed step reads them again
+        if full:
+            self._pending_check_at = time.monotonic() + self.pending_check_every
+        return sum(r.rows_landed for r in followed)
+
     # ------------------------------------------------------------------------------------------- the loops
     def notify(self, channel: str) -> None:
         """Something arrived for `channel` (e.g. the receiver landed a webhook event): step at once."""
@@ -126,6 +152,7 @@ class LiveLanding:
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             self._wake[channel].clear()
+            began = time.monotonic()
             try:
                 got = self.land(channel)
                 if self.on_landed is not None and any(got.values()):
@@ -134,6 +161,7 @@ class LiveLanding:
                 log.warning("live landing %s: %s: %s", channel, type(exc).__name__, exc)
                 self.errors = [*self.errors[-99:], f"{channel}: {type(exc).__name__}: {exc}"]
             self.steps[channel] += 1
+            self.step_seconds[channel] = [*self.step_seconds[channel][-999:], time.monotonic() - began]
             self._wake[channel].wait(self.idle_seconds)
 
     def start(self) -> LiveLanding:
