@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "full_cycle_first_s": "bench.incremental_cycle",
     **{f"resync_fraction_of_ceiling_{c}": "bench.resync" for c in ("shopify", "rakuten", "yahoo", "amazon")},
     "stock_lag_p95_s": "bench.stock_lag", "oversells": "bench.stock_lag",
+    **{f"landed_lag_p95_s_{c}": "bench.landed_lag" for c in ("shopify", "rakuten", "amazon", "yahoo")},
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

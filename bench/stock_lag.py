@@ -57,18 +57,34 @@ POLL_EVERY = {"shopify": 1.0, "rakuten": 2.0, "yahoo": 2.0, "amazon": 30.0}
 
 
 # ------------------------------------------------------------------------------------------- the world
+@dataclass(frozen=True)
+class ChannelRates:
+    """What the sandbox allows and what the client asks for: the malls' requests per second and Amazon's scale
+    of its documented per-operation rates."""
+
+    mall_server_rps: float
+    mall_client_rps: float
+    amazon_rate_scale: float
+
+
+# Raised rates so a stock-lag run takes minutes (module docstring); DOCUMENTED: as channels.md and ichigen.toml.
+BENCH_RATES = ChannelRates(mall_server_rps=10.0, mall_client_rps=9.0, amazon_rate_scale=20.0)
+DOCUMENTED_RATES = ChannelRates(mall_server_rps=1.0, mall_client_rps=0.9, amazon_rate_scale=1.0)
+
+
 def start_four_channel_world(data_dir: Path, seed: int = 7, *, simulate_every: float | None = None,
-                             sqs_endpoint: str | None = None, **world: Any):
-    """The sandbox with all four channels served at test/bench speed (see the module docstring); Amazon
-    publishes ORDER_CHANGE notifications to the SQS server at `sqs_endpoint` when given."""
+                             sqs_endpoint: str | None = None, rates: ChannelRates = BENCH_RATES, **world: Any):
+    """The sandbox with all four channels served at `rates` (default: test/bench speed, see the module
+    docstring); Amazon publishes ORDER_CHANGE notifications to the SQS server at `sqs_endpoint` when given."""
     from sandbox import start_world
     from sandbox.amazon import AmazonSettings
     from sandbox.rakuten import RakutenSettings
 
     return start_world(data_dir=data_dir, seed=seed, port=0, access_token=TOKEN, restore_rate=1000.0,
-                       yahoo_requests_per_second=10.0, rakuten=RakutenSettings(requests_per_second=10.0),
-                       amazon_settings=AmazonSettings(rate_scale=20.0, sqs_endpoint=sqs_endpoint), drop_files=False,
-                       simulate_every=simulate_every, **world)
+                       yahoo_requests_per_second=rates.mall_server_rps,
+                       rakuten=RakutenSettings(requests_per_second=rates.mall_server_rps),
+                       amazon_settings=AmazonSettings(rate_scale=rates.amazon_rate_scale, sqs_endpoint=sqs_endpoint),
+                       drop_files=False, simulate_every=simulate_every, **world)
 
 
 @contextlib.contextmanager
@@ -82,6 +98,9 @@ def amazon_order_queue(region: str = "us-west-2"):
     # ingestion's SQS client takes credentials from boto3's usual chain; moto accepts any.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "sandbox")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every SQS request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -96,19 +115,19 @@ def amazon_order_queue(region: str = "us-west-2"):
         server.stop()
 
 
-def four_channel_config(base: Path, running):
+def four_channel_config(base: Path, running, rates: ChannelRates = BENCH_RATES):
     """The project's configuration with every path in `base`, pointed at the running world's four channels
-    (the cycle bench's configuration plus Yahoo and this bench's request rates)."""
+    (the cycle bench's configuration plus Yahoo and the request rates of `rates`)."""
     from bench.incremental_cycle import _config as cycle_config
 
     return cycle_config(base, running).with_overrides(**{
         "channels.rakuten.service_secret": "SP_sandbox",
         "channels.rakuten.license_key": "SL_sandbox",
-        "channels.rakuten.requests_per_second": 9.0,
-        "channels.amazon.rate_scale": 20.0,
+        "channels.rakuten.requests_per_second": rates.mall_client_rps,
+        "channels.amazon.rate_scale": rates.amazon_rate_scale,
         "channels.yahoo.enabled": True,
         "channels.yahoo.base_url": running.yahoo_url,
-        "channels.yahoo.requests_per_second": 9.0,
+        "channels.yahoo.requests_per_second": rates.mall_client_rps,
     })
 
 

@@ -19,6 +19,8 @@ from ichigen.config import PROJECT_ROOT, Config, ConfigError, load_config
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="ichigen: one view of every channel and the ERP.")
 sync_app = typer.Typer(no_args_is_help=True, help="Reverse sync: push reconciled stock to the channels.")
 app.add_typer(sync_app, name="sync")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Shopify webhooks: the receiver that lands every delivery.")
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="config file (default: ichigen.toml)")]
@@ -137,9 +139,59 @@ def sandbox(
     raise typer.Exit(subprocess.call(cmd))
 
 
+DEMO_URLS = {"dashboards": "http://127.0.0.1:8501", "dagster": "http://127.0.0.1:3000"}
+
+
+def demo_processes(config: Config, bin_dir: Path, config_path: Path | None = None) -> list[tuple[str, list[str]]]:
+    """The long-running processes `ichigen demo` starts once the sandbox is up and the first cycle published,
+    as they would run in a shop: the Shopify webhook receiver (subscribed to the shop with its own address), the
+    fast-path sync worker following those webhooks and polling the other channels, Dagster and the dashboards."""
+    ichigen = [str(bin_dir / "ichigen")]
+    with_config = ["--config", str(config_path)] if config_path else []
+    return [
+        ("webhooks", [*ichigen, "webhooks", "serve", *with_config]),
+        ("worker", [*ichigen, "sync", "worker", "--shopify-webhooks", *with_config]),
+        ("dagster", [str(bin_dir / "dagster"), "dev", "-m", "orchestration.definitions",
+                     "-h", "127.0.0.1", "-p", "3000"]),
+        ("dashboards", [str(bin_dir / "streamlit"), "run", "dashboards/app.py", "--server.port", "8501",
+                        "--server.address", "127.0.0.1", "--server.headless", "true",
+                        "--browser.gatherUsageStats", "false"]),
+    ]
+
+
+def _demo_order_queue(config: Config, endpoint: str) -> str:
+    """Create the demo's ORDER_CHANGE queue on the SQS server at `endpoint` and subscribe the sandbox seller to it,
+    as a shop does once with real SQS (D81). Returns the queue URL."""
+    import boto3
+
+    from ingestion import amazon
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=config.channels.amazon.sqs_region)
+    for _ in range(60):  # the server process may still be starting
+        try:
+            url = sqs.create_queue(QueueName="ichigen-amazon-orders")["QueueUrl"]
+            break
+        except Exception:  # noqa: BLE001 — connection refused until moto listens
+            time.sleep(0.5)
+    else:
+        raise RuntimeError(f"the demo's SQS server did not come up at {endpoint} (see var/sqs.log)")
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with amazon.make_client(config) as client:
+        amazon.subscribe_order_changes(client, arn)
+    return url
+
+
+def _webhook_url(config: Config) -> str:
+    from ingestion.webhooks import WEBHOOK_PATH
+
+    s = config.channels.shopify
+    return s.webhook_url or f"http://{s.webhook_host}:{s.webhook_port}{WEBHOOK_PATH}"
+
+
 @app.command()
 def demo(config_path: ConfigOption = None) -> None:
-    """Start the sandbox, Dagster (UI :3000, schedules live) and the dashboards (:8501). Ctrl-C stops all."""
+    """Start the sandbox, Dagster (UI :3000, schedules live), the dashboards (:8501), the Shopify webhook receiver
+    and the fast-path sync worker. Ctrl-C stops all."""
     import httpx
 
     from ichigen.cycle import prepare_dagster_home, reset_world_data
@@ -152,6 +204,11 @@ def demo(config_path: ConfigOption = None) -> None:
         env.pop("ICHIGEN_CONFIG")
     bin_dir = Path(sys.executable).parent
     s = config.sandbox
+    sqs_endpoint = f"http://127.0.0.1:{s.sqs_port}"
+    # moto accepts any credentials; the product's SQS client takes them from boto3's usual chain.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "sandbox")
+        env.setdefault(name, "sandbox")
     procs: list[tuple[str, subprocess.Popen]] = []
 
     def start(name: str, cmd: list[str]) -> None:
@@ -172,12 +229,15 @@ def demo(config_path: ConfigOption = None) -> None:
 
     config.sandbox_dir.mkdir(parents=True, exist_ok=True)
     try:
+        start("sqs", [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s.sqs_port)])
         start("sandbox", [str(bin_dir / "python"), "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
                           "--customers", str(s.customers), "--history-days", str(s.history_days),
                           "--orders-per-day", str(s.orders_per_day), "--port", str(s.shopify_port),
                           "--data-dir", str(config.sandbox_dir), "--simulate-every", "10",
                           "--restore-rate", str(s.shopify_restore_rate),
-                          "--access-token", config.channels.shopify.access_token])
+                          "--access-token", config.channels.shopify.access_token,
+                          "--webhook-secret", config.channels.shopify.webhook_secret,
+                          "--amazon-sqs-endpoint", sqs_endpoint])
         url = config.channels.shopify.base_url
         for _ in range(120):
             try:
@@ -187,20 +247,24 @@ def demo(config_path: ConfigOption = None) -> None:
                 time.sleep(0.5)
         else:
             raise RuntimeError(f"the sandbox did not come up at {url} (see var/sandbox.log)")
+        queue_url = _demo_order_queue(config, sqs_endpoint)
+        env.update(ICHIGEN_AMAZON_QUEUE_URL=queue_url, ICHIGEN_AMAZON_SQS_ENDPOINT=sqs_endpoint)  # for the worker
         console.print("sandbox up; running the first full cycle so the dashboards have data …")
         import dagster as dg
 
         summary = _run_cycle(config, dg.DagsterInstance.get())
         print_summary(summary)
-        start("dagster", [str(bin_dir / "dagster"), "dev", "-m", "orchestration.definitions",
-                          "-h", "127.0.0.1", "-p", "3000"])
-        start("dashboards", [str(bin_dir / "streamlit"), "run", "dashboards/app.py", "--server.port", "8501",
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"])
+        for name, cmd in demo_processes(config, bin_dir, config_path):
+            start(name, cmd)
+        hook = _webhook_url(config)
         console.print(
             "\n[bold]ichigen is running[/bold]\n"
-            "  Dashboards (ja/en):  http://127.0.0.1:8501\n"
-            "  Dagster UI:          http://127.0.0.1:3000\n"
+            f"  Dashboards (ja/en):  {DEMO_URLS['dashboards']}\n"
+            f"  Dagster UI:          {DEMO_URLS['dagster']}\n"
+            f"  Shopify webhooks:    {hook} (receiver; subscribed to the sandbox shop, see var/webhooks.log)\n"
+            "  Fast-path worker:    lands webhook follow-ups, Amazon ORDER_CHANGE and polls, pushes stock in "
+            "seconds (var/worker.log; runless <channel>/stock_push events in Dagster)\n"
+            f"  Amazon ORDER_CHANGE: {queue_url} (SQS, moto)\n"
             f"  Sandbox Shopify:     {url}/admin/api/2026-10/graphql.json\n"
             f"  Sandbox Rakuten:     {config.channels.rakuten.base_url}/es/2.0/\n"
             f"  Sandbox Amazon:      {config.channels.amazon.base_url}/orders/2026-01-01/orders\n"
@@ -221,6 +285,43 @@ def demo(config_path: ConfigOption = None) -> None:
     finally:
         stop_all()
     console.print("stopped.")
+
+
+@webhooks_app.command("serve")
+def webhooks_serve(
+    config_path: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="listen port (default: channels.shopify.webhook_port)")] = None,
+    subscribe: Annotated[bool, typer.Option(help="register the subscriptions with the shop first")] = True,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="stop after this long")] = 7 * 24 * 3600.0,
+) -> None:
+    """Serve the Shopify webhook receiver (HMAC check, de-dup, durable landing before the 200) until Ctrl-C or
+    SIGTERM; first make sure the shop delivers orders and inventory changes to its address."""
+    import threading
+
+    from ingestion.errors import IngestionError
+    from ingestion.webhooks import DEFAULT_TOPICS, serve_receiver
+    from ingestion.webhooks import subscribe as subscribe_webhooks
+
+    config = _config(config_path)
+    s = config.channels.shopify
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with serve_receiver(config.landing_dir, s.webhook_secret, s.shop_domain, host=s.webhook_host,
+                        port=s.webhook_port if port is None else port) as receiver:
+        address = s.webhook_url or receiver.webhook_url
+        console.print(f"webhook receiver listening at {receiver.webhook_url}", highlight=False)
+        if subscribe:
+            try:
+                subs = subscribe_webhooks(config, address)
+            except IngestionError as exc:
+                console.print(f"[red]could not subscribe {address} with {s.base_url}:[/red] {exc}")
+                raise typer.Exit(1) from None
+            topics = sorted(x["topic"] for x in subs if x["topic"] in DEFAULT_TOPICS)
+            console.print(f"subscribed {address}: {', '.join(topics)}", highlight=False)
+        stop.wait(max_seconds)
+        stats = receiver.app.state.stats
+        console.print(f"stopping; deliveries {', '.join(f'{k} {v}' for k, v in stats.items())}", highlight=False)
 
 
 ChannelOption = Annotated[str, typer.Option("--channel", help="channel slug")]
@@ -310,6 +411,7 @@ def sync_worker(
     import dagster as dg
 
     from ichigen.cycle import prepare_dagster_home
+    from ingestion.live import BUDGET_POLL_EVERY
     from orchestration.fast_path_events import report_tick
     from reverse_sync.fast_path import FastPathWorker
 
@@ -325,9 +427,16 @@ def sync_worker(
                           f"pushed {pushed or 'nothing'} in {result.seconds:.2f} s"
                           + "".join(f"\n  [yellow]{e}[/yellow]" for e in result.errors))
 
+    # Amazon's searchOrders is budgeted at one call per ~3 minutes (its orders come by ORDER_CHANGE when a queue
+    # is configured); with webhooks followed, Shopify's poll is the backstop only (D81).
+    polls = {"rakuten": poll_every, "yahoo": poll_every, "amazon": BUDGET_POLL_EVERY["amazon"],
+             "shopify": BUDGET_POLL_EVERY["shopify"] if webhooks else 0.0}
     worker = FastPathWorker(config, tick_seconds=tick, max_seconds=max_seconds, on_tick=on_tick,
-                            poll_every={"rakuten": poll_every, "yahoo": poll_every}, shopify_webhooks=webhooks)
-    console.print(f"fast path: ticking every {tick:g} s (Ctrl-C to stop)")
+                            poll_every=polls, shopify_webhooks=webhooks)
+    # `ichigen demo` stops its processes with SIGTERM: finish like Ctrl-C (clients closed, "stopped" logged).
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    console.print(f"fast path: ticking every {tick:g} s; polls every "
+                  f"{', '.join(f'{c} {p:g} s' for c, p in sorted(polls.items()))} (Ctrl-C to stop)", highlight=False)
     try:
         worker.run()
     except KeyboardInterrupt:
@@ -355,6 +464,29 @@ def sync_intake_command(
         console.print(f"[yellow]not posted:[/yellow] {problem}")
     if not result.verdict.allowed or result.failed or result.customer_errors:
         raise typer.Exit(1)
+
+
+@app.command()
+def compact(
+    config_path: ConfigOption = None,
+    older_than_minutes: Annotated[float, typer.Option("--older-than-minutes", help="leave newer batches alone")] = 60.0,
+) -> None:
+    """Merge the landing zone's small batches (one per webhook event, notification receive or poll) into one
+    batch per entity, date and mode; readers see the same rows (D82). Safe to rerun."""
+    from datetime import timedelta
+
+    from ingestion.landing import LandingZone, compact_batches
+    from ingestion.schemas import SCHEMAS
+
+    config = _config(config_path)
+    landing = LandingZone(config.landing_dir)
+    merged = 0
+    for source, entity in sorted(SCHEMAS):
+        for done in compact_batches(landing, source, entity, older_than=timedelta(minutes=older_than_minutes)):
+            merged += len(done.replaced)
+            console.print(f"{source}/{entity}: {len(done.replaced)} batches → {done.path.name} "
+                          f"({done.row_count} rows)", highlight=False)
+    console.print(f"compacted {merged} batches" if merged else "nothing to compact")
 
 
 @app.command("check-config")

@@ -60,6 +60,14 @@ class ShopifyConfig(_Strict):
     requests_per_second: float = Field(default=4.0, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+    # The webhook receiver (`ichigen webhooks serve`, ingestion/webhooks.py): the app's client secret that signs
+    # deliveries, where the receiver listens, and the address the shop posts to (empty: http://host:port/…;
+    # behind a proxy or tunnel, its public https address).
+    webhook_secret: str = Field(default="shpss_sandbox_webhook_secret", repr=False)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8705, ge=0, le=65535)
+    webhook_url: str = ""
+    shop_domain: str | None = None  # accept deliveries for this shop only (None: any shop signed with the secret)
 
     @field_validator("base_url")
     @classmethod
@@ -125,6 +133,12 @@ class AmazonConfig(_Strict):
     sqs_endpoint_url: str | None = None  # None: real AWS; the sandbox's moto server otherwise
     sqs_region: str = "us-west-2"
     notification_fetch_budget: int = Field(default=30, ge=0)  # getOrder calls per run (the burst)
+
+    @field_validator("notifications_queue_url", "sqs_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """`${VAR:-}` in ichigen.toml gives "" when the variable is unset: that means not configured."""
+        return None if isinstance(value, str) and not value.strip() else value
     # Stock pushes of more than feed_threshold SKUs go through JSON_LISTINGS_FEEDs (D65).
     feed_threshold: int = Field(default=50, ge=0)
     feed_max_messages: int = Field(default=25_000, ge=1, le=25_000)
@@ -205,6 +219,7 @@ class SandboxConfig(_Strict):
     shopify_port: int = Field(default=8701, ge=0, le=65535)
     # GraphQL cost points restored per second: 100 Standard, 200 Advanced, 1000 Plus (a backfill's pace).
     shopify_restore_rate: float = Field(default=1000.0, gt=0)
+    sqs_port: int = Field(default=8706, ge=1, le=65535)  # the demo's SQS server (moto) for Amazon's ORDER_CHANGE
 
 
 class Config(_Strict):

@@ -418,23 +418,27 @@ class NotificationIngest:
 
 def ingest_notifications(config: Config, *, landing: LandingZone | None = None,
                          client: ChannelClient | None = None, sqs: Any = None, now: datetime | None = None,
-                         max_messages: int = 200, visibility_timeout: int = 60) -> NotificationIngest:
+                         max_messages: int = 200, visibility_timeout: int = 60,
+                         wait_seconds: int = 0) -> NotificationIngest:
     """Receive up to `max_messages` notifications, land them, THEN delete them from the queue (a crash before
-    the landing leaves them to reappear after `visibility_timeout`), then getOrder the changed orders."""
+    the landing leaves them to reappear after `visibility_timeout`), then getOrder the changed orders.
+    `wait_seconds` (0–20): SQS long polling on the first receive — it returns as soon as a message arrives, so a
+    loop calling this hears of an order at once without a receive every fraction of a second."""
     require_enabled(SOURCE, config.channels.amazon.enabled)
     amazon = config.channels.amazon
     if not amazon.notifications_queue_url:
         raise IngestionError("amazon: channels.amazon.notifications_queue_url is not set")
     landing = landing or LandingZone(config.landing_dir)
     sqs = sqs or sqs_client(amazon)
-    received_at = now or utcnow()
     messages: list[dict[str, Any]] = []
-    for _ in range(-(-max_messages // SQS_BATCH)):
+    for attempt in range(-(-max_messages // SQS_BATCH)):
         got = sqs.receive_message(QueueUrl=amazon.notifications_queue_url, MaxNumberOfMessages=SQS_BATCH,
-                                  WaitTimeSeconds=0, VisibilityTimeout=visibility_timeout).get("Messages", [])
+                                  WaitTimeSeconds=min(max(wait_seconds, 0), 20) if attempt == 0 else 0,
+                                  VisibilityTimeout=visibility_timeout).get("Messages", [])
         messages += got
         if not got:
             break
+    received_at = now or utcnow()  # after the receive: a long poll may have waited for the message
     rows: list[dict[str, Any]] = []
     bad: list[QuarantineRecord] = []
     for message in messages:

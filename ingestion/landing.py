@@ -351,6 +351,79 @@ class LandingZone:
         return pl.scan_parquet(files, schema=QUARANTINE_COLUMNS, hive_partitioning=False)
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """One compacted group: the batch files it replaced and the one batch that holds their rows now."""
+
+    path: Path
+    replaced: tuple[str, ...]  # batch ids
+    row_count: int
+
+
+def _fetched_of(path: Path) -> datetime | None:
+    try:
+        return datetime.strptime(path.stem[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def compact_batches(landing: LandingZone, source: str, entity: str, *, older_than: timedelta = timedelta(hours=1),
+                    now: datetime | None = None, max_rows: int = 100_000) -> list[Compaction]:
+    """Merge the small batches of source/entity (pushes land one event a file) into one batch per date folder and
+    mode, without changing what a reader sees (DECISIONS.md D82):
+    - only batches fetched more than `older_than` ago and of ≤ `max_rows` rows; targeted and incremental batches
+      are never mixed, so the cursor (which ignores targeted batches) stays where it was;
+    - every row keeps its own `_batch_id` and `_fetched_at`, so "newest version per key" reads the same;
+    - the merged batch is written first (temp + rename, `compacted_from` in its metadata), then the originals are
+      removed. A crash in between leaves identical rows twice (staging keeps one version per key); the next call
+      removes the leftovers its metadata names."""
+    now = _as_utc(now) or utcnow()
+    files = landing.batch_files(source, entity)
+    for path in files:  # leftovers of a compaction interrupted after its rename
+        replaced = landing.batch_metadata(path).get("compacted_from") or []
+        for batch_id in replaced:
+            leftover = path.parent / f"{batch_id}.parquet"
+            if leftover.exists():
+                leftover.unlink()
+    files = landing.batch_files(source, entity)
+    groups: dict[tuple[Path, str | None], list[Path]] = {}
+    for path in files:
+        fetched = _fetched_of(path)
+        if fetched is None or fetched > now - older_than or pq.ParquetFile(path).metadata.num_rows > max_rows:
+            continue
+        groups.setdefault((path.parent, landing._mode(path)), []).append(path)
+    done: list[Compaction] = []
+    for (folder, mode), paths in sorted(groups.items(), key=lambda item: str(item[0][0])):
+        if len(paths) < 2:
+            continue
+        metas = [landing.batch_metadata(p) for p in paths]
+        frame = pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
+        newest = max(_fetched_of(p) for p in paths)
+        batch_id = new_batch_id(newest)
+        cursors_from = [m["cursor_from"] for m in metas if m.get("cursor_from")]
+        cursors_to = [m["cursor_to"] for m in metas if m.get("cursor_to")]
+        meta = {
+            "batch_id": batch_id, "source": source, "entity": entity, "fetched_at": newest.isoformat(),
+            "cursor_field": metas[-1].get("cursor_field"), "cursor_from": min(cursors_from, default=None),
+            "cursor_to": max(cursors_to, default=None), "row_count": frame.height,
+            "compacted_from": [p.stem for p in paths],
+        }
+        if mode is not None:
+            meta["mode"] = mode
+        target = folder / f"{batch_id}.parquet"
+        write_parquet_atomic(frame, target, metadata={BATCH_METADATA_KEY: json.dumps(meta)})
+        for path in paths:
+            path.unlink()
+        _fsync_dir(folder)
+        with landing._cache_lock:
+            for path in paths:
+                landing._mode_cache.pop(path, None)
+                for key in [k for k in landing._max_cache if k[0] == path]:
+                    del landing._max_cache[key]
+        done.append(Compaction(target, tuple(p.stem for p in paths), frame.height))
+    return done
+
+
 def land_and_report(
     landing: LandingZone,
     schema: EntitySchema,

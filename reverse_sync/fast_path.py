@@ -8,8 +8,8 @@ Dagster run starts 16–20 s late, dbt 4–7 s before its first model). The fast
     worker.stop()
 
 Each tick (bounded in time; the loop bounded in ticks and seconds):
-1. land what changed, with the existing ingestion functions: Shopify webhook events followed up by
-   `fetch_changed` (D13), Amazon ORDER_CHANGE notifications (D27) when a queue is configured, and the
+1. land what changed, one `ingestion.live.LiveLanding` step per channel (D80): Shopify webhook events followed
+   up by `fetch_changed` (D13), Amazon ORDER_CHANGE notifications (D27) when a queue is configured, and the
    incremental order polls, each at most once per `poll_every[channel]` seconds (the channel's budget);
 2. read every landed order that the published build does not know (its key is not in the serving copy's
    `fct_orders`) and is not cancelled: their units (a bundle: its components too) are "unpublished sales";
@@ -41,11 +41,9 @@ import polars as pl
 
 from ichigen.config import Config
 from ichigen.publish import published_version
-from ingestion import amazon as amazon_ingestion
-from ingestion import ingest, rakuten, shopify, yahoo
-from ingestion import webhooks as shopify_webhooks
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from ingestion.live import CLIENT_MAKERS, LiveLanding
 from reverse_sync.plan import ChannelListing, Plan, StockTarget, new_run_id, plan_stock
 from reverse_sync.stock import SUPPORTED_CHANNELS, SyncError, SyncResult, apply_plan, known_listings
 
@@ -94,11 +92,6 @@ def _amazon_lines(orders: pl.LazyFrame) -> pl.LazyFrame:
 ORDER_LINE_READERS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
     "shopify": _shopify_lines, "rakuten": _rakuten_lines, "yahoo": _yahoo_lines, "amazon": _amazon_lines}
 ORDER_KEYS = {"shopify": "order_id", "rakuten": "order_number", "yahoo": "order_id", "amazon": "order_id"}
-# One client per channel for the worker's life, shared by its polls and pushes: a new httpx client costs ~40 ms
-# (TLS context) and Amazon's an LWA token exchange, which a tick every second cannot afford.
-CLIENT_MAKERS: dict[str, Callable[[Config], ChannelClient]] = {
-    "shopify": shopify.make_client, "rakuten": rakuten.make_client, "amazon": amazon_ingestion.make_client,
-    "yahoo": yahoo.make_client}
 
 
 @dataclass(frozen=True)
@@ -165,6 +158,8 @@ def unpublished_sales(landing: LandingZone, published: PublishedState, channels:
     """Open order lines landed since the published build (orders it does not know), newest version per order."""
     sales: list[UnpublishedSale] = []
     for channel in channels:
+        if not landing.batch_files(channel, "orders"):  # nothing landed yet: no columns to read, no sales
+            continue
         key = ORDER_KEYS[channel]
         newest = landing.landed(channel, "orders").sort("_fetched_at").group_by(key, maintain_order=True).last()
         lines = ORDER_LINE_READERS[channel](newest).filter(~pl.col("cancelled") & (pl.col("units") > 0)).collect()
@@ -262,19 +257,27 @@ class FastPathWorker:
         unknown = set(self.channels) - set(SUPPORTED_CHANNELS)
         if unknown:
             raise SyncError(f"fast path: no stock push for {sorted(unknown)}")
-        self.land_from = tuple(self.channels if land_from is None else land_from)
+        # A channel switched off (Yahoo by default until the store is connected) is neither landed nor pushed to:
+        # it has no landed orders to read, and nothing of ours should change its stock.
+        self.channels = tuple(c for c in self.channels if getattr(config.channels, c).enabled)
+        self.land_from = tuple(c for c in (self.channels if land_from is None else land_from)
+                               if getattr(config.channels, c).enabled)
         self.tick_seconds = tick_seconds
         self.poll_every = {c: 0.0 for c in self.land_from} | (poll_every or {})
         self.max_ticks, self.max_seconds = max_ticks, max_seconds
         self.on_tick = on_tick
         self.shopify_webhooks = shopify_webhooks
         self.landing = LandingZone(config.landing_dir)
+        # One client per channel for the worker's life, shared by its polls and pushes: a new httpx client costs
+        # ~40 ms (TLS context) and Amazon's an LWA token exchange, which a tick every second cannot afford.
         self.clients: dict[str, ChannelClient] = {}
+        # Landing is ingestion's (pushes, then polls when due); the worker calls one step per channel per tick.
+        self.live = LiveLanding(config, self.land_from, landing=self.landing, poll_every=self.poll_every,
+                                shopify_webhooks=shopify_webhooks, clients=self.client, wait_seconds=0)
         self._pool = ThreadPoolExecutor(max_workers=len(SUPPORTED_CHANNELS), thread_name_prefix="fast-path")
         self._last_seen: tuple | None = None  # (published version, unpublished sales) the last clean tick pushed
         self.ticks = 0
         self.results: list[TickResult] = []  # the last 100
-        self._last_poll: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -303,22 +306,6 @@ class FastPathWorker:
                 result.errors.append(f"{what} {channel}: {type(exc).__name__}: {exc}")
         return done
 
-    def _land_channel(self, channel: str) -> dict[str, int]:
-        landed: dict[str, int] = {}
-        if channel == "shopify" and self.shopify_webhooks:
-            followed = shopify_webhooks.fetch_changed(self.config, landing=self.landing, client=self.client(channel))
-            landed["shopify/webhook-followups"] = sum(r.rows_landed for r in followed)
-        if channel == "amazon" and self.config.channels.amazon.notifications_queue_url:
-            got = amazon_ingestion.ingest_notifications(self.config, landing=self.landing,
-                                                        client=self.client(channel))
-            landed["amazon/notifications"] = got.events.rows_landed
-        now = time.monotonic()
-        if now - self._last_poll.get(channel, -1e9) >= self.poll_every[channel]:
-            self._last_poll[channel] = now
-            landed[f"{channel}/orders"] = ingest(self.config, channel, "orders", landing=self.landing,
-                                                 client=self.client(channel)).rows_landed
-        return landed
-
     def _push_channel(self, channel: str, published: PublishedState, wanted: dict[str, int],
                       sales: list[UnpublishedSale]) -> SyncResult | None:
         listings = expected_now(known_listings(self.config, channel), sales, channel)
@@ -329,7 +316,7 @@ class FastPathWorker:
     def tick(self) -> TickResult:
         result = TickResult(datetime.now(UTC))
         clock = time.monotonic()
-        for landed in self._each_channel("land", self.land_from, self._land_channel, result).values():
+        for landed in self._each_channel("land", self.land_from, self.live.land, result).values():
             result.landed.update(landed)
         result.landing_seconds = time.monotonic() - clock
         try:

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="multiply Amazon's documented per-operation rates (1: as documented)")
     ap.add_argument("--amazon-fault-rate", type=float, default=0.0, help="share of Amazon requests that misbehave")
     ap.add_argument("--amazon-traffic-log", type=Path, default=None, help="append every Amazon exchange (JSONL)")
+    ap.add_argument("--amazon-sqs-endpoint", default=None,
+                    help="SQS server (e.g. moto) that ORDER_CHANGE notifications are sent to once subscribed")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("sandbox")
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             yahoo_requests_per_second=args.yahoo_requests_per_second,
             amazon_port=args.amazon_port if args.amazon_port is not None else (0 if args.port == 0 else 8703),
             amazon_settings=AmazonSettings(rate_scale=args.amazon_rate_scale, traffic_log=args.amazon_traffic_log,
+                                           sqs_endpoint=args.amazon_sqs_endpoint,
                                            faults=AmazonFaults(rate=args.amazon_fault_rate, seed=args.seed)),
         )
     except (OSError, ValueError, RuntimeError) as exc:

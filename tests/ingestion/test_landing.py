@@ -176,3 +176,36 @@ def test_cursor_falls_back_to_reading_the_column_without_statistics(tmp_path: Pa
     pq.write_table(frame.to_arrow(), folder / "20261123T000000000000Z-00000000.parquet", write_statistics=False)
     assert LandingZone(tmp_path).cursor("erp", "stock", "updated_at") == T0 + timedelta(seconds=2)
     assert os.path.exists(folder)
+
+
+def test_compaction_merges_small_old_batches_per_mode_without_changing_what_readers_see(tmp_path: Path):
+    from ingestion.landing import TARGETED, compact_batches
+
+    zone = LandingZone(tmp_path)
+    old = [write_stock(zone, stock_rows(2, T0 + timedelta(minutes=i)), fetched_at=T0 + timedelta(seconds=i))
+           for i in range(3)]
+    targeted = [write_stock(zone, stock_rows(1, T0 + timedelta(hours=5)), fetched_at=T0 + timedelta(seconds=10 + i),
+                            mode=TARGETED) for i in range(2)]
+    recent = write_stock(zone, stock_rows(1, T0), fetched_at=T0 + timedelta(hours=3))
+    key = ["_batch_id", "sku", "_fetched_at"]
+    before = zone.landed("erp", "stock").collect().sort(key)
+    cursor = zone.cursor("erp", "stock", "updated_at")
+
+    done = compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30))
+
+    assert sorted(len(c.replaced) for c in done) == [2, 3], "one batch per mode; the recent one is left alone"
+    assert {c.replaced for c in done} == {tuple(b.batch_id for b in old), tuple(b.batch_id for b in targeted)}
+    files = zone.batch_files("erp", "stock")
+    assert len(files) == 3 and recent.path in files and not any(b.path.exists() for b in old + targeted)
+    assert zone.landed("erp", "stock").collect().sort(key).equals(before), "every row, batch id and fetch time kept"
+    fresh = LandingZone(tmp_path)
+    assert fresh.cursor("erp", "stock", "updated_at") == cursor, "targeted rows still do not move the cursor"
+    merged = next(c for c in done if len(c.replaced) == 3)
+    assert fresh.batch_metadata(merged.path)["compacted_from"] == [b.batch_id for b in old]
+    assert compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30)) == [], "nothing left"
+
+    # A crash after the merged batch's rename but before the originals went: the next call removes them.
+    leftover = merged.path.parent / f"{old[0].batch_id}.parquet"
+    write_parquet_atomic(pl.read_parquet(merged.path).head(2), leftover)
+    compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30))
+    assert not leftover.exists() and zone.landed("erp", "stock").collect().sort(key).equals(before)

@@ -176,3 +176,21 @@ def test_a_shopify_order_arrives_by_webhook_and_reaches_the_malls_without_a_poll
     assert {c: set(q) for c, q in shown(world, sku).items()} == {c: {TARGET - 2} for c in CHANNELS}
     assert all("shopify/orders" not in r.landed for r in results)  # no poll: the webhook's follow-up landed it
     assert sum(r.landed.get("shopify/webhook-followups", 0) for r in results) >= 1
+
+
+def test_a_switched_off_channel_is_neither_landed_nor_pushed_to(tmp_config):
+    config = tmp_config.with_overrides(**{"channels.yahoo.enabled": False})
+    worker = FastPathWorker(config, max_ticks=1)
+    try:
+        assert "yahoo" not in worker.channels and "yahoo" not in worker.land_from
+        assert set(worker.land_from) == {"shopify", "rakuten", "amazon"}
+    finally:
+        worker.close()
+
+
+def test_a_channel_with_no_landed_orders_yet_has_no_unpublished_sales(tmp_path):
+    from ingestion.landing import LandingZone
+    from reverse_sync.fast_path import unpublished_sales
+
+    published = PublishedState({"yahoo": {}}, None, {}, {}, frozenset())
+    assert unpublished_sales(LandingZone(tmp_path), published, ["yahoo", "shopify"]) == []
