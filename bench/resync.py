@@ -118,14 +118,16 @@ def resync(running, config, channel: str, speed: float) -> Result:
     speed = 1.0 if channel == "shopify" else speed  # Shopify runs at its real rates in both modes
     ceiling = CEILING_SKUS_PER_S[channel] * speed
     fraction = achieved / ceiling
+    beyond_first = max(0, throttled - 1)
     details = {"skus": len(plan.changes), "applied": applied, "converged": converged, "seconds": round(seconds, 2),
                "skus_per_s": round(achieved, 1), "ceiling_skus_per_s": round(ceiling, 1), "speed": speed,
-               "http_429": throttled, "client_requests": client_stats.requests,
+               "http_429": throttled, "http_429_beyond_first": beyond_first, "client_requests": client_stats.requests,
                "client_retries": dict(client_stats.retry_reasons)}
     return Result(NAME.format(channel=channel), fraction, "of ceiling", (">=", 0.9),
                   notes=f"{len(plan.changes):,} SKUs in {seconds:.1f} s = {achieved:,.1f}/s vs ceiling "
                         f"{ceiling:,.0f}/s{' (×' + format(speed, 'g') + ' time compression)' if speed != 1 else ''}"
-                        f"; {applied:,} applied; {throttled} × 429", details=details)
+                        f"; {applied:,} applied; {throttled} × 429 ({beyond_first} beyond the first)",
+                  details=details, also=(("≤ 1 × 429", throttled <= 1),))
 
 
 def run(scale: Scale, channels: tuple[str, ...] = CHANNELS) -> list[Result]:
