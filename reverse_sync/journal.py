@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -37,7 +37,6 @@ class JournalEntry:
     unresolved: list[str]  # codes whose outcome is not known yet
     logged: bool = False  # the run's push log (holding this call's rows) has been written
     attempt: int = 1
-    meta: dict[str, str] = field(default_factory=dict)  # channel-specific baseline (Rakuten: `updated` stamps)
 
     def in_doubt(self) -> list[str]:
         return list(self.unresolved) if self.logged else list(self.deltas)
