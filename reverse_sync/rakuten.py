@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingestion.common import parse_utc
+from ingestion.common import RecordError, parse_utc
 from ingestion.errors import ChannelError
 from ingestion.http import ChannelClient
 from ingestion.rakuten import BULK_UPSERT_PATH, bulk_get
@@ -43,6 +43,14 @@ def split_ref(target_ref: str) -> tuple[str, str]:
     """`manageNumber:variantId` → (manageNumber, variantId)."""
     manage, _, variant = target_ref.partition(":")
     return manage, variant
+
+
+def _updated(row: dict) -> datetime | None:
+    """The row's `updated` stamp; None when missing or unreadable (the row then cannot be shown untouched)."""
+    try:
+        return parse_utc(row.get("updated"), field="updated")
+    except RecordError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,7 @@ class RakutenStockPusher:
     def current(self, target_refs: list[str]) -> dict[str, tuple[int, datetime | None]]:
         """What the mall shows now for these `manageNumber:variantId` refs: (quantity, updated)."""
         found = bulk_get(self.client, [split_ref(ref) for ref in target_refs])
-        return {f"{row['manageNumber']}:{row['variantId']}":
-                (int(row["quantity"]), parse_utc(row.get("updated"), field="updated")) for row in found}
+        return {f"{row['manageNumber']}:{row['variantId']}": (int(row["quantity"]), _updated(row)) for row in found}
 
     def logged(self, run_id: str) -> None:
         """Called once the run's push log is written: its answered calls stop holding their codes in doubt."""
