@@ -31,21 +31,24 @@ class Result:
     peer_value: float | None = None
     notes: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # Further conditions the target includes, each (text, held?), e.g. ("≤ 1 × 429", True): met needs all of them.
+    also: tuple[tuple[str, bool], ...] = ()
 
     @property
     def target_text(self) -> str:
         if self.target is None:
             return ""
         op, number = self.target
-        return f"{op} {_num(number)}"
+        return " and ".join([f"{op} {_num(number)}", *(text for text, _ in self.also)])
 
     @property
     def met(self) -> bool | None:
         if self.target is None:
             return None
         op, number = self.target
-        return {"<": self.value < number, "<=": self.value <= number, "≤": self.value <= number,
-                ">": self.value > number, ">=": self.value >= number, "≥": self.value >= number}[op]
+        value_met = {"<": self.value < number, "<=": self.value <= number, "≤": self.value <= number,
+                     ">": self.value > number, ">=": self.value >= number, "≥": self.value >= number}[op]
+        return value_met and all(held for _, held in self.also)
 
     @property
     def ratio(self) -> float | None:

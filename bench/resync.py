@@ -13,9 +13,11 @@ Per channel the sandbox serves its documented limits and the client runs at the 
 
 The plan is built with the real planner (`plan_stock(..., full=True)`) from what each channel shows (the
 sandbox's own listing state instead of an ingestion run, so the figure is the push alone), and pushed with the
-channel's real pusher over real HTTP. Each row reports achieved SKUs/s, the 429s the client was
-given and the pre-send reads the design makes: Rakuten (bulk-get, D21), Yahoo (getStock, D32) and Amazon
-(searchListingsItems by SKU, D65) read before they write, which costs about half the channel's budget.
+channel's real pusher over real HTTP. Each row reports achieved SKUs/s and the 429s the client was given;
+the target is ≥ 0.9 *and* no 429 beyond the first (Shopify's THROTTLED counts as a 429). Rakuten and Yahoo
+send deltas with no read before each call (D100), Shopify keeps several calls in flight under its cost bucket
+(D101); Amazon still reads every SKU fresh before its feed (searchListingsItems, D65), which binds it at
+~100 SKUs/s (D103).
 
 Quick mode (tests/bench): a small catalogue with every mall's rate, limit and ceiling × `QUICK_SPEED` (time
 compression; Shopify runs at its real rates — a small catalogue is a couple of calls), so it finishes in seconds; full mode: 50,000 SKUs at the real rates (several minutes: Amazon's
@@ -118,14 +120,16 @@ def resync(running, config, channel: str, speed: float) -> Result:
     speed = 1.0 if channel == "shopify" else speed  # Shopify runs at its real rates in both modes
     ceiling = CEILING_SKUS_PER_S[channel] * speed
     fraction = achieved / ceiling
+    beyond_first = max(0, throttled - 1)
     details = {"skus": len(plan.changes), "applied": applied, "converged": converged, "seconds": round(seconds, 2),
                "skus_per_s": round(achieved, 1), "ceiling_skus_per_s": round(ceiling, 1), "speed": speed,
-               "http_429": throttled, "client_requests": client_stats.requests,
+               "http_429": throttled, "http_429_beyond_first": beyond_first, "client_requests": client_stats.requests,
                "client_retries": dict(client_stats.retry_reasons)}
     return Result(NAME.format(channel=channel), fraction, "of ceiling", (">=", 0.9),
                   notes=f"{len(plan.changes):,} SKUs in {seconds:.1f} s = {achieved:,.1f}/s vs ceiling "
                         f"{ceiling:,.0f}/s{' (×' + format(speed, 'g') + ' time compression)' if speed != 1 else ''}"
-                        f"; {applied:,} applied; {throttled} × 429", details=details)
+                        f"; {applied:,} applied; {throttled} × 429 ({beyond_first} beyond the first)",
+                  details=details, also=(("≤ 1 × 429", throttled <= 1),))
 
 
 def run(scale: Scale, channels: tuple[str, ...] = CHANNELS) -> list[Result]:

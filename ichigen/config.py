@@ -104,7 +104,7 @@ class YahooConfig(_Strict):
     page_size: int = Field(default=100, ge=1, le=1000)  # orderList Result; myItemList takes at most 100
     lookback_minutes: int = Field(default=10, ge=0)
     backfill_start: str = "2025-01-01T00:00:00Z"
-    requests_per_second: float = Field(default=0.9, gt=0)  # headroom under Yahoo's ~1/s: a 429 costs a back-off
+    requests_per_second: float = Field(default=1.0, gt=0)  # Yahoo's ~1/s; + 1/rate after each answer (D102)
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
 

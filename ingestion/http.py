@@ -324,8 +324,12 @@ class ChannelClient:
             self.stats.paced_seconds += paced
 
         try:
-            response = self._http.request(method, url, json=json, params=params, headers=headers, content=content,
-                                          data=data)
+            try:
+                response = self._http.request(method, url, json=json, params=params, headers=headers,
+                                              content=content, data=data)
+            finally:
+                if self.limiter is not None:
+                    self.limiter.answered()
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             reason = "connect timed out" if isinstance(exc, httpx.ConnectTimeout) else _connect_reason(exc)
             final = ChannelUnreachable(

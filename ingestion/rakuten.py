@@ -104,7 +104,10 @@ def _asked_page(response: httpx.Response) -> int | None:
 
 def make_client(config: Config, **options: Any) -> ChannelClient:
     rakuten = config.channels.rakuten
-    limiter = channel_limiter(SOURCE, requests_per_second=rakuten.requests_per_second)
+    # RMS counts arrivals per second with no burst: each request also waits a full interval after the previous
+    # answer, so transit jitter cannot make two arrivals closer than that (D102).
+    limiter = channel_limiter(SOURCE, requests_per_second=rakuten.requests_per_second,
+                              answer_gap=1.0 / rakuten.requests_per_second)
     return ChannelClient(
         SOURCE,
         rakuten.base_url,

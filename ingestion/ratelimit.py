@@ -50,11 +50,22 @@ def _limiter(spec: RateSpec) -> Limiter:
 
 
 class ChannelRateLimiter:
-    """The client-side budget of one channel: a channel-wide bucket plus optional per-operation buckets."""
+    """The client-side budget of one channel: a channel-wide bucket plus optional per-operation buckets.
 
-    def __init__(self, channel: str, default: RateSpec, operations: Mapping[str, RateSpec] | None = None):
+    `answer_gap` (seconds, optional): the next request also waits until that long after the previous answer
+    arrived. An API that counts requests per second with no burst (RMS, ~1/s) refuses a request that *arrives*
+    less than a second after the previous one; spacing starts alone cannot promise that, because the time from
+    our send to the server's check varies (network, a loaded server). The server checked the previous request
+    before it answered, so a send at least `answer_gap` after that answer arrives at least `answer_gap` after the
+    previous check, whatever the jitter (D102). Holds for one request at a time, which is how pushes run.
+    """
+
+    def __init__(self, channel: str, default: RateSpec, operations: Mapping[str, RateSpec] | None = None,
+                 answer_gap: float | None = None):
         self.channel = channel
         self.default = default
+        self.answer_gap = answer_gap
+        self._answered_at: float | None = None
         self._channel_limiter = _limiter(default)
         self._operations: dict[str, tuple[RateSpec, Limiter]] = {}
         self._lock = threading.Lock()
@@ -78,6 +89,14 @@ class ChannelRateLimiter:
         Raises ChannelRateLimited when that would take longer than `timeout` seconds.
         """
         started = time.monotonic()
+        if self.answer_gap is not None and self._answered_at is not None:
+            wait = self._answered_at + self.answer_gap - started
+            if wait > timeout:
+                raise ChannelRateLimited(
+                    f"{self.channel}: {operation}: the next request may go {wait:.1f}s after the last answer, "
+                    f"beyond {timeout:.1f}s", channel=self.channel, operation=operation)
+            if wait > 0:
+                time.sleep(wait)
         found = self._operations.get(operation)
         limiters = ([found[1]] if found else []) + [self._channel_limiter]
         for limiter in limiters:
@@ -92,6 +111,11 @@ class ChannelRateLimiter:
                 )
         return time.monotonic() - started
 
+    def answered(self) -> None:
+        """An answer (or a failure) of a request just arrived: the start of `answer_gap`."""
+        if self.answer_gap is not None:
+            self._answered_at = time.monotonic()
+
 
 _REGISTRY: dict[str, ChannelRateLimiter] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -103,6 +127,7 @@ def channel_limiter(
     requests_per_second: float,
     burst: int | None = None,
     operations: Mapping[str, RateSpec] | None = None,
+    answer_gap: float | None = None,
 ) -> ChannelRateLimiter:
     """The process-wide limiter of `channel`, created on first use.
 
@@ -113,7 +138,7 @@ def channel_limiter(
         limiter = _REGISTRY.get(channel)
         if limiter is None:
             spec = RateSpec(requests_per_second, burst or max(1, math.floor(requests_per_second)))
-            limiter = _REGISTRY[channel] = ChannelRateLimiter(channel, spec)
+            limiter = _REGISTRY[channel] = ChannelRateLimiter(channel, spec, answer_gap=answer_gap)
     for operation, spec in (operations or {}).items():
         if limiter.operation_spec(operation) is None:
             limiter.set_operation(operation, spec)

@@ -170,7 +170,9 @@ def make_client(config: Config, *, transport: httpx.BaseTransport | None = None,
     yahoo: YahooConfig = config.channels.yahoo
     return ChannelClient(
         SOURCE, yahoo.base_url, {"Authorization": f"Bearer {yahoo.access_token}", "Accept": "application/xml"},
-        channel_limiter(SOURCE, requests_per_second=yahoo.requests_per_second), yahoo.timeout_seconds,
+        # ~1 request/s per store, no burst: each request also waits 1/rate after the last answer (D102).
+        channel_limiter(SOURCE, requests_per_second=yahoo.requests_per_second,
+                        answer_gap=1.0 / yahoo.requests_per_second), yahoo.timeout_seconds,
         yahoo.max_retries, transport, throttle=shared_throttle(SOURCE, YahooXmlThrottle), **options,
     )
 

@@ -17,9 +17,10 @@ from ingestion.landing import LandingZone
 from ingestion.rakuten import make_client as rakuten_client
 from reverse_sync.amazon import AmazonStockPusher, amazon_listings_state
 from reverse_sync.guard import GuardVerdict, check_plan, unpushed_records
+from reverse_sync.journal import Journal
 from reverse_sync.plan import ChannelListing, Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
-from reverse_sync.rakuten import RakutenStockPusher
+from reverse_sync.rakuten import LandedStock, RakutenStockPusher
 from reverse_sync.shopify import ShopifyStockPusher
 from reverse_sync.yahoo import make_pusher as make_yahoo_pusher
 from reverse_sync.yahoo import yahoo_listings_state
@@ -114,8 +115,18 @@ def _amazon_pusher(config: Config, client: ChannelClient | None) -> AmazonStockP
     return AmazonStockPusher(client or amazon_ingestion.make_client(config), config.channels.amazon)
 
 
+def rakuten_landed_stock(config: Config) -> dict[str, LandedStock]:
+    """The newest landed stock read per manageNumber:variantId (quantity, the mall's `updated`, when read)."""
+    landed = LandingZone(config.landing_dir).landed("rakuten", "stock")
+    frame = (landed.select("listing_id", "quantity", "updated_at", "_fetched_at").collect()
+             .sort("_fetched_at").group_by("listing_id", maintain_order=True).last())
+    return {row["listing_id"]: LandedStock(int(row["quantity"]), row["updated_at"], row["_fetched_at"])
+            for row in frame.iter_rows(named=True)}
+
+
 def _rakuten_pusher(config: Config, client: ChannelClient | None) -> RakutenStockPusher:
-    return RakutenStockPusher(client or rakuten_client(config))
+    return RakutenStockPusher(client or rakuten_client(config), Journal(config.push_log_dir, "rakuten"),
+                              rakuten_landed_stock(config))
 
 
 def _yahoo_pusher(config: Config, client: ChannelClient | None):
@@ -181,5 +192,8 @@ def apply_plan(
     pusher = (pushers or PUSHERS)[channel](config, client)
     result.records = pusher.push(plan.run_id, plan.changes, plan.planned_at, on_progress)
     write_push_log(config.push_log_dir, result.records)
+    logged = getattr(pusher, "logged", None)  # delta pushers: the journal's calls are settled now (D100)
+    if logged is not None:
+        logged(plan.run_id)
     return result
 

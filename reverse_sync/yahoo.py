@@ -3,21 +3,21 @@ journal, and a re-read instead of a blind retry (DECISIONS.md D32).
 
 - A delta (target − the quantity the plan read) applies on top of whatever the store shows when it arrives,
   so a unit sold between our read and the push stays sold: no push resurrects a sold unit.
-- A delta must never apply twice. Before each call the journal records what is sent (codes, deltas, the
-  quantities read just before); the call goes out with `idempotent=False`, so the HTTP loop never resends it
-  after a failure that may have been applied (timeouts, 5xx, a cut-off answer). Instead we re-read getStock:
-  a change of exactly the delta confirms it; anything else leaves the outcome unknown, and the journal keeps
-  those codes blocked until a stock read landed after the send shows the truth (the next cycle).
+- A delta must never apply twice. Before each call the journal (reverse_sync.journal) records what is sent
+  (codes, deltas, the quantities the plan read); the call goes out with `idempotent=False`, so the HTTP loop
+  never resends it after a failure that may have been applied (timeouts, 5xx, a cut-off answer). Instead we
+  re-read getStock: a change of exactly the delta from the plan's quantity confirms it; anything else leaves
+  the outcome unknown, and the journal keeps those codes blocked until a stock read landed after the send
+  shows the truth (the next cycle). A call's codes also stay blocked until the run's push log is written, so
+  a crash between an answer and the log never leads to the delta being sent again.
+- No getStock before each call (D100): the delta does not depend on it and the store's ~1 request/s goes to
+  setStock alone; the journal, not a pre-read, is the idempotency record.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -27,11 +27,11 @@ from ingestion import yahoo as api
 from ingestion.errors import ChannelError
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from reverse_sync.journal import Journal, JournalEntry
 from reverse_sync.plan import PlannedChange
 from reverse_sync.push_log import PushRecord
 
 MAX_PER_CALL = api.MAX_STOCK_CODES
-JOURNAL_DIR = "_journal"
 
 
 def yahoo_listings_state(config: Config) -> pl.DataFrame:
@@ -54,63 +54,17 @@ def yahoo_listings_state(config: Config) -> pl.DataFrame:
         pl.col("quantity").cast(pl.Int64), pl.col("_fetched_at").alias("seen_at"))
 
 
-# -- the journal -------------------------------------------------------------------------------------------
-@dataclass
-class JournalEntry:
-    """One setStock call: what was sent and, per code, whether its outcome is known."""
-
-    run_id: str
-    chunk: int
-    sent_at: str  # ISO UTC
-    deltas: dict[str, int]
-    before: dict[str, int]  # getStock right before the call
-    unresolved: list[str]  # codes whose outcome is not known yet
-
-
-class Journal:
-    """`<push_log>/_journal/yahoo/<run_id>-<chunk>.json`, each rewritten atomically (temp + rename)."""
-
-    def __init__(self, push_log_dir: Path):
-        self.folder = Path(push_log_dir) / JOURNAL_DIR / "yahoo"
-
-    def write(self, entry: JournalEntry) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{entry.run_id}-{entry.chunk}.json"
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(asdict(entry), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-
-    def open_entries(self) -> list[JournalEntry]:
-        if not self.folder.is_dir():
-            return []
-        entries = [JournalEntry(**json.loads(p.read_text(encoding="utf-8")))
-                   for p in sorted(self.folder.glob("*.json"))]
-        return [e for e in entries if e.unresolved]
-
-    def blocked(self, seen_at: dict[str, datetime]) -> dict[str, str]:
-        """Codes with an unknown outcome and no stock read since (code → when it was sent). Entries whose codes
-        have all been read since are closed."""
-        blocked: dict[str, str] = {}
-        for entry in self.open_entries():
-            sent = datetime.fromisoformat(entry.sent_at)
-            still = [c for c in entry.unresolved if c not in seen_at or seen_at[c] <= sent]
-            if still != entry.unresolved:
-                entry.unresolved = still
-                self.write(entry)
-            blocked.update({c: entry.sent_at for c in still})
-        return blocked
-
-
 # -- the pusher --------------------------------------------------------------------------------------------
 class YahooStockPusher:
     def __init__(self, client: ChannelClient, config: Config, seen_at: dict[str, datetime]):
         self.client = client
         self.seller_id = config.channels.yahoo.seller_id
-        self.journal = Journal(config.push_log_dir)
+        self.journal = Journal(config.push_log_dir, "yahoo")
         self.seen_at = seen_at  # listing code → when the landed stock read was fetched
+
+    def logged(self, run_id: str) -> None:
+        """Called once the run's push log is written: its answered calls stop blocking their codes."""
+        self.journal.mark_logged(run_id)
 
     def read_stock(self, codes: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -144,10 +98,7 @@ class YahooStockPusher:
                     planned_at: datetime) -> list[PushRecord]:
         codes = [c.target_ref for c in chunk]
         deltas = {c.target_ref: c.new_value - c.old_value for c in chunk}
-        try:
-            before = self.read_stock(codes)
-        except ChannelError as exc:
-            return [_record(run_id, c, "failed", planned_at, None, 1, f"pre-read failed: {exc}") for c in chunk]
+        before = {c.target_ref: c.old_value for c in chunk}
         entry = JournalEntry(run_id, chunk_no, datetime.now(UTC).isoformat(), deltas, before, list(codes))
         self.journal.write(entry)  # before the call: a crash after sending still leaves the record
         form = {"seller_id": self.seller_id, "item_code": ",".join(codes),
@@ -161,7 +112,7 @@ class YahooStockPusher:
             return self._resolve_unknown(run_id, entry, chunk, planned_at, exc)
         pushed_at = datetime.now(UTC)
         entry.unresolved = []
-        self.journal.write(entry)
+        self.journal.write(entry)  # still in doubt until the run's push log is written (`logged`)
         return [_record(run_id, c, "applied" if c.target_ref in answered else "failed", planned_at, pushed_at, 1,
                         None if c.target_ref in answered else "the store does not know this item code")
                 for c in chunk]

@@ -286,6 +286,28 @@ def test_per_operation_budget_on_top_of_the_channel_budget():
     assert time.monotonic() - started >= 0.38  # 5/s, burst 1: the 2nd and 3rd wait 0.2 s each
 
 
+def test_answer_gap_spaces_arrivals_however_slow_the_answers_are():
+    # A server that counts arrivals (1 per 0.2 s, no burst), reached after a varying transit time: starts spaced
+    # by the bucket alone arrive 0.05 s apart after a slow transit; counted from the answer they never do.
+    arrivals: list[float] = []
+    sent = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal sent
+        sent += 1
+        time.sleep(0.15 if sent % 2 else 0.0)  # transit before the server's check
+        arrivals.append(time.monotonic())
+        return httpx.Response(200, json=OK)
+
+    limiter = channel_limiter("gap", requests_per_second=5.0, burst=1, answer_gap=0.2)
+    client = ChannelClient("gap", "http://api.test", None, limiter, 2.0, 0, httpx.MockTransport(handler))
+    for _ in range(5):
+        client.request("GET", "/x", operation="x")
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert min(gaps) >= 0.2, gaps
+    assert max(gaps) < 0.2 + 0.15 + 0.1, gaps  # the gap is counted from the answer, not added to the interval
+
+
 def test_limiter_is_thread_safe_and_bounded():
     handler, calls = scripted(httpx.Response(200, json=OK))
     client = client_for(handler, channel="threads", rps=200.0, burst=1)

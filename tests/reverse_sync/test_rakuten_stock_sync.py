@@ -18,7 +18,8 @@ from ingestion import ingest, rakuten
 from ingestion.ratelimit import reset_channel_limiters
 from ingestion.throttle import reset_shared_throttles
 from reverse_sync.push_log import read_push_log
-from reverse_sync.stock import sync_stock
+from reverse_sync.rakuten import MAX_PER_CALL
+from reverse_sync.stock import PUSHERS, plan_channel_stock, sync_stock
 from sandbox.server import serve_rakuten
 from sandbox.world import World
 
@@ -105,8 +106,9 @@ def test_a_sale_between_our_read_and_our_push_is_not_undone(config, mall):
     assert after[listing.erp_sku] == targets[listing.erp_sku] - 1, "the unit sold after our read must stay sold"
     assert {s: q for s, q in after.items() if s != listing.erp_sku} == \
         {s: q for s, q in targets.items() if s != listing.erp_sku}
+    # No read before the send (D100): the row logs the plan's read and the target meant; the delta did the rest.
     pushed = next(r for r in result.records if r.sku == listing.erp_sku)
-    assert (pushed.old_value, pushed.new_value) == (before[listing.erp_sku] - 1, targets[listing.erp_sku] - 1)
+    assert (pushed.old_value, pushed.new_value) == (before[listing.erp_sku], targets[listing.erp_sku])
 
 
 class LoseUpsertAnswer(httpx.HTTPTransport):
@@ -178,3 +180,42 @@ def test_an_unconfirmable_delta_is_never_resent_and_the_sale_stays(config, mall)
     assert after[listing.erp_sku] == targets[listing.erp_sku] - 1  # applied once, the sale kept
     assert {s: q for s, q in after.items() if s != listing.erp_sku} == \
         {s: q for s, q in targets.items() if s != listing.erp_sku}
+
+
+class CountPaths(httpx.HTTPTransport):
+    def __init__(self):
+        super().__init__()
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+
+def test_a_push_spends_the_budget_on_bulk_upserts_alone(config, mall):
+    targets = targets_from(shown(mall))
+    publish_targets(config, mall, targets)
+    transport = CountPaths()
+
+    result = sync_stock(config, "rakuten", client=client_with(config, transport))
+
+    assert result.applied == result.planned > 0 and shown(mall) == targets
+    assert transport.paths == [rakuten.BULK_UPSERT_PATH] * -(-result.planned // MAX_PER_CALL)
+
+
+def test_a_crash_between_the_send_and_the_push_log_never_sends_the_delta_again(config, mall):
+    targets = targets_from(shown(mall))
+    publish_targets(config, mall, targets)
+    plan = plan_channel_stock(config, "rakuten")
+    pusher = PUSHERS["rakuten"](config, None)
+    pusher.push(plan.run_id, plan.changes, plan.planned_at)  # applied on the mall; the process dies before logging
+    pusher.client.close()
+    assert shown(mall) == targets
+
+    rerun = sync_stock(config, "rakuten")  # plans from the landed read again: the same deltas
+
+    assert rerun.planned == len(plan.changes) and {r.status for r in rerun.records} == {"stale"}
+    assert shown(mall) == targets, "a delta sent before a crash must not be applied a second time"
+    assert ingest(config, "rakuten", "stock").rows_landed > 0  # the next cycle's read shows the truth
+    assert sync_stock(config, "rakuten").planned == 0
+    assert shown(mall) == targets

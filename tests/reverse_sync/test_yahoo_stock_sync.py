@@ -20,7 +20,7 @@ from ingestion import yahoo
 from ingestion.ratelimit import reset_channel_limiters
 from ingestion.throttle import reset_shared_throttles
 from reverse_sync.push_log import read_push_log
-from reverse_sync.stock import sync_stock
+from reverse_sync.stock import PUSHERS, plan_channel_stock, sync_stock
 from sandbox.server import serve_yahoo
 from sandbox.world import World
 from sandbox.yahoo import item_code
@@ -157,11 +157,33 @@ def test_cut_off_answers_are_settled_by_re_reading_never_by_resending(config, st
     targets = targets_from(shown(handle))
     publish_targets(config, world, targets)
     faults = handle.app.state.faults
-    # Answers cut after processing, on any call; seed 3 lets the pre-read through and cuts the setStock answer.
-    faults.configure(rate=0.5, kinds=("truncated",), seed=3)
+    # Answers cut after processing, on any call; seed 4 cuts the setStock answer and lets the re-read through.
+    faults.configure(rate=0.5, kinds=("truncated",), seed=4)
 
     result = sync_stock(config, "yahoo")
 
     assert faults.counts.get("truncated", 0) > 0
     assert result.applied == result.planned > 0, [r.error for r in result.records if r.status != "applied"]
     assert shown(handle) == targets, "a delta applied twice would overshoot"
+
+
+def test_a_crash_between_the_answer_and_the_push_log_never_sends_the_delta_again(config, store):
+    handle, world = store
+    targets = targets_from(shown(handle))
+    publish_targets(config, world, targets)
+    api = handle.app.state.api
+    original, calls = api.set_stock, []
+    api.set_stock = lambda form: (calls.append(form), original(form))[1]
+    plan = plan_channel_stock(config, "yahoo")
+    pusher = PUSHERS["yahoo"](config, None)
+    pusher.push(plan.run_id, plan.changes, plan.planned_at)  # answered; the process dies before logging
+    pusher.client.close()
+    assert shown(handle) == targets and len(calls) == 1  # one setStock: no getStock before it either
+
+    rerun = sync_stock(config, "yahoo")  # plans from the landed read again: the same deltas
+
+    assert rerun.planned == len(plan.changes) and {r.status for r in rerun.records} == {"stale"}
+    assert len(calls) == 1 and shown(handle) == targets, "a delta must not be applied a second time"
+    assert yahoo.ingest(config, "stock").rows_landed > 0  # the next cycle's read shows the truth
+    assert sync_stock(config, "yahoo").planned == 0
+    assert shown(handle) == targets
