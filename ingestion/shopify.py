@@ -669,7 +669,12 @@ def ingest(
     client = client or make_client(config)
     retries_before = client.stats.retries
     try:
-        if max_pages is None and use_bulk(config, entity, since, fetched_at):
+        if entity == "orders" and shop.orders_api == "rest":
+            from ingestion import shopify_rest  # D116: the legacy REST orders connector
+
+            fetch = shopify_rest.ORDERS.fetch(client, config, since, operation="orders_rest", max_pages=max_pages)
+            rows, bad = shopify_rest.map_orders(fetch)
+        elif max_pages is None and use_bulk(config, entity, since, fetched_at):
             from ingestion.shopify_bulk import bulk_fetch  # imports this module
 
             fetch = bulk_fetch(client, config, entity, since)
