@@ -340,7 +340,8 @@ class ChannelClient:
             if not credentials:
                 for name in self._auth_headers:
                     built.headers.pop(name, None)
-            response = self._http.send(built, stream=sink is not None)
+            send_auth = {} if credentials else {"auth": None}  # None: not even an httpx.Auth flow
+            response = self._http.send(built, stream=sink is not None, **send_auth)
             if sink is not None:
                 try:
                     if 200 <= response.status_code < 300:

@@ -30,7 +30,7 @@ def shop(tmp_config: Config, tmp_path):
     with start_world(data_dir=tmp_config.sandbox_dir, seed=5, skus=12, customers=10, history_days=2,
                      orders_per_day=5, port=0, access_token="shpat_sandbox", restore_rate=1000.0,
                      traffic_log=tmp_path / "traffic.jsonl",
-                     shopify_rest=RestSettings(bucket_size=4, leak_per_second=8.0)) as running:
+                     shopify_rest=RestSettings(bucket_size=8, leak_per_second=0.4)) as running:
         yield running
 
 
@@ -47,7 +47,7 @@ def config(tmp_config: Config, shop) -> Config:
     return config
 
 
-def test_rest_push_converges_waits_out_429s_and_does_not_undo_a_sale(config, shop, tmp_path):
+def test_rest_push_converges_paces_on_the_call_limit_and_does_not_undo_a_sale(config, shop, tmp_path):
     before = shown(shop)
     targets = targets_from(before)
     sku = next(s for s, q in sorted(before.items()) if q >= 2 and targets[s] >= 2)
@@ -60,7 +60,7 @@ def test_rest_push_converges_waits_out_429s_and_does_not_undo_a_sale(config, sho
     after = shown(shop)
     assert after[sku] == targets[sku] - 1, "the unit sold after our read must stay sold"
     assert {s: q for s, q in after.items() if s != sku} == {s: q for s, q in targets.items() if s != sku}
-    # More sets than the 4-call bucket holds went through without a 429: the loop paced on the call-limit header
+    # More sets than the 8-call bucket holds went through without a 429: the loop paced on the call-limit header
     # (the 429 + Retry-After path itself: tests/ingestion/test_shopify_rest.py).
     assert shop.shopify.app.state.rest.refused == 0
 
