@@ -106,6 +106,12 @@ class BulkOperations:
         with self._lock:
             return [op for op in self._ops.values() if self.status(op) == "RUNNING"]
 
+    @property
+    def started(self) -> int:
+        """Operations created so far (for tests)."""
+        with self._lock:
+            return len(self._ops)
+
     def fail_next(self, error_code: str = "INTERNAL_SERVER_ERROR") -> None:
         self._fail_next = error_code
 

@@ -53,6 +53,7 @@ def configured(tmp_config: Config, shop, landing: str, threshold: float) -> Conf
         "channels.shopify.backfill_start": "2020-01-01T00:00:00Z",
         "channels.shopify.bulk_threshold_days": threshold,
         "channels.shopify.bulk_poll_max_seconds": 0.5,
+        "channels.shopify.timeout_seconds": 120.0,  # a loaded machine must not turn a slow answer into a retry
         "paths.landing": landing,
     })
 
@@ -120,10 +121,10 @@ def test_a_failed_bulk_operation_lands_nothing_and_says_why(tmp_config, shop):
 def test_an_incremental_window_below_the_threshold_pages(tmp_config, shop):
     config = configured(tmp_config, shop, "landing", threshold=30)
     first = ingestion.ingest(config, "shopify", "orders")  # since 2020: bulk
-    runs = shop.api.bulk.running()
+    started = shop.api.bulk.started
     second = ingestion.ingest(config, "shopify", "orders")  # since the landed cursor: pages
-    assert first.rows_landed > 0 and second.pages >= 1
-    assert len(shop.api.bulk._ops) == 1 and len(runs) <= 1
+    assert first.rows_landed > 0 and started >= 1
+    assert second.pages >= 1 and shop.api.bulk.started == started
 
 
 def test_reassembly_quarantines_an_orphan_and_a_broken_line():
