@@ -68,6 +68,16 @@ class ShopifyConfig(_Strict):
     webhook_port: int = Field(default=8705, ge=0, le=65535)
     webhook_url: str = ""
     shop_domain: str | None = None  # accept deliveries for this shop only (None: any shop signed with the secret)
+    # Backfills: orders / product variants whose window (now − since) exceeds this many days are fetched with a
+    # bulk operation (bulkOperationRunQuery → poll → JSONL) instead of pages; 0 = always page (D110).
+    bulk_threshold_days: float = Field(default=30.0, ge=0)
+    bulk_poll_max_seconds: float = Field(default=10.0, gt=0)  # polls back off from 0.25 s up to this
+    bulk_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # Stock push: GraphQL inventorySetQuantities (compare-and-swap) or, for old custom apps without it, REST
+    # inventory_levels/set.json (absolute, no compare-and-swap: a race window, D115).
+    push_via: Literal["graphql", "rest"] = "graphql"
+    # Orders poll: GraphQL (default) or the legacy REST orders.json with Link paging (D116).
+    orders_api: Literal["graphql", "rest"] = "graphql"
 
     @field_validator("base_url")
     @classmethod

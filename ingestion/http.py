@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -43,7 +44,7 @@ from ingestion.errors import (
     ChannelUnreachable,
 )
 from ingestion.ratelimit import ChannelRateLimiter, RateSpec, channel_limiter
-from ingestion.throttle import ShopifyGraphQLThrottle, ThrottleStrategy, shared_throttle
+from ingestion.throttle import ShopifyThrottle, ThrottleStrategy, shared_throttle
 
 if TYPE_CHECKING:
     from ichigen.config import ShopifyConfig
@@ -169,6 +170,7 @@ class ChannelClient:
         self._stats_lock = threading.Lock()
         self._auth = auth
         headers = dict(auth) if isinstance(auth, Mapping) else {}
+        self._auth_headers = tuple(name for name in headers if name.lower() not in ("content-type", "accept"))
         self._http = httpx.Client(
             transport=transport,
             timeout=httpx.Timeout(timeout),
@@ -186,8 +188,8 @@ class ChannelClient:
         transport: httpx.BaseTransport | None = None,
         **options: Any,
     ) -> ChannelClient:
-        """The Shopify Admin GraphQL client from `channels.shopify`: access-token header, the process-wide
-        shopify budget (`requests_per_second`) and the shared cost-bucket throttle strategy."""
+        """The Shopify Admin client from `channels.shopify`: access-token header, the process-wide shopify budget
+        (`requests_per_second`) and the shared throttle strategy (GraphQL cost bucket, REST call limit)."""
         limiter = channel_limiter("shopify", requests_per_second=shopify.requests_per_second)
         return cls(
             "shopify",
@@ -197,7 +199,7 @@ class ChannelClient:
             shopify.timeout_seconds,
             shopify.max_retries,
             transport,
-            throttle=options.pop("throttle", None) or shared_throttle("shopify", ShopifyGraphQLThrottle),
+            throttle=options.pop("throttle", None) or shared_throttle("shopify", ShopifyThrottle),
             **options,
         )
 
@@ -231,9 +233,16 @@ class ChannelClient:
         idempotent: bool = True,
         content: bytes | str | None = None,
         data: Mapping[str, Any] | None = None,
+        sink: Path | None = None,
+        credentials: bool = True,
     ) -> httpx.Response:
         """Send one logical request (retried as described in the module docstring); 2xx or a ChannelError.
-        The body is `json`, raw `content` (e.g. an XML document) or form `data` (urlencoded)."""
+        The body is `json`, raw `content` (e.g. an XML document) or form `data` (urlencoded).
+
+        `sink`: stream a 2xx body into this file instead of memory (large downloads such as a bulk operation's
+        JSONL; a retry rewrites the file from the start); the returned response is then closed and unread.
+        `credentials=False`: send the request without the channel's auth headers (a pre-signed URL on another
+        host must not receive the API token)."""
         method = method.upper()
         url = self.url_for(path)
         started = time.monotonic()
@@ -269,7 +278,7 @@ class ChannelClient:
                 with attempt:
                     try:
                         return self._attempt(method, url, path, operation, json, params, headers, idempotent,
-                                             started, retries_here, content, data)
+                                             started, retries_here, content, data, sink, credentials)
                     except _Retry as exc:
                         if exc.reason == "connect":
                             connect_failures += 1
@@ -307,6 +316,8 @@ class ChannelClient:
         retries: int,
         content: bytes | str | None = None,
         data: Mapping[str, Any] | None = None,
+        sink: Path | None = None,
+        credentials: bool = True,
     ) -> httpx.Response:
         where = self._where(operation, method, path)
         common = {"channel": self.channel, "operation": operation, "url": url, "retries": retries}
@@ -325,8 +336,23 @@ class ChannelClient:
 
         try:
             try:
-                response = self._http.request(method, url, json=json, params=params, headers=headers,
-                                              content=content, data=data)
+                built = self._http.build_request(method, url, json=json, params=params, headers=headers,
+                                                 content=content, data=data)
+                if not credentials:
+                    for name in self._auth_headers:
+                        built.headers.pop(name, None)
+                send_auth = {} if credentials else {"auth": None}  # None: not even an httpx.Auth flow
+                response = self._http.send(built, stream=sink is not None, **send_auth)
+                if sink is not None:
+                    try:
+                        if 200 <= response.status_code < 300:
+                            with open(sink, "wb") as out:
+                                for chunk in response.iter_bytes():
+                                    out.write(chunk)
+                        else:
+                            response.read()
+                    finally:
+                        response.close()
             finally:
                 if self.limiter is not None:
                     self.limiter.answered()

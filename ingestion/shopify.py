@@ -92,11 +92,8 @@ fragment IchigenLineItem on LineItem {
 }
 """
 
-ORDERS_QUERY = """
-query IchigenOrders($first: Int!, $after: String, $query: String, $lineItems: Int!) {
-  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
-    pageInfo { hasNextPage endCursor }
-    nodes {
+# The order fields landed, shared by the paged query and the bulk query (one selection, two transports).
+ORDER_FIELDS = """
       id
       name
       createdAt
@@ -114,6 +111,13 @@ query IchigenOrders($first: Int!, $after: String, $query: String, $lineItems: In
       email
       paymentGatewayNames
       customer { id }
+"""
+
+ORDERS_QUERY = """
+query IchigenOrders($first: Int!, $after: String, $query: String, $lineItems: Int!) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {""" + ORDER_FIELDS + """
       lineItems(first: $lineItems) {
         pageInfo { hasNextPage endCursor }
         nodes { ...IchigenLineItem }
@@ -134,11 +138,7 @@ query IchigenOrderLineItems($id: ID!, $first: Int!, $after: String) {
 }
 """ + LINE_ITEM_FIELDS
 
-PRODUCT_VARIANTS_QUERY = """
-query IchigenProductVariants($first: Int!, $after: String, $query: String) {
-  productVariants(first: $first, after: $after, query: $query, sortKey: ID) {
-    pageInfo { hasNextPage endCursor }
-    nodes {
+VARIANT_FIELDS = """
       id
       sku
       barcode
@@ -147,7 +147,13 @@ query IchigenProductVariants($first: Int!, $after: String, $query: String) {
       updatedAt
       inventoryItem { id }
       product { id title }
-    }
+"""
+
+PRODUCT_VARIANTS_QUERY = """
+query IchigenProductVariants($first: Int!, $after: String, $query: String) {
+  productVariants(first: $first, after: $after, query: $query, sortKey: ID) {
+    pageInfo { hasNextPage endCursor }
+    nodes {""" + VARIANT_FIELDS + """    }
   }
 }
 """
@@ -624,6 +630,17 @@ def _since(config: Config, landing: LandingZone, spec: ShopifyEntity) -> datetim
                              backfill_start=shop.backfill_start)
 
 
+BULK_CAPABLE = ("orders", "product_variants")
+
+
+def use_bulk(config: Config, entity: str, since: datetime | None, now: datetime) -> bool:
+    """A backfill window longer than `bulk_threshold_days` goes through a bulk operation (D110)."""
+    threshold = config.channels.shopify.bulk_threshold_days
+    if entity not in BULK_CAPABLE or threshold <= 0:
+        return False
+    return since is None or (now - since).total_seconds() > threshold * 86_400
+
+
 def ingest(
     config: Config,
     entity: str,
@@ -651,8 +668,20 @@ def ingest(
     client = client or make_client(config)
     retries_before = client.stats.retries
     try:
-        fetch = spec.fetch(client, config, since, max_pages=max_pages)
-        rows, bad = _map_fetches([fetch], spec, entity)
+        if entity == "orders" and shop.orders_api == "rest":
+            from ingestion import shopify_rest  # D116: the legacy REST orders connector
+
+            fetch = shopify_rest.ORDERS.fetch(client, config, since, operation="orders_rest", max_pages=max_pages)
+            rows, bad = shopify_rest.map_orders(fetch)
+        elif max_pages is None and use_bulk(config, entity, since, fetched_at):
+            from ingestion.shopify_bulk import bulk_fetch  # imports this module
+
+            fetch = bulk_fetch(client, config, entity, since)
+            rows, bad = _map_fetches([fetch], spec, entity)
+            bad = [*fetch.bad, *bad]
+        else:
+            fetch = spec.fetch(client, config, since, max_pages=max_pages)
+            rows, bad = _map_fetches([fetch], spec, entity)
     finally:
         if own_client:
             client.close()

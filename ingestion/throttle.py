@@ -134,6 +134,63 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
         return Signal.fail(f"GraphQL errors: {described[:500]}")
 
 
+class ShopifyThrottle(ShopifyGraphQLThrottle):
+    """Shopify Admin, whichever of its APIs a request goes to:
+
+    - `…/graphql.json`: the GraphQL cost bucket (ShopifyGraphQLThrottle);
+    - other `/admin/api/…json` (the legacy REST subset): the call-limit leaky bucket. Every answer carries
+      `X-Shopify-Shop-Api-Call-Limit: n/40`; the bucket leaks `size / 20` calls a second (40 → 2/s, Plus 400 →
+      20/s). Before a REST call we wait until the last known level, leaked since, leaves `REST_HEADROOM` calls
+      free, so a steady loop rarely meets the 429 (which the request loop honours with its Retry-After);
+    - anything else (a bulk operation's JSONL on a storage URL): no signal.
+    """
+
+    name = "shopify"
+    REST_HEADROOM = 1
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        super().__init__(clock)
+        self._rest: tuple[float, float, float] | None = None  # level, size, seen at
+        self._rest_operations: set[str] = set()
+
+    def rest_level_now(self) -> float | None:
+        with self._lock:
+            if self._rest is None:
+                return None
+            level, size, seen = self._rest
+        return max(0.0, level - (size / 20.0) * max(0.0, self._clock() - seen))
+
+    def pace(self, operation: str) -> float:
+        delay = super().pace(operation)
+        if operation not in self._rest_operations:
+            return delay
+        level = self.rest_level_now()
+        with self._lock:
+            size = self._rest[1] if self._rest else None
+        if level is None or size is None:
+            return delay
+        over = level + 1 + self.REST_HEADROOM - size
+        return max(delay, min(MAX_PACE_SECONDS, over / (size / 20.0)) if over > 0 else 0.0)
+
+    def inspect(self, response: httpx.Response, operation: str) -> Signal | None:
+        path = response.request.url.path if response.request is not None else ""
+        if path.endswith("/graphql.json"):
+            return super().inspect(response, operation)
+        if "/admin/api/" in path:
+            self.observe_rest(response, operation)
+        return None
+
+    def observe_rest(self, response: httpx.Response, operation: str) -> None:
+        """Remember the REST call limit an answer reported (2xx and 429 alike)."""
+        header = response.headers.get("X-Shopify-Shop-Api-Call-Limit", "")
+        used, _, size = header.partition("/")
+        level, total = _number(used), _number(size)
+        with self._lock:
+            self._rest_operations.add(operation)
+            if level is not None and total:
+                self._rest = (level, total, self._clock())
+
+
 def _number(value: Any) -> float | None:
     try:
         return None if value is None else float(value)

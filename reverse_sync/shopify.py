@@ -211,6 +211,67 @@ def _rows_named(errors: list[dict], size: int) -> set[int]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------------ REST fallback
+def _numeric(gid: str) -> int:
+    """gid://shopify/InventoryItem/123 → 123 (REST speaks numeric ids)."""
+    tail = gid.rsplit("/", 1)[-1].split("?", 1)[0]
+    if not tail.isdigit():
+        raise ValueError(f"{gid!r} is not a Shopify GID")
+    return int(tail)
+
+
+class ShopifyRestStockPusher(ShopifyStockPusher):
+    """`POST /admin/api/<v>/inventory_levels/set.json` for old custom apps whose token cannot call
+    `inventorySetQuantities` (`channels.shopify.push_via = "rest"`, D114).
+
+    REST's set is absolute and has no compare-and-swap. To keep the race small, every chunk re-reads the shop's
+    `available` for its rows (one GraphQL `nodes` read per ≤ 100 items) right before the sets, and lowers each
+    target by what sold since the plan's read, as the GraphQL path does on CHANGE_FROM_QUANTITY_STALE. What is
+    left open — a sale between that re-read and the set, at 2 calls/s per row — is D115. The call limit
+    (`X-Shopify-Shop-Api-Call-Limit`, 429 + Retry-After) is honoured by the request loop; a set is idempotent
+    (the same absolute value), so the loop may retry it."""
+
+    REREAD_CHUNK = 20  # rows re-read together: at 2 sets/s a chunk is ~10 s old by its last set
+
+    def __init__(self, client: ChannelClient, api_version: str):
+        super().__init__(client, api_version)
+        self.rest_path = f"/admin/api/{api_version}/inventory_levels/set.json"
+
+    def push(self, run_id: str, changes: list[PlannedChange], planned_at: datetime,
+             on_progress: Callable[[int, int], None] | None = None) -> list[PushRecord]:
+        records: list[PushRecord] = []
+        for index in range(0, len(changes), self.REREAD_CHUNK):
+            chunk = [_Pending(c, c.old_value, c.new_value) for c in changes[index: index + self.REREAD_CHUNK]]
+            try:
+                fresh = self.current_available([p.change.target_ref for p in chunk])
+            except Exception as exc:  # noqa: BLE001 — logged per row, retried next cycle
+                now = datetime.now(UTC)
+                records += [self._record(run_id, p, "failed", f"re-read failed: {exc}", planned_at, now, 1)
+                            for p in chunk]
+                continue
+            for p in chunk:
+                current = fresh.get(p.change.target_ref)
+                if current is not None and current != p.believed:
+                    p.value = max(0, p.value - max(0, p.believed - current))  # never put back a sold unit
+                    p.believed = current
+                records.append(self._set(run_id, p, planned_at))
+            if on_progress:
+                on_progress(len(records), len(changes))
+        return records
+
+    def _set(self, run_id: str, p: _Pending, planned_at: datetime) -> PushRecord:
+        item, location = split_ref(p.change.target_ref)
+        try:
+            if p.value == p.believed:
+                return self._record(run_id, p, "applied", None, planned_at, datetime.now(UTC), 1)
+            self.client.request("POST", self.rest_path, operation="inventory_levels_set", json={
+                "location_id": _numeric(location), "inventory_item_id": _numeric(item), "available": p.value})
+        except Exception as exc:  # noqa: BLE001 — logged per row, retried next cycle
+            return self._record(run_id, p, "failed", f"{type(exc).__name__}: {exc}", planned_at,
+                                datetime.now(UTC), 1)
+        return self._record(run_id, p, "applied", None, planned_at, datetime.now(UTC), 1)
+
+
 # ------------------------------------------------------------------------------------------------ prices
 UPDATE_PRICES = """
 mutation SetPrices($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {

@@ -21,7 +21,7 @@ from reverse_sync.journal import Journal
 from reverse_sync.plan import ChannelListing, Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
 from reverse_sync.rakuten import LandedStock, RakutenStockPusher
-from reverse_sync.shopify import ShopifyStockPusher
+from reverse_sync.shopify import ShopifyRestStockPusher, ShopifyStockPusher
 from reverse_sync.yahoo import make_pusher as make_yahoo_pusher
 from reverse_sync.yahoo import yahoo_listings_state
 
@@ -106,9 +106,10 @@ def rakuten_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
-def _shopify_pusher(config: Config, client: ChannelClient | None) -> ShopifyStockPusher:
+def _shopify_pusher(config: Config, client: ChannelClient | None) -> ShopifyStockPusher | ShopifyRestStockPusher:
     shopify = config.channels.shopify
-    return ShopifyStockPusher(client or ChannelClient.for_shopify(shopify), shopify.api_version)
+    kind = ShopifyRestStockPusher if shopify.push_via == "rest" else ShopifyStockPusher  # D114, D115
+    return kind(client or ChannelClient.for_shopify(shopify), shopify.api_version)
 
 
 def _amazon_pusher(config: Config, client: ChannelClient | None) -> AmazonStockPusher:

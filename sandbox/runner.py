@@ -20,6 +20,7 @@ from sandbox.erp_intake import post_world_orders, take_intake
 from sandbox.files import FileDrops
 from sandbox.rakuten import RakutenSettings
 from sandbox.server import ServerHandle, serve_rakuten, serve_shopify, serve_yahoo
+from sandbox.shopify_rest import RestSettings
 from sandbox.webhooks import DEFAULT_SECRET, WebhookHub, WebhookSettings
 from sandbox.world import World
 
@@ -184,6 +185,7 @@ def start_world(
     rakuten: RakutenSettings | None = None,
     amazon_port: int = 0,
     amazon_settings: AmazonSettings | None = None,
+    shopify_rest: RestSettings | None = None,
 ) -> RunningWorld:
     """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given) and
     keep it in step with the world's physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
@@ -223,7 +225,7 @@ def start_world(
     if webhook_secret != DEFAULT_SECRET:
         settings = dataclasses.replace(settings, secret=webhook_secret)
     shop = serve_shopify(world, port=port, access_token=access_token, traffic_log=traffic_log,
-                         restore_rate=restore_rate, schema_path=schema_path, webhooks=settings)
+                         restore_rate=restore_rate, schema_path=schema_path, webhooks=settings, rest=shopify_rest)
     try:
         yahoo = None if yahoo_port is None else serve_yahoo(
             world, port=yahoo_port, access_token=yahoo_access_token, seller_id=yahoo_seller_id,

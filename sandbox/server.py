@@ -20,6 +20,8 @@ import uvicorn
 
 from sandbox import rakuten
 from sandbox.shopify import SINGLE_QUERY_MAX_COST, create_app
+from sandbox.shopify_bulk import DEFAULT_CONCURRENCY
+from sandbox.shopify_rest import RestSettings
 from sandbox.webhooks import WebhookHub, WebhookSettings
 from sandbox.world import World
 
@@ -105,11 +107,14 @@ def serve_shopify(world: World, port: int = 0, access_token: str = "shpat_sandbo
                   traffic_log: str | os.PathLike[str] | None = None, restore_rate: float = 100.0,
                   schema_path: str | os.PathLike[str] | None = None,
                   max_query_cost: int = SINGLE_QUERY_MAX_COST,
-                  webhooks: WebhookSettings | None = None) -> ServerHandle:
-    """Serve the world's Shopify shop (Admin GraphQL 2026-10 + /_sandbox/) in a background thread.
-    `webhooks`: the delivery settings (secret, retry schedule, faults); see sandbox.webhooks."""
+                  webhooks: WebhookSettings | None = None, bulk_concurrency: int = DEFAULT_CONCURRENCY,
+                  bulk_processing_seconds: float = 0.3, rest: RestSettings | None = None) -> ServerHandle:
+    """Serve the world's Shopify shop (Admin GraphQL 2026-10, the REST subset, bulk outputs + /_sandbox/) in a
+    background thread. `webhooks`: the delivery settings (secret, retry schedule, faults); see sandbox.webhooks.
+    `bulk_*`: see sandbox.shopify_bulk; `rest`: the REST call limit (sandbox.shopify_rest.RestSettings)."""
     app = create_app(world, access_token=access_token, traffic_log=traffic_log, restore_rate=restore_rate,
-                     schema_path=schema_path, max_query_cost=max_query_cost, webhooks=webhooks)
+                     schema_path=schema_path, max_query_cost=max_query_cost, webhooks=webhooks,
+                     bulk_concurrency=bulk_concurrency, bulk_processing_seconds=bulk_processing_seconds, rest=rest)
     return ServerHandle(app, port=port)
 
 

@@ -45,8 +45,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.shopify_bulk import DEFAULT_CONCURRENCY, OUTPUT_PATH, BulkOperations
 from sandbox.shopify_cost import query_cost
 from sandbox.shopify_resolvers import Resolvers
+from sandbox.shopify_rest import RestAdmin, RestSettings
 from sandbox.shopify_schema import API_VERSION, load_schema
 from sandbox.webhooks import WebhookHub, WebhookSettings
 from sandbox.world import World
@@ -135,7 +137,8 @@ class ShopifyAPI:
 
     def __init__(self, world: World, access_token: str = "shpat_sandbox", schema: GraphQLSchema | None = None,
                  schema_path: str | os.PathLike[str] | None = None, restore_rate: float = 100.0,
-                 max_query_cost: int = SINGLE_QUERY_MAX_COST, webhooks: WebhookHub | None = None):
+                 max_query_cost: int = SINGLE_QUERY_MAX_COST, webhooks: WebhookHub | None = None,
+                 bulk_concurrency: int = DEFAULT_CONCURRENCY, bulk_processing_seconds: float = 0.3):
         self.world = world
         self.webhooks = webhooks
         self.access_token = access_token
@@ -143,6 +146,9 @@ class ShopifyAPI:
         self.restore_rate = restore_rate
         self.max_query_cost = max_query_cost
         self.resolvers = Resolvers(world)
+        self.bulk = BulkOperations(world, self.schema, lambda: self.resolvers.root([]), _field_resolver,
+                                   _type_resolver, concurrency=bulk_concurrency,
+                                   processing_seconds=bulk_processing_seconds)
         self._buckets: dict[str, CostBucket] = {}
         self._buckets_lock = threading.Lock()
         self.requests = 0
@@ -213,6 +219,8 @@ class ShopifyAPI:
         root = self.resolvers.root(warnings)
         if self.webhooks is not None:
             root.update(self.webhooks.graphql_roots())
+        root.update(self.bulk.query_roots())
+        root.update(self.bulk.mutation_roots())
         with self.world.lock:
             result: ExecutionResult = execute(
                 self.schema, document, root_value=root, variable_values=variables,
@@ -307,7 +315,8 @@ class TrafficLog:
 def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: str | os.PathLike[str] | None = None,
                restore_rate: float = 100.0, schema_path: str | os.PathLike[str] | None = None,
                max_query_cost: int = SINGLE_QUERY_MAX_COST,
-               webhooks: WebhookHub | WebhookSettings | None = None) -> Starlette:
+               webhooks: WebhookHub | WebhookSettings | None = None, bulk_concurrency: int = DEFAULT_CONCURRENCY,
+               bulk_processing_seconds: float = 0.3, rest: RestSettings | None = None) -> Starlette:
     """The Starlette app. `app.state.api` is the ShopifyAPI (its buckets, its request count);
     `app.state.webhooks` the WebhookHub (sandbox.webhooks: subscriptions and the delivery worker; pass
     WebhookSettings for the secret, retry schedule and faults). Whoever serves the app closes the hub.
@@ -327,8 +336,10 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
     """
     hub = webhooks if isinstance(webhooks, WebhookHub) else WebhookHub(world, webhooks)
     api = ShopifyAPI(world, access_token=access_token, schema_path=schema_path, restore_rate=restore_rate,
-                     max_query_cost=max_query_cost, webhooks=hub)
+                     max_query_cost=max_query_cost, webhooks=hub, bulk_concurrency=bulk_concurrency,
+                     bulk_processing_seconds=bulk_processing_seconds)
     log = TrafficLog(traffic_log) if traffic_log else None
+    rest_api = RestAdmin(world, access_token, rest)
 
     async def graphql_endpoint(request: Request) -> Response:
         version = request.path_params["version"]
@@ -343,6 +354,7 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
             except ValueError:
                 body = raw.decode("utf-8", "replace")
         token = request.headers.get("x-shopify-access-token")
+        api.bulk.base_url = f"{request.url.scheme}://{request.url.netloc}"
         if version != API_VERSION:
             status, payload = 404, {"errors": f"Not Found: the sandbox serves API version {API_VERSION} only"}
         else:
@@ -412,8 +424,33 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
     async def webhooks_endpoint(request: Request) -> Response:
         return JSONResponse(hub.summary())
 
+    async def bulk_output(request: Request) -> Response:
+        name = request.path_params["name"]
+        body = api.bulk.output(name.removesuffix(".jsonl")) if name.endswith(".jsonl") else None
+        if body is None:
+            return Response("<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code>"
+                            "<Message>The specified key does not exist.</Message></Error>",
+                            status_code=404, media_type="application/xml")
+        return Response(body, media_type="application/jsonl")
+
+    async def rest_endpoint(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        status, payload, headers = await run_in_threadpool(
+            rest_api.handle, request.method, request.path_params["version"], request.path_params["resource"],
+            request.headers.get("x-shopify-access-token"), dict(request.query_params), body,
+            f"{request.url.scheme}://{request.url.netloc}{request.url.path}")
+        if log is not None:
+            log.record(request.method, request.url.path, dict(request.query_params), body, status, payload)
+        return JSONResponse(payload, status_code=status, headers=headers)
+
     routes = [
         Route("/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
+        Route("/admin/api/{version}/{resource:path}.json", rest_endpoint, methods=["GET", "POST"]),
+        Route(OUTPUT_PATH + "/{name}", bulk_output, methods=["GET"]),
         Route("/_sandbox/webhooks", webhooks_endpoint, methods=["GET"]),
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/orders", orders_truth, methods=["GET"]),
@@ -426,4 +463,5 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
     app.state.api = api
     app.state.world = world
     app.state.webhooks = hub
+    app.state.rest = rest_api
     return app

@@ -18,6 +18,7 @@ import bisect
 import json
 import re
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,6 +26,9 @@ from typing import Any
 from graphql import GraphQLError
 
 MAX_PAGE_SIZE = 250
+# Set while a bulk operation executes its query (sandbox.shopify_bulk): connections then ignore paging arguments
+# and yield every matching record, as Shopify's bulk queries do.
+UNBOUNDED: ContextVar[bool] = ContextVar("unbounded_connections", default=False)
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -245,7 +249,11 @@ def paginate(records: list | SortedIndex, sort_value: Callable[[Any], Any], reco
 
     The order is (sort value, id), ascending or with `reverse` descending. `after`/`before` cursors are keyset
     positions found by bisection, so a page costs O(page + log n) however large the collection is."""
-    check_page_args(args, what)
+    if UNBOUNDED.get():
+        args = {"first": len(records.keys if isinstance(records, SortedIndex) else records),
+                "reverse": args.get("reverse")}
+    else:
+        check_page_args(args, what)
     index = records if isinstance(records, SortedIndex) else SortedIndex(records, sort_value, record_id)
     keys, decorated = index.keys, index.decorated
     n = len(keys)

@@ -111,6 +111,8 @@ def order_payload(world: World, o: Order) -> dict[str, Any]:
         "subtotal_price": _yen(o.subtotal),
         "total_tax": _yen(o.tax),
         "total_discounts": _yen(o.discount),
+        "total_shipping_price_set": {"shop_money": {"amount": _yen(o.shipping), "currency_code": "JPY"},
+                                     "presentment_money": {"amount": _yen(o.shipping), "currency_code": "JPY"}},
         "current_total_price": _yen(0 if o.cancelled_at else o.total - refunded),
         "taxes_included": True,
         "payment_gateway_names": [o.gateway],

@@ -22,7 +22,7 @@ from ingestion.http import (
     parse_retry_after,
 )
 from ingestion.ratelimit import RateSpec, channel_limiter
-from ingestion.throttle import ShopifyGraphQLThrottle
+from ingestion.throttle import ShopifyGraphQLThrottle, ShopifyThrottle
 
 OK = {"data": {"ok": True}}
 
@@ -328,3 +328,44 @@ def test_limiter_is_thread_safe_and_bounded():
         t.join(timeout=10)
     assert not errors and len(calls) == 40
     assert time.monotonic() - started >= 0.15  # 40 requests at 200/s, burst 1, shared by 4 threads
+
+
+# -- downloads and Shopify's REST call limit ------------------------------------------------------------------
+def test_a_sink_download_streams_to_a_file_without_the_channels_credentials(tmp_path):
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.headers))
+        if len(seen) == 1:
+            return httpx.Response(503)  # retried: the file is written from the start again
+        return httpx.Response(200, content=b'{"id": 1}\n{"id": 2}\n')
+
+    client = client_for(handler)
+    target = tmp_path / "out.jsonl"
+    client.request("GET", "https://storage.test/result.jsonl?sig=x", operation="download", sink=target,
+                   credentials=False)
+    assert target.read_bytes() == b'{"id": 1}\n{"id": 2}\n'
+    assert len(seen) == 2 and all("x-api-key" not in h for h in seen)
+    client.request("GET", "/ordinary", operation="ordinary")
+    assert seen[-1]["x-api-key"] == "secret"
+
+
+def test_shopify_rest_calls_are_paced_on_the_call_limit_header():
+    clock = [0.0]
+    throttle = ShopifyThrottle(clock=lambda: clock[0])
+
+    def answer(path: str, limit: str) -> httpx.Response:
+        request = httpx.Request("GET", f"http://shop.test{path}")
+        return httpx.Response(200, headers={"X-Shopify-Shop-Api-Call-Limit": limit}, json={"orders": []},
+                              request=request)
+
+    assert throttle.inspect(answer("/admin/api/2026-10/orders.json", "10/40"), "orders_rest") is None
+    assert throttle.pace("orders_rest") == 0.0  # plenty of room
+    throttle.inspect(answer("/admin/api/2026-10/orders.json", "39/40"), "orders_rest")
+    assert throttle.pace("orders_rest") == pytest.approx(0.5)  # (39 + 1 + 1 − 40) calls at 2 calls/s
+    clock[0] += 0.5
+    assert throttle.pace("orders_rest") == pytest.approx(0.0)  # leaked meanwhile
+    assert throttle.pace("orders") == 0.0  # a GraphQL operation is not paced by the REST bucket
+    # a bulk operation's file on a storage host is no Admin answer: no signal, whatever its body
+    download = httpx.Response(200, content=b"not json", request=httpx.Request("GET", "https://storage.test/x"))
+    assert throttle.inspect(download, "bulk_download") is None

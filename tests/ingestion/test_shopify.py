@@ -28,6 +28,7 @@ def config(tmp_config: Config) -> Config:
         "channels.shopify.access_token": TOKEN,
         "channels.shopify.requests_per_second": 200.0,
         "channels.shopify.page_size": 100,
+        "channels.shopify.bulk_threshold_days": 0,  # the fake shop pages only (bulk: test_shopify_bulk.py)
     })
 
 

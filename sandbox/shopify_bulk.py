@@ -1,0 +1,322 @@
+"""Shopify bulk query operations (Admin GraphQL 2026-10): `bulkOperationRunQuery` → poll → JSONL.
+
+- `bulkOperationRunQuery(query:, groupObjects:)` validates the inner query against the published schema and
+  Shopify's bulk restrictions (a query operation; at least one and at most five connections; connections nested
+  at most two levels; no top-level `node`/`nodes`; a parent of a nested connection selects `id`). A refused query
+  answers `userErrors [{code: INVALID, field: ["query"]}]` and no operation.
+- Concurrency, as 2026-10 enforces it: at most `concurrency` (default 5; 1 before 2026-01) bulk query operations
+  CREATED or RUNNING per shop; one more → `userErrors [{code: LIMIT_REACHED}]` (`OPERATION_IN_PROGRESS` when the
+  limit is 1, the older wording).
+- The query runs over a snapshot of the world taken when the operation is created (connections unbounded,
+  `first`/`after` ignored, as in a bulk query). The operation answers CREATED in the mutation, RUNNING until
+  `processing_seconds` have passed (objectCount grows), then COMPLETED with `url` (null when nothing matched) —
+  whether it is polled or not.
+- `bulkOperation(id:)` and the deprecated `currentBulkOperation(type:)` read it.
+- Output: one JSON object a line; a node of a nested connection is its own line after its parent with
+  `"__parentId"`: the parent's id (Shopify's default `groupObjects: false` layout). The file is served at
+  `<shop>/bulk-operation-outputs/<token>.jsonl` — an unguessable URL needing no access token, standing in for
+  Shopify's signed storage URL; it is not an Admin API exchange, so the traffic log does not record it.
+- `fail_next(code)` makes the next operation end FAILED with that errorCode and a `partialDataUrl` holding the
+  first half of its lines (for tests).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    execute,
+    get_named_type,
+    parse,
+    validate,
+    visit,
+)
+
+from sandbox.shopify_search import UNBOUNDED
+from sandbox.world import World, iso_z
+
+DEFAULT_CONCURRENCY = 5  # bulk query operations at once per shop, API versions 2026-01 and later
+MAX_CONNECTIONS = 5
+MAX_NESTING = 2
+GID_PREFIX = "gid://shopify/BulkOperation/"
+OUTPUT_PATH = "/bulk-operation-outputs"
+
+
+@dataclass
+class BulkOperation:
+    number: int
+    query: str
+    created_at: datetime
+    started: float
+    lines: list[str]
+    root_count: int
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    fail_with: str | None = None
+    canceled: bool = False
+
+    @property
+    def gid(self) -> str:
+        return f"{GID_PREFIX}{self.number}"
+
+
+class BulkOperations:
+    """The shop's bulk query operations. Thread-safe; execution happens under the world's lock (the caller's)."""
+
+    def __init__(self, world: World, schema: GraphQLSchema, root: Callable[[], dict[str, Any]],
+                 field_resolver: Callable[..., Any], type_resolver: Callable[..., Any], *,
+                 concurrency: int = DEFAULT_CONCURRENCY, processing_seconds: float = 0.3,
+                 clock: Callable[[], float] = time.monotonic):
+        self.world = world
+        self.schema = schema
+        self._root = root
+        self._field_resolver = field_resolver
+        self._type_resolver = type_resolver
+        self.concurrency = concurrency
+        self.processing_seconds = processing_seconds
+        self._clock = clock
+        self._ops: dict[int, BulkOperation] = {}
+        self._lock = threading.Lock()
+        self._next = 1_000_000
+        self._fail_next: str | None = None
+        self.base_url = "http://127.0.0.1"  # the served address; the app sets it from each request
+
+    # ------------------------------------------------------------------------------------------ state
+    def status(self, op: BulkOperation) -> str:
+        if op.canceled:
+            return "CANCELED"
+        if self._clock() - op.started < self.processing_seconds:
+            return "RUNNING"
+        return "FAILED" if op.fail_with else "COMPLETED"
+
+    def running(self) -> list[BulkOperation]:
+        with self._lock:
+            return [op for op in self._ops.values() if self.status(op) == "RUNNING"]
+
+    @property
+    def started(self) -> int:
+        """Operations created so far (for tests)."""
+        with self._lock:
+            return len(self._ops)
+
+    def fail_next(self, error_code: str = "INTERNAL_SERVER_ERROR") -> None:
+        self._fail_next = error_code
+
+    def output(self, token: str, partial: bool = False) -> bytes | None:
+        """The JSONL behind a result URL (None: no such file, or not finished yet)."""
+        with self._lock:
+            op = next((o for o in self._ops.values() if o.token == token), None)
+        if op is None or self.status(op) not in ("COMPLETED", "FAILED"):
+            return None
+        lines = op.lines[: len(op.lines) // 2] if op.fail_with else op.lines
+        return "".join(line + "\n" for line in lines).encode("utf-8")
+
+    def node(self, op: BulkOperation, status: str | None = None) -> dict[str, Any]:
+        status = status or self.status(op)
+        done = status in ("COMPLETED", "FAILED")
+        total = len(op.lines)
+        if status in ("CREATED", "RUNNING"):
+            share = min(1.0, (self._clock() - op.started) / self.processing_seconds) if status == "RUNNING" else 0
+            objects, roots = int(total * share), int(op.root_count * share)
+        else:
+            objects, roots = (total, op.root_count) if status == "COMPLETED" else (total // 2, op.root_count // 2)
+        body = self.output(op.token) if done else None
+        url = f"{self.base_url}{OUTPUT_PATH}/{op.token}.jsonl"
+        return {
+            "__typename": "BulkOperation",
+            "id": op.gid,
+            "type": "QUERY",
+            "status": status,
+            "errorCode": op.fail_with if status == "FAILED" else None,
+            "createdAt": iso_z(op.created_at),
+            "completedAt": iso_z(self.world.clock()) if status == "COMPLETED" else None,
+            "objectCount": str(objects),
+            "rootObjectCount": str(roots),
+            "fileSize": str(len(body)) if status == "COMPLETED" and total else None,
+            "url": url if status == "COMPLETED" and total else None,
+            "partialDataUrl": url if status == "FAILED" and total // 2 else None,
+            "query": op.query,
+        }
+
+    # ------------------------------------------------------------------------------------------ roots
+    def query_roots(self) -> dict[str, Any]:
+        return {"bulkOperation": self._by_id, "currentBulkOperation": self._current}
+
+    def mutation_roots(self) -> dict[str, Any]:
+        return {"bulkOperationRunQuery": self.run_query, "bulkOperationCancel": self.cancel}
+
+    def _find(self, value: str) -> BulkOperation | None:
+        if not value.startswith(GID_PREFIX) or not value[len(GID_PREFIX):].isdigit():
+            return None
+        with self._lock:
+            return self._ops.get(int(value[len(GID_PREFIX):]))
+
+    def _by_id(self, info, id: str):
+        op = self._find(id)
+        return self.node(op) if op is not None else None
+
+    def _current(self, info, type: str = "QUERY"):
+        if type != "QUERY":
+            return None  # bulk mutations are not modelled: none is ever current
+        with self._lock:
+            latest = max(self._ops.values(), key=lambda o: o.number, default=None)
+        return self.node(latest) if latest is not None else None
+
+    def cancel(self, info, id: str):
+        op = self._find(id)
+        if op is None:
+            return {"bulkOperation": None, "userErrors": [{"field": ["id"], "message": "Bulk operation does not exist"}]}
+        if self.status(op) != "RUNNING":
+            return {"bulkOperation": self.node(op), "userErrors": [
+                {"field": None, "message": f"A bulk operation cannot be canceled when it is {self.status(op).lower()}"}]}
+        op.canceled = True
+        return {"bulkOperation": self.node(op), "userErrors": []}
+
+    def run_query(self, info, query: str, groupObjects: bool = False):
+        def refuse(code: str, message: str, where: list[str] | None = None) -> dict[str, Any]:
+            return {"bulkOperation": None, "userErrors": [{"code": code, "field": where, "message": message}]}
+
+        problem = self.check(query)
+        if problem is not None:
+            return refuse("INVALID", problem, ["query"])
+        running = self.running()
+        if len(running) >= self.concurrency:
+            if self.concurrency == 1:
+                return refuse("OPERATION_IN_PROGRESS", "A bulk query operation for this app and shop is already in "
+                                                       f"progress: {running[0].gid}.")
+            return refuse("LIMIT_REACHED", f"Bulk operations limit reached: {self.concurrency} bulk query "
+                                           "operations are already running for this app and shop. Please try "
+                                           "again later.")
+        lines, roots, error = self._execute(query)
+        with self._lock:
+            self._next += 1
+            op = BulkOperation(self._next, query, self.world.clock(), self._clock(), lines, roots)
+            op.fail_with = error or self._fail_next
+            self._fail_next = None
+            self._ops[op.number] = op
+        return {"bulkOperation": self.node(op, "CREATED"), "userErrors": []}
+
+    # ------------------------------------------------------------------------------------------ the query
+    def check(self, query: str) -> str | None:
+        """Why Shopify would refuse this bulk query, or None."""
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return f"Invalid bulk query: {exc.message}"
+        errors = validate(self.schema, document)
+        if errors:
+            return f"Invalid bulk query: {errors[0].message}"
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) != 1 or operations[0].operation.value != "query":
+            return "Invalid bulk query: a bulk query must hold exactly one query operation."
+        for selection in operations[0].selection_set.selections:
+            if isinstance(selection, FieldNode) and selection.name.value in ("node", "nodes"):
+                return "Bulk queries cannot contain a top level `node` or `nodes` field."
+        connections: list[int] = []
+        problems: list[str] = []
+        type_info = TypeInfo(self.schema)
+        depth = [0]
+
+        class Walk(Visitor):
+            def enter_field(self, node: FieldNode, *_):
+                named = get_named_type(type_info.get_type())
+                if named is not None and named.name.endswith("Connection"):
+                    depth[0] += 1
+                    connections.append(depth[0])
+                    node_selected = _selected_fields(node)
+                    if depth[0] > 1 and "__parent_has_id" not in parents[-1]:
+                        problems.append(f"The parent 'node' field for a nested connection must select the 'id' "
+                                        f"field. Connection field: '{node.name.value}'")
+                    parents.append(node_selected)
+
+            def leave_field(self, node: FieldNode, *_):
+                named = get_named_type(type_info.get_type())
+                if named is not None and named.name.endswith("Connection"):
+                    depth[0] -= 1
+                    parents.pop()
+
+        parents: list[set[str]] = [{"__parent_has_id"}]
+        visit(operations[0], TypeInfoVisitor(type_info, Walk()))
+        if problems:
+            return problems[0]
+        if not connections:
+            return "Bulk queries must contain at least one connection."
+        if len(connections) > MAX_CONNECTIONS:
+            return f"Bulk queries cannot contain more than {MAX_CONNECTIONS} connections."
+        if max(connections) > MAX_NESTING:
+            return f"Bulk queries cannot contain connections with a nesting depth greater than {MAX_NESTING}."
+        return None
+
+    def _execute(self, query: str) -> tuple[list[str], int, str | None]:
+        """Run the query unbounded over the world as it is now; its result flattened to JSONL lines."""
+        token = UNBOUNDED.set(True)
+        try:
+            result = execute(self.schema, parse(query), root_value=self._root(), field_resolver=self._field_resolver,
+                             type_resolver=self._type_resolver)
+        finally:
+            UNBOUNDED.reset(token)
+        if result.errors or result.data is None:
+            return [], 0, "INTERNAL_SERVER_ERROR"
+        lines: list[dict[str, Any]] = []
+        roots = 0
+        for value in result.data.values():
+            if _is_connection(value):
+                roots += len(_connection_nodes(value))
+                _flatten(value, None, lines)
+        return [json.dumps(line, ensure_ascii=False, separators=(",", ":")) for line in lines], roots, None
+
+
+def _selected_fields(node: FieldNode) -> set[str]:
+    """Names selected on a connection's nodes (`nodes { … }` or `edges { node { … } }`), plus a marker for `id`."""
+    names: set[str] = set()
+    for selection in node.selection_set.selections if node.selection_set else ():
+        if not isinstance(selection, FieldNode):
+            continue
+        inner = selection
+        if selection.name.value == "edges":
+            inner = next((s for s in selection.selection_set.selections
+                          if isinstance(s, FieldNode) and s.name.value == "node"), None)
+        elif selection.name.value != "nodes":
+            continue
+        for field_node in inner.selection_set.selections if inner is not None and inner.selection_set else ():
+            if isinstance(field_node, FieldNode):
+                names.add(field_node.name.value)
+    if "id" in names:
+        names.add("__parent_has_id")
+    return names
+
+
+def _is_connection(value: Any) -> bool:
+    return isinstance(value, dict) and ("nodes" in value or "edges" in value)
+
+
+def _connection_nodes(value: dict[str, Any]) -> list[dict[str, Any]]:
+    if value.get("nodes") is not None:
+        return list(value["nodes"])
+    return [edge["node"] for edge in value.get("edges") or [] if edge and edge.get("node") is not None]
+
+
+def _flatten(connection: dict[str, Any], parent_id: str | None, out: list[dict[str, Any]]) -> None:
+    for node in _connection_nodes(connection):
+        if node is None:
+            continue
+        line = {key: value for key, value in node.items() if not _is_connection(value)}
+        if parent_id is not None:
+            line["__parentId"] = parent_id
+        out.append(line)
+        for value in node.values():
+            if _is_connection(value):
+                _flatten(value, node.get("id"), out)

@@ -1,0 +1,152 @@
+"""The sandbox shop's bulk query operations behave like Shopify's 2026-10 ones.
+
+GIVEN a served shop WHEN a client runs bulkOperationRunQuery and polls bulkOperation(id:) THEN the operation goes
+CREATED → RUNNING → COMPLETED with a growing objectCount and a JSONL url; nested connection nodes are their own
+lines with `__parentId`; at most five bulk queries run at once per shop (one with concurrency 1, the older rule);
+refused queries say why; a failed operation has an errorCode and a partialDataUrl; the exchanges pass the shared
+conformance tool while the download is not recorded.
+"""
+
+import json
+import subprocess
+import time
+
+import httpx
+import pytest
+from sandbox_testkit import SHARED_TOOLS, TOKEN
+
+RUN = """
+mutation Run($query: String!) {
+  bulkOperationRunQuery(query: $query, groupObjects: false) {
+    bulkOperation { id status type objectCount url createdAt }
+    userErrors { code field message }
+  }
+}
+"""
+POLL = """
+query Poll($id: ID!) {
+  bulkOperation(id: $id) {
+    id status errorCode objectCount rootObjectCount fileSize url partialDataUrl completedAt query type
+  }
+}
+"""
+CURRENT = "query { currentBulkOperation { id status } }"
+ORDERS_WITH_LINES = """
+{ orders(sortKey: UPDATED_AT) { edges { node { id name updatedAt
+    lineItems { edges { node { id sku quantity variant { id } } } } } } } }
+"""
+VARIANTS = "{ productVariants { edges { node { id sku } } } }"
+
+
+def run(shop, query: str) -> dict:
+    return shop.data(RUN, {"query": query})["bulkOperationRunQuery"]
+
+
+def poll_until_done(shop, gid: str, timeout: float = 30.0) -> list[dict]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        op = shop.data(POLL, {"id": gid})["bulkOperation"]
+        seen.append(op)
+        if op["status"] not in ("CREATED", "RUNNING"):
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"{gid} did not finish in {timeout}s: {seen[-1]}")
+
+
+def test_lifecycle_and_jsonl_parent_linkage(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.5)
+    started = run(shop, ORDERS_WITH_LINES)
+    assert started["userErrors"] == []
+    op = started["bulkOperation"]
+    assert (op["status"], op["type"], op["url"], op["objectCount"]) == ("CREATED", "QUERY", None, "0")
+
+    seen = poll_until_done(shop, op["id"])
+    statuses = [s["status"] for s in seen]
+    assert "RUNNING" in statuses and statuses[-1] == "COMPLETED"
+    counts = [int(s["objectCount"]) for s in seen]
+    assert counts == sorted(counts)  # a running count
+    done = seen[-1]
+    assert done["url"] and done["completedAt"] and done["errorCode"] is None and done["partialDataUrl"] is None
+
+    body = httpx.get(done["url"], timeout=10)  # a pre-signed URL: no access token needed
+    assert body.status_code == 200
+    lines = [json.loads(line) for line in body.text.splitlines()]
+    assert int(done["fileSize"]) == len(body.content) and int(done["objectCount"]) == len(lines)
+    orders = [line for line in lines if "__parentId" not in line]
+    children = [line for line in lines if "__parentId" in line]
+    world = shop.world
+    assert len(orders) == len(world.orders) == int(done["rootObjectCount"])
+    assert all("lineItems" not in o for o in orders)  # the nested connection is not inline
+    parents = {o["id"] for o in orders}
+    assert {c["__parentId"] for c in children} <= parents
+    for order in world.orders:  # every line item once, linked to its own order, in order
+        assert [c["id"] for c in children if c["__parentId"] == order.gid] == [li.gid for li in order.lines]
+    assert [o["updatedAt"] for o in orders] == sorted(o["updatedAt"] for o in orders)  # sortKey honoured
+    assert children[0]["variant"]["id"].startswith("gid://shopify/ProductVariant/")  # objects stay inline
+
+    assert shop.data(CURRENT)["currentBulkOperation"] == {"id": op["id"], "status": "COMPLETED"}
+
+
+def test_at_most_five_bulk_queries_run_at_once_per_shop(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=4.0)  # long enough to start six on a loaded machine
+    ids = [run(shop, VARIANTS)["bulkOperation"]["id"] for _ in range(5)]
+    assert len(set(ids)) == 5
+    refused = run(shop, VARIANTS)
+    assert refused["bulkOperation"] is None
+    assert [e["code"] for e in refused["userErrors"]] == ["LIMIT_REACHED"]
+    poll_until_done(shop, ids[0])
+    assert run(shop, VARIANTS)["userErrors"] == []  # a slot is free again
+
+
+def test_one_at_a_time_when_the_shop_allows_one(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=3.0, bulk_concurrency=1)
+    first = run(shop, VARIANTS)["bulkOperation"]["id"]
+    refused = run(shop, VARIANTS)
+    assert refused["bulkOperation"] is None
+    assert refused["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS" and first in refused["userErrors"][0]["message"]
+    poll_until_done(shop, first)
+    assert run(shop, VARIANTS)["userErrors"] == []
+
+
+@pytest.mark.parametrize("query, says", [
+    ("{ shop { name } }", "at least one connection"),
+    ("{ nodes(ids: [\"gid://shopify/Order/1\"]) { id } }", "top level `node` or `nodes`"),
+    ("{ orders { edges { node { name lineItems { edges { node { id } } } } } } }", "must select the 'id'"),
+    ("{ orders { edges { node { id nope } } } }", "Invalid bulk query"),
+    ("mutation { bulkOperationCancel(id: \"x\") { userErrors { message } } }", "exactly one query operation"),
+])
+def test_refused_queries_say_why_and_start_nothing(shop, query, says):
+    refused = run(shop, query)
+    assert refused["bulkOperation"] is None
+    assert refused["userErrors"][0]["code"] == "INVALID" and refused["userErrors"][0]["field"] == ["query"]
+    assert says in refused["userErrors"][0]["message"]
+    assert shop.data(CURRENT)["currentBulkOperation"] is None
+
+
+def test_a_failed_operation_has_an_error_code_and_partial_data(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.1)
+    shop.handle.api.bulk.fail_next("TIMEOUT")
+    gid = run(shop, ORDERS_WITH_LINES)["bulkOperation"]["id"]
+    done = poll_until_done(shop, gid)[-1]
+    assert (done["status"], done["errorCode"], done["url"]) == ("FAILED", "TIMEOUT", None)
+    partial = httpx.get(done["partialDataUrl"], timeout=10)
+    assert partial.status_code == 200 and 0 < len(partial.text.splitlines()) == int(done["objectCount"])
+    assert httpx.get(shop.url + "/bulk-operation-outputs/unknown.jsonl", timeout=10).status_code == 404
+
+
+def test_bulk_calls_need_the_token_and_their_traffic_passes_conformance(serve, tmp_path):
+    log = tmp_path / "traffic.jsonl"
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.1, traffic_log=log)
+    assert shop.post(RUN, {"query": VARIANTS}, token="shpat_wrong").status_code == 401
+    gid = run(shop, ORDERS_WITH_LINES)["bulkOperation"]["id"]
+    done = poll_until_done(shop, gid)[-1]
+    run(shop, "{ shop { name } }")
+    assert httpx.get(done["url"], timeout=10).status_code == 200
+    recorded = [json.loads(line) for line in log.read_text().splitlines()]
+    assert recorded and all(e["path"].endswith("/graphql.json") for e in recorded)  # the download is not
+    assert TOKEN not in log.read_text()
+    conformance = SHARED_TOOLS / "conformance"
+    if conformance.exists():
+        result = subprocess.run([str(conformance), str(log)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
