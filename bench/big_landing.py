@@ -190,6 +190,15 @@ def _copy_sql(spec: OrderEntity, columns: dict, files: list[str], first: int, la
             f"cross join (select range::varchar as n from range({first}, {last + 1})) c")
 
 
+def write_copy_batch(landing, con, spec: OrderEntity, files: list[str], first: int, last: int,
+                     fetched_at: datetime):
+    """Copies `first`..`last` of the orders in `files`, landed as one batch through the product's writer."""
+    schema = landed_schema(spec.source, "orders")
+    frame = con.sql(_copy_sql(spec, schema.columns, files, first, last)).pl()
+    return landing.write_batch(spec.source, "orders", frame, schema=schema.columns, cursor_field=schema.cursor_field,
+                               fetched_at=fetched_at, mode=COPY_MODE)
+
+
 def write_copies(landing_root: Path, order_lines: int, base: dict, log) -> dict:
     """Write copies of every channel's base orders until the four channels hold `order_lines` lines."""
     import duckdb
@@ -215,14 +224,11 @@ def write_copies(landing_root: Path, order_lines: int, base: dict, log) -> dict:
     fetched = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     batches = 0
     for spec in ORDER_ENTITIES:
-        schema = landed_schema(spec.source, "orders")
         per_batch = max(1, BATCH_LINES // max(1, base_lines[spec.source]))
         for first in range(1, copies, per_batch):
             last = min(copies - 1, first + per_batch - 1)
-            frame = con.sql(_copy_sql(spec, schema.columns, files[spec.source], first, last)).pl()
-            landing.write_batch(spec.source, "orders", frame, schema=schema.columns,
-                                cursor_field=schema.cursor_field, fetched_at=fetched + timedelta(seconds=batches),
-                                mode=COPY_MODE)
+            write_copy_batch(landing, con, spec, files[spec.source], first, last,
+                             fetched + timedelta(seconds=batches))
             batches += 1
         log(f"  copies of {spec.source}/orders written ({time.perf_counter() - started:.0f} s so far)")
     total_lines = per_copy * copies
