@@ -18,7 +18,7 @@ help:
 	@echo "make demo   start the sandbox world, Dagster (http://127.0.0.1:3000) and the dashboards (http://127.0.0.1:8501)"
 	@echo "make once   one headless cycle against the sandbox: ingest → dbt build → publish → reverse sync; prints a summary"
 	@echo "make test   install and run the test suite"
-	@echo "make bench  run the benchmarks (writes bench/results.json)"
+	@echo "make bench  run the benchmarks (writes bench/results.json; ORDER_LINES=N for a smaller warehouse run)"
 	@echo "make lint   ruff"
 
 $(UV):
@@ -61,7 +61,7 @@ test: install browser-deps
 
 bench: install
 	$(UV) sync --frozen --quiet --group bench
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(ORDER_LINES),--order-lines $(ORDER_LINES))
 
 lint: install
 	$(BIN)/ruff check .

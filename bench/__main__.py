@@ -1,10 +1,12 @@
-"""`python -m bench [--only NAME] [--quick]`: run the benchmarks, print one table, write bench/results.json."""
+"""`python -m bench [--only NAME] [--quick] [--order-lines N]`: run the benchmarks, print one table, write
+bench/results.json."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -22,6 +24,10 @@ BENCHMARKS: dict[str, str] = {
     **{f"resync_fraction_of_ceiling_{c}": "bench.resync" for c in ("shopify", "rakuten", "yahoo", "amazon")},
     "stock_lag_p95_s": "bench.stock_lag", "oversells": "bench.stock_lag",
     **{f"landed_lag_p95_s_{c}": "bench.landed_lag" for c in ("shopify", "rakuten", "amazon", "yahoo")},
+    # at N order lines (--order-lines; 10M in full scale): rows are named by the scale measured (D70)
+    "dbt_full_build_10m_s": "bench.full_build", "dbt_full_build_10m_rss_mb": "bench.full_build",
+    "publish_reader_query_max_10m_ms": "bench.full_build",
+    "dashboard_query_p50_ms": "bench.dashboards", "dashboard_rerun_p95_ms": "bench.dashboards",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -44,9 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME",
                         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
+    parser.add_argument("--order-lines", type=int, metavar="N",
+                        help="order lines in the landing of the warehouse and dashboard benchmarks "
+                             "(default 10,000,000; 100,000 with --quick); rows are named by this scale")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = parser.parse_args(argv)
     scale = "quick" if args.quick else "full"
+    if args.order_lines:
+        from bench.full_build import ORDER_LINES_ENV
+
+        os.environ[ORDER_LINES_ENV] = str(args.order_lines)
 
     modules: list[str] = []
     for name in args.only or BENCHMARKS:

@@ -1,8 +1,10 @@
 """Write-audit-publish: only a passing build replaces the serving copy; readers never block the publisher."""
 
 import json
+import shutil
 import subprocess
 import sys
+import threading
 
 import duckdb
 import pytest
@@ -68,6 +70,39 @@ def test_a_reader_holding_the_serving_copy_does_not_block_a_publish(tmp_path):
         reader.close()
     # In this process DuckDB reuses an open database per path, so readers close and reconnect on a new version.
     assert read_value(serving) == 2
+
+
+def test_a_reader_gets_through_while_a_publish_is_running(tmp_path, monkeypatch):
+    """GIVEN a reader holding the serving copy open, WHEN a publish is half-way (the new copy written beside
+    the serving file, not yet renamed onto it), THEN a reader in another process opens and reads the serving
+    copy at once (the old version), and the publish then completes while the first reader is still open."""
+    warehouse, serving = tmp_path / "w" / "warehouse.duckdb", tmp_path / "s" / "ichigen.duckdb"
+    make_warehouse(warehouse, 1)
+    publish(warehouse, serving, PASSED)
+    make_warehouse(warehouse, 2)
+    seen_mid_publish: list[int] = []
+    real_copyfile = shutil.copyfile
+
+    def copy_then_let_a_reader_in(src, dst, *args, **kwargs):
+        out = real_copyfile(src, dst, *args, **kwargs)
+        if str(dst).endswith(".tmp"):  # publish's copy: the publish is now running, the serving file not yet replaced
+            seen_mid_publish.append(read_value_in_another_process(serving))
+        return out
+
+    monkeypatch.setattr(shutil, "copyfile", copy_then_let_a_reader_in)
+    held = duckdb.connect(str(serving), read_only=True)
+    try:
+        done: list[dict] = []
+        publisher = threading.Thread(target=lambda: done.append(publish(warehouse, serving, PASSED)))
+        publisher.start()
+        publisher.join(timeout=120)
+        assert not publisher.is_alive() and done, "the publish waited for a reader"
+        assert seen_mid_publish == [1]  # a reader during the publish got the old version, not an error or a wait
+        assert held.execute("select gross_sales_jpy from fct_daily_sales").fetchone()[0] == 1
+    finally:
+        held.close()
+    assert read_value_in_another_process(serving) == 2
+    assert published_version(serving)["version"] == done[0]["version"]
 
 
 def read_value_in_another_process(path) -> int:

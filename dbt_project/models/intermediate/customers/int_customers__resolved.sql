@@ -4,7 +4,7 @@
 -- A~B by phone and B~C by kana+zip put A, B and C together (connected components of the graph record — key).
 -- Components by min-label propagation, unrolled var customer_identity_max_hops times: every round each key
 -- takes the smallest label of its records and each record the smallest label of its keys, so a chain of n
--- records settles after n − 1 rounds. The singular test assert_customer_identity_converged fails the build
+-- records settles after n − 1 rounds (records with identical keys count once, see member_signatures). The singular test assert_customer_identity_converged fails the build
 -- if a component is longer than that (raise the var), so an unsettled label is never published.
 --
 -- Stability rule: unified_customer_id = 'cu_' + the first 16 hex of md5(smallest member_key in the
@@ -43,36 +43,73 @@ member_keys as (
 
 ),
 
+-- Records with the same set of matching keys touch the same keys, so they always share a component: the
+-- rounds run over those groups (signatures), each starting from its smallest member_key, not over every
+-- record. A marketplace buyer's orders are one signature, so the rounds scale with buyers, not orders
+-- (DECISIONS.md D71). Records without any key have no signature and stay alone.
+member_signatures as (
+
+    select member_key, md5(string_agg(match_key, chr(31) order by match_key)) as signature
+    from member_keys
+    group by member_key
+
+),
+
+signatures as (
+
+    select signature, min(member_key) as first_member_key
+    from member_signatures
+    group by signature
+
+),
+
+signature_keys as (
+
+    select s.signature, mk.match_key
+    from signatures as s
+    inner join member_keys as mk on mk.member_key = s.first_member_key
+
+),
+
 labels_0 as (
 
-    select member_key, member_key as label from members
+    select signature, first_member_key as label from signatures
 
 ),
 {%- for i in range(1, hops + 1) %}
 
 key_labels_{{ i }} as (
 
-    select mk.match_key, min(l.label) as label
-    from member_keys as mk
-    inner join labels_{{ i - 1 }} as l on l.member_key = mk.member_key
-    group by mk.match_key
+    select sk.match_key, min(l.label) as label
+    from signature_keys as sk
+    inner join labels_{{ i - 1 }} as l on l.signature = sk.signature
+    group by sk.match_key
 
 ),
 
 labels_{{ i }} as (
 
-    select l.member_key, least(l.label, coalesce(min(kl.label), l.label)) as label
+    select l.signature, least(l.label, coalesce(min(kl.label), l.label)) as label
     from labels_{{ i - 1 }} as l
-    left join member_keys as mk on mk.member_key = l.member_key
-    left join key_labels_{{ i }} as kl on kl.match_key = mk.match_key
-    group by l.member_key, l.label
+    left join signature_keys as sk on sk.signature = l.signature
+    left join key_labels_{{ i }} as kl on kl.match_key = sk.match_key
+    group by l.signature, l.label
 
 ){{ "," }}
 {%- endfor %}
 
+member_labels as (
+
+    select m.member_key, coalesce(l.label, m.member_key) as label
+    from members as m
+    left join member_signatures as ms on ms.member_key = m.member_key
+    left join labels_{{ hops }} as l on l.signature = ms.signature
+
+),
+
 component_sizes as (
 
-    select label, count(*) as member_count from labels_{{ hops }} group by label
+    select label, count(*) as member_count from member_labels group by label
 
 )
 
@@ -81,5 +118,5 @@ select
     'cu_' || substr(md5(l.label), 1, 16)        as unified_customer_id,
     l.label                                     as anchor_member_key,
     c.member_count
-from labels_{{ hops }} as l
+from member_labels as l
 inner join component_sizes as c on c.label = l.label
