@@ -4,7 +4,8 @@
   the channels.
 - Stock-out: a SKU whose sellable on-hand is 0 (it may still sit in a non-sellable warehouse).
 - Days of cover: sellable on-hand ÷ average daily units sold over the last `VELOCITY_DAYS` JST days (today
-  included), all channels, cancelled orders excluded (`fct_order_lines` × `fct_orders`). No sales: ∞ (blank).
+  included), all channels, cancelled orders excluded (`fct_order_lines`, which carries the order's date and
+  status: DECISIONS.md D76). No sales: ∞ (blank).
 - Targets: `mart_channel_stock_targets` with its `explain` column, for "why does Rakuten show 3?".
 - Bundles: the model has no bundle components yet; the page says so.
 """
@@ -37,12 +38,11 @@ with position as (
     group by sku
 ),
 sold as (
-    select l.sku, sum(l.quantity)::BIGINT as units_sold
-    from fct_order_lines as l
-    join fct_orders as o on o.order_key = l.order_key
-    where o.status <> 'cancelled'
-      and o.order_date_jst between $start and $end
-    group by l.sku
+    select sku, sum(quantity)::BIGINT as units_sold
+    from fct_order_lines
+    where order_status <> 'cancelled'
+      and order_date_jst between $start and $end
+    group by sku
 )
 select
     p.sku,

@@ -96,7 +96,7 @@ create table fct_orders (order_key VARCHAR, channel VARCHAR, order_id VARCHAR, o
     status VARCHAR, channel_financial_status VARCHAR, channel_fulfillment_status VARCHAR, is_open BOOLEAN,
     total_jpy BIGINT, customer_id VARCHAR, units BIGINT);
 create table fct_order_lines (order_line_key VARCHAR, order_key VARCHAR, channel VARCHAR, sku VARCHAR,
-    quantity BIGINT, unit_price_jpy BIGINT, line_total_jpy BIGINT);
+    quantity BIGINT, unit_price_jpy BIGINT, line_total_jpy BIGINT, order_date_jst DATE, order_status VARCHAR);
 create table fct_stock_position (sku VARCHAR, warehouse_code VARCHAR, is_sellable BOOLEAN, on_hand BIGINT,
     updated_at_utc TIMESTAMP WITH TIME ZONE);
 create table mart_channel_stock_targets (channel VARCHAR, sku VARCHAR, sellable_on_hand BIGINT,
@@ -177,8 +177,9 @@ def sample_orders(now: datetime) -> tuple[list[tuple], list[tuple]]:
         key = f"{channel}:{n}"
         qty1, qty2 = n % 3 + 1, n % 2 + 1
         sku1, sku2 = skus[n % len(skus)], skus[(n + 2) % len(skus)]
-        lines.append((f"{key}:1", key, channel, sku1, qty1, 1_980, qty1 * 1_980))
-        lines.append((f"{key}:2", key, channel, sku2, qty2, 3_300, qty2 * 3_300))
+        day = ordered.astimezone(JST).date()
+        lines.append((f"{key}:1", key, channel, sku1, qty1, 1_980, qty1 * 1_980, day, status))
+        lines.append((f"{key}:2", key, channel, sku2, qty2, 3_300, qty2 * 3_300, day, status))
         total = qty1 * 1_980 + qty2 * 3_300 + 500
         orders.append(
             (

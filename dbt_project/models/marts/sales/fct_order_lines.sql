@@ -7,6 +7,13 @@
 -- disappears from a newer order version disappears here too): only orders fetched since the newest
 -- _fetched_at in the table minus var incremental_lookback_hours are reprocessed. A product matched to a
 -- listing later does not re-resolve old lines' sku until `dbt build --full-refresh`.
+--
+-- order_date_jst and order_status are the order's (fct_orders), carried so that "units sold per SKU over a
+-- period" reads this table alone: at 10M lines the join to fct_orders was the stock page's whole cost (D76).
+-- A changed status arrives with a newer fetch, which replaces the order's lines. Rows are written in date
+-- order so DuckDB's zone maps skip whole row groups outside a period. Lines stored before these columns
+-- existed are reprocessed once.
+{%- set since_last_build = fetched_since_last_build('o._fetched_at') %}
 {{ config(
     materialized='incremental',
     unique_key='order_key',
@@ -21,8 +28,15 @@ select
     l.quantity,
     l.unit_price_jpy,
     l.line_total_jpy,
+    o.order_date_jst,
+    o.status                            as order_status,
     o._fetched_at
 from {{ ref('int_order_lines__unified') }} as l
 inner join {{ ref('int_orders__unified') }} as o
     on o.order_key = l.order_key
-{{ fetched_since_last_build('o._fetched_at') }}
+{{ since_last_build }}
+{%- if is_incremental() and since_last_build | trim %}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
+    {%- if 'order_status' not in existing %} or true {%- endif %}
+{%- endif %}
+order by o.order_date_jst, l.order_line_key
