@@ -13,7 +13,6 @@ is logged `failed` with the issue, the rest `applied`; a feed that ends FATAL or
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,18 +46,8 @@ class AmazonPricePusher(AmazonStockPusher):
         return self.client.request("PATCH", self._item_path(seller_sku), operation="patchListingsItem",
                                    params={"marketplaceIds": self.amazon.marketplace_id}, json=body).json()
 
-    def push(self, run_id: str, changes: list[PlannedChange], planned_at: datetime,
-             on_progress: Callable[[int, int], None] | None = None) -> list[PushRecord]:
-        if len(changes) > self.amazon.feed_threshold:
-            return self.push_by_feeds(run_id, changes, planned_at, on_progress)
-        records = []
-        for done, change in enumerate(changes, 1):
-            records.append(self._patch_one(run_id, change, planned_at))
-            if on_progress:
-                on_progress(done, len(changes))
-        return records
-
-    def _patch_one(self, run_id: str, change: PlannedChange, planned_at: datetime) -> PushRecord:
+    # The stock pusher's `push` picks the path (per SKU up to feed_threshold, else feeds) and calls these two.
+    def _push_one(self, run_id: str, change: PlannedChange, planned_at: datetime) -> PushRecord:
         try:
             answer = self.set_price(change.target_ref, change.new_value)
         except ChannelError as exc:
@@ -68,7 +57,7 @@ class AmazonPricePusher(AmazonStockPusher):
             return PushRecord.of_change(run_id, change, "failed", f"{answer.get('status')}: {issues}", planned_at)
         return PushRecord.of_change(run_id, change, "applied", None, planned_at)
 
-    # -- feeds: the stock pusher's push_by_feeds splits by feed_max_messages and calls _push_feed per part -----
+    # push_by_feeds splits by feed_max_messages and calls _push_feed per part
     def _push_feed(self, run_id: str, changes: list[PlannedChange], planned_at: datetime) -> list[PushRecord]:
         sends = [_PriceSend(c, c.new_value) for c in changes]
         try:
