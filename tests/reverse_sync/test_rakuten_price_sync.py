@@ -149,3 +149,29 @@ def test_the_sandbox_validates_the_patch_like_rms(mall):
     assert no_auth.status_code == 401 and listing.price == before
     ok = httpx.patch(url, headers=auth, json={"variants": {listing.variant_code: {"standardPrice": "1980"}}})
     assert ok.status_code == 204 and listing.price == 1980
+
+
+def test_the_cli_applies_prices_to_rakuten(config, mall, tmp_path):
+    from typer.testing import CliRunner
+
+    from ichigen.cli import app
+
+    targets = raised_targets(mall)
+    publish(config, mall, targets)
+    toml = tmp_path / "ichigen.toml"
+    toml.write_text(
+        f'[paths]\nlanding = "{config.landing_dir}"\nserving = "{config.serving_path}"\n'
+        f'warehouse = "{config.warehouse_path}"\npush_log = "{config.push_log_dir}"\n'
+        f'[channels.rakuten]\nbase_url = "{mall.url}"\nservice_secret = "SP_r"\nlicense_key = "SL_r"\n'
+        f'requests_per_second = 50.0\n[guard_rails]\nmax_price_change_fraction = {MAX_MOVE}\n', encoding="utf-8")
+    before = prices(mall)
+
+    dry = CliRunner().invoke(app, ["sync", "plan", "--prices", "--channel", "rakuten", "--config", str(toml)])
+    assert dry.exit_code == 0, dry.output
+    assert prices(mall) == before
+    applied = CliRunner().invoke(app, ["sync", "apply", "--prices", "--channel", "rakuten", "--config", str(toml)])
+
+    assert applied.exit_code == 0, applied.output
+    assert "rakuten sync summary" in applied.output
+    with mall.world.lock:
+        assert all(s.price == targets[s.erp_sku] for s in mall.world.mall("rakuten").listings if s.erp_sku)
