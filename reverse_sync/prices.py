@@ -32,7 +32,7 @@ from reverse_sync.push_log import applied_state
 from reverse_sync.rakuten_prices import RakutenPricePusher
 from reverse_sync.shopify import ShopifyPricePusher
 from reverse_sync.stock import SyncError, SyncResult, apply_plan
-from reverse_sync.yahoo_prices import YahooPricePusher
+from reverse_sync.yahoo_prices import YahooPricePusher, item_of
 
 PRICE_STATE_SCHEMA = {"sku": pl.String, "target_ref": pl.String, "quantity": pl.Int64,
                       "seen_at": pl.Datetime("us", "UTC")}
@@ -137,7 +137,14 @@ def _amazon_price_pusher(config: Config, client: ChannelClient | None) -> Amazon
 
 
 def _yahoo_price_pusher(config: Config, client: ChannelClient | None) -> YahooPricePusher:
-    return YahooPricePusher(client or yahoo_ingestion.make_client(config), config.channels.yahoo.seller_id)
+    # Yahoo prices an item code, not a sub code: the pusher needs every listed sub code's target (D92)
+    targets, _ = read_price_targets(config.serving_path, "yahoo")
+    item_targets: dict[str, dict[str, int]] = {}
+    for sku, ref in yahoo_price_state(config).select("sku", "target_ref").iter_rows():
+        if sku in targets:
+            item_targets.setdefault(item_of(ref), {})[ref] = targets[sku].target_price
+    return YahooPricePusher(client or yahoo_ingestion.make_client(config), config.channels.yahoo.seller_id,
+                            item_targets)
 
 
 PRICE_PUSHERS = {"shopify": _shopify_price_pusher, "rakuten": _rakuten_price_pusher,

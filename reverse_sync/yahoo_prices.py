@@ -5,9 +5,10 @@ URL-encoded (`item_code=tote-01&price=1980`). The store answers one `<Result>` p
 or `NG` and an `<Error>`: an NG item is logged `failed` with Yahoo's code and message, the rest `applied`.
 
 Yahoo keeps the price (通常販売価格) per item code, not per sub code: a plan's listings `code:sub` are grouped
-by item code and the item gets their price. When the planned prices of one item's sub codes differ, no single
-price can be right: those rows are logged `failed` (the item needs splitting in the store) and nothing is sent
-for it. A price is absolute, so the request loop may resend after a lost answer; an answer that is lost for good
+by item code and the item gets their price. When the targets of one item's sub codes differ — planned ones, or
+siblings already at their target that the item's new price would move (`item_targets`) — no single price can be
+right: the planned rows are logged `failed` (the item needs splitting in the store, or the ERP's variants one
+list price) and nothing is sent for it. A price is absolute, so the request loop may resend after a lost answer; an answer that is lost for good
 is logged `failed` and the next cycle plans again from what ingestion read.
 """
 
@@ -32,9 +33,11 @@ def item_of(target_ref: str) -> str:
 
 
 class YahooPricePusher:
-    def __init__(self, client: ChannelClient, seller_id: str):
+    def __init__(self, client: ChannelClient, seller_id: str,
+                 item_targets: dict[str, dict[str, int]] | None = None):
         self.client = client
         self.seller_id = seller_id
+        self.item_targets = item_targets or {}  # item code → {listing code: target price} of every listed sub code
 
     def push(self, run_id: str, changes: list[PlannedChange], planned_at: datetime,
              on_progress: Callable[[int, int], None] | None = None) -> list[PushRecord]:
@@ -44,9 +47,9 @@ class YahooPricePusher:
         records: list[PushRecord] = []
         ready: list[tuple[str, list[PlannedChange]]] = []
         for item, rows in by_item.items():
-            prices = sorted({c.new_value for c in rows})
-            if len(prices) > 1:
-                shown = ", ".join(f"{c.target_ref}={c.new_value}" for c in rows)
+            wanted = self.item_targets.get(item, {}) | {c.target_ref: c.new_value for c in rows}
+            if len(set(wanted.values())) > 1:
+                shown = ", ".join(f"{ref}={price}" for ref, price in sorted(wanted.items()))
                 records += [PushRecord.of_change(run_id, c, "failed", f"item {item}: its sub codes have different target prices "
                                     f"({shown}); Yahoo holds one price per item code", planned_at) for c in rows]
             else:

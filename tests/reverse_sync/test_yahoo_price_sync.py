@@ -149,6 +149,23 @@ def test_sub_codes_of_one_item_with_different_targets_are_refused_with_the_reaso
     assert all(prices(store)[item_code(s)] == before[item_code(s)] for s in subs)
 
 
+def test_a_sibling_already_at_its_target_is_not_moved_by_the_item_price(config, store):
+    item = next(code for code in {s.parent_code for s in listings(store)}
+                if sum(1 for s in listings(store) if s.parent_code == code and s.erp_sku) >= 2)
+    subs = [s for s in listings(store) if s.parent_code == item and s.erp_sku]
+    targets = raised_targets(store)
+    targets |= {s.erp_sku: s.price for s in subs[1:]}  # the siblings stay where they are: not in the plan
+    publish(config, store, targets)
+    before = prices(store)
+
+    result = sync_prices(config, "yahoo")
+
+    failed = {r.target_ref: r.error for r in result.records if r.status == "failed"}
+    assert set(failed) == {item_code(subs[0])} and item_code(subs[1]) in failed[item_code(subs[0])]
+    assert all(prices(store)[item_code(s)] == before[item_code(s)] for s in subs)
+    assert result.applied == result.planned - 1
+
+
 def test_the_sandbox_answers_updateitems_per_item(store):
     sub = next(s for s in listings(store) if s.parent_code != s.variant_code)
     auth = {"Authorization": "Bearer yahoo_sandbox_token"}
