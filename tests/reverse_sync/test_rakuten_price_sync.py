@@ -128,6 +128,28 @@ def test_an_item_the_mall_refuses_fails_alone_and_the_next_cycle_heals_it(config
     assert all(prices(mall)[ref] == targets[s.erp_sku] for s in gone for ref in [s.listing_id] if s.erp_sku)
 
 
+def test_a_variant_rms_names_as_wrong_fails_alone_and_the_rest_of_its_item_is_sent_again(config, mall):
+    from datetime import UTC, datetime
+
+    from ingestion.rakuten import make_client
+    from reverse_sync.plan import PlannedChange
+    from reverse_sync.rakuten_prices import RakutenPricePusher
+
+    item = next(code for code in {s.parent_code for s in mall.world.mall("rakuten").listings}
+                if sum(1 for s in mall.world.mall("rakuten").listings if s.parent_code == code) >= 2)
+    variants = [s for s in mall.world.mall("rakuten").listings if s.parent_code == item]
+    changes = [PlannedChange("rakuten", "price", s.erp_sku or s.listing_id, s.listing_id, s.price, raised(s.price),
+                             "t") for s in variants]
+    changes.append(PlannedChange("rakuten", "price", "GHOST", f"{item}:no-such-variant", 1000, 1100, "t"))
+
+    records = RakutenPricePusher(make_client(config)).push("run-1", changes, datetime.now(UTC))
+
+    status = {r.target_ref: (r.status, r.attempt, r.error) for r in records}
+    assert status[f"{item}:no-such-variant"][0] == "failed" and "IE0404" in status[f"{item}:no-such-variant"][2]
+    assert all(status[s.listing_id][:2] == ("applied", 2) for s in variants)  # sent again without the ghost
+    assert [prices(mall)[c.target_ref] for c in changes[:-1]] == [c.new_value for c in changes[:-1]]
+
+
 def test_the_sandbox_validates_the_patch_like_rms(mall):
     """Wrong types, unknown variants and unknown items answer RMS's error shape; nothing of them applies."""
     listing = next(s for s in mall.world.mall("rakuten").listings if s.erp_sku)
