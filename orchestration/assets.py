@@ -29,7 +29,7 @@ from ichigen.publish import BuildReport, PublishRefused, last_build, publish, re
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env
 from orchestration.fast_path_events import push_metadata
 from reverse_sync.erp_intake import sync_intake
-from reverse_sync.prices import sync_prices
+from reverse_sync.prices import PRICE_STATE_ENTITY, sync_prices
 from reverse_sync.stock import STOCK_STATE_ENTITY, sync_stock
 
 SERVING_COPY = dg.AssetKey("serving_copy")
@@ -215,7 +215,7 @@ def build_stock_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
 
 def build_price_push_asset(config: Config, channel: str) -> dg.AssetsDefinition:
     """Price targets to a channel; reads the channel's landed listings (their current price)."""
-    return _push_asset(config, channel, "price", sync_prices, "product_variants")
+    return _push_asset(config, channel, "price", sync_prices, PRICE_STATE_ENTITY[channel])
 
 
 def _push_asset(config: Config, channel: str, field: str, sync: Any, state_entity: str) -> dg.AssetsDefinition:

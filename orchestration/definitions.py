@@ -85,9 +85,9 @@ def build_definitions(config: Config) -> dg.Definitions:
     ingest_assets = build_ingest_assets(config)
     warehouse = build_dbt_assets(config, project)
     serving = build_publish_asset(config, warehouse)
-    pushes = [build_stock_push_asset(config, channel) for channel in ("shopify", "rakuten", "amazon", "yahoo")
-              if getattr(config.channels, channel).enabled]
-    pushes += [build_price_push_asset(config, "shopify")] if config.channels.shopify.enabled else []
+    channels = [c for c in ("shopify", "rakuten", "amazon", "yahoo") if getattr(config.channels, c).enabled]
+    pushes = [build_stock_push_asset(config, channel) for channel in channels]
+    pushes += [build_price_push_asset(config, channel) for channel in channels]
 
     full_cycle = dg.define_asset_job(
         FULL_CYCLE_JOB,

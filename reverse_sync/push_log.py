@@ -7,8 +7,9 @@ the planner can treat an applied push as the channel's newest known state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -45,6 +46,14 @@ class PushRecord:
     planned_at: datetime
     pushed_at: datetime | None
     attempt: int
+
+    @classmethod
+    def of_change(cls, run_id: str, change: Any, status: str, error: str | None, planned_at: datetime,
+                  attempt: int = 1) -> PushRecord:
+        """The row of a planned change pushed as planned (old → new), stamped now."""
+        return cls(run_id=run_id, channel=change.channel, field=change.field, sku=change.sku,
+                   target_ref=change.target_ref, old_value=change.old_value, new_value=change.new_value,
+                   status=status, error=error, planned_at=planned_at, pushed_at=datetime.now(UTC), attempt=attempt)
 
 
 def write_push_log(root: Path, records: list[PushRecord]) -> Path | None:

@@ -480,7 +480,7 @@ class AmazonAPI:
             if problem is not None:
                 return {"sku": sku, "status": "INVALID", "submissionId": submission, "issues": [
                     {"code": "90220", "message": problem, "severity": "ERROR",
-                     "attributeNames": ["fulfillment_availability"]}]}
+                     "attributeNames": _attribute_names(body["patches"])}]}
             self._set_offer(listing, quantity, price)
         self.stats["patches_applied"] += 1
         return {"sku": sku, "status": "ACCEPTED", "submissionId": submission, "issues": []}
@@ -517,6 +517,11 @@ class AmazonAPI:
             raise ApiError(400, "InvalidInput", str(exc)) from None
         except FileExistsError as exc:
             raise ApiError(409, "Conflict", str(exc)) from None
+
+
+def _attribute_names(patches: list[Any]) -> list[str]:
+    """The attributes a refused patch named (`/attributes/purchasable_offer` → purchasable_offer)."""
+    return sorted({p["path"].rsplit("/", 1)[-1] for p in patches if isinstance(p, dict) and isinstance(p.get("path"), str)})
 
 
 def _one(q: dict[str, list[str]], name: str) -> str | None:

@@ -41,6 +41,7 @@ OPERATION_TYPES = ("UPDATE", "PARTIAL_UPDATE", "PATCH", "DELETE")
 PATCH_OPS = ("add", "replace", "merge", "delete")
 QUANTITY_PATH = "/attributes/fulfillment_availability"
 PRICE_PATH = "/attributes/purchasable_offer"
+JP_MARKETPLACE_ID = "A1VC38T7YXB528"  # the only marketplace the sandbox seller sells on (Amazon.co.jp)
 # Per operationType: fields it requires and fields it must not carry (the schema's oneOf branches).
 REQUIRED_FIELDS = {"UPDATE": ("productType", "attributes"), "PARTIAL_UPDATE": ("productType", "attributes"),
                    "PATCH": ("productType", "patches"), "DELETE": ()}
@@ -97,6 +98,9 @@ def offer_changes(patches: list[Any]) -> tuple[int | None, int | None, str | Non
             if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
                 return None, None, "'quantity' must be a whole number ≥ 0."
         elif patch["path"] == PRICE_PATH:
+            if first.get("currency") != "JPY" or first.get("marketplace_id") != JP_MARKETPLACE_ID:
+                return None, None, (f"purchasable_offer needs currency 'JPY' and marketplace_id '{JP_MARKETPLACE_ID}' "
+                                    f"(got {first.get('currency')!r}, {first.get('marketplace_id')!r}).")
             schedule = ((first.get("our_price") or [{}])[0].get("schedule") or [{}])[0]
             price = schedule.get("value_with_tax")
             if not isinstance(price, int) or isinstance(price, bool) or price <= 0:

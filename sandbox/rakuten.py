@@ -15,6 +15,11 @@ A request the API refuses answers HTTP 400 with `MessageModelList: [{messageType
 Items API 2.0: `GET /es/2.0/items/search?hits=≤100&offset=n` → {numFound, offset, hits, results: [{item}]}, each
 item with manageNumber, itemNumber, title, variants {variantId: {merchantDefinedSkuId, articleNumber {value},
 standardPrice, selectorValues}}, created, updated.
+`PATCH /es/2.0/items/manage-numbers/{manageNumber}` {variants: {variantId: {standardPrice: "1980"}}} → 204: a
+partial update of one item; the sandbox simulates only the variants' `standardPrice` (a string of digits, tax
+inclusive JPY, 1–999,999,999). Refusals: 404 {errors: [{code: "IE0404", message}]} for an unknown manageNumber,
+400 {errors: [{code, message, metadata {propertyPath}}]} for a wrong type, an unknown variantId or a field the
+sandbox does not simulate; nothing of a refused request applies. The new price shows on items/search at once.
 
 Inventory API 2.x (`/es/2.0/` or `/es/2.1/`):
 - `POST …/inventories/bulk-get` {inventories: [{manageNumber, variantId}] ≤ 1000} → {inventories: [{manageNumber,
@@ -88,6 +93,7 @@ MAX_BULK_GET = 1000
 MAX_BULK_UPSERT = 400
 MAX_ITEM_HITS = 100
 MAX_QUANTITY = 99_999
+MAX_STANDARD_PRICE = 999_999_999
 GET_ORDER_VERSION = 7
 
 # Neutral state → orderProgress (D20). pending_payment is 300 with no paymentDate; returned is 900 with a
@@ -461,6 +467,50 @@ class RakutenAPI:
         return 200, {"numFound": len(codes), "offset": offset, "hits": len(page),
                      "results": [{"item": item} for item in page]}
 
+    def _items_patch(self, payload: Any) -> tuple[int, Any]:
+        """Items API 2.0 partial update of one item: only `variants.<id>.standardPrice` is simulated. The whole
+        request is validated before anything applies (RMS answers 204 or an `errors` list)."""
+        manage = str((payload or {}).get("manageNumber") or "")
+        body = (payload or {}).get("body")
+        if not isinstance(body, dict) or not body:
+            raise _inventory_error("IE0105", "request body must be a JSON object with the fields to update.")
+        unknown = sorted(set(body) - {"variants"})
+        if unknown:
+            raise _inventory_error("IE0115", f"{unknown[0]} is not updatable by the sandbox (only "
+                                   "variants.<variantId>.standardPrice is simulated).", unknown[0])
+        variants = body.get("variants")
+        if not isinstance(variants, dict) or not variants:
+            raise _inventory_error("IE0002", "variants must be an object keyed by variantId.", "variants")
+        with self.world.lock:
+            known = {s.variant_code: s for s in self.mall.listings if s.parent_code == manage.lower()}
+            if not known:
+                raise RequestError(404, {"errors": [{"code": "IE0404",
+                                                     "message": f"manageNumber {manage} does not exist."}]})
+            prices: dict[str, int] = {}
+            for variant_id, fields in variants.items():
+                path = f"variants.{variant_id}"
+                if variant_id not in known:
+                    raise _inventory_error("IE0404", f"variantId {variant_id} does not exist in item {manage}.", path)
+                if not isinstance(fields, dict) or not fields:
+                    raise _inventory_error("IE0002", "a variant must be an object of fields to update.", path)
+                extra = sorted(set(fields) - {"standardPrice"})
+                if extra:
+                    raise _inventory_error("IE0115", f"{extra[0]} is not updatable by the sandbox.", f"{path}.{extra[0]}")
+                price = fields["standardPrice"]
+                if not isinstance(price, str) or not price.isascii() or not price.isdigit():
+                    raise _inventory_error("IE0002", f"standardPrice has an invalid value : {price!r} (a string of "
+                                           "half-width digits).", f"{path}.standardPrice")
+                if not 1 <= int(price) <= MAX_STANDARD_PRICE:
+                    raise _inventory_error("IE0003", f"standardPrice must be between 1 and {MAX_STANDARD_PRICE}.",
+                                           f"{path}.standardPrice")
+                prices[variant_id] = int(price)
+            at = self.world.clock()
+            for variant_id, price in prices.items():
+                listing = known[variant_id]
+                listing.price = price
+                listing.updated_at = max(listing.updated_at, at)
+        return 204, None
+
     # -- inventory ---------------------------------------------------------------------------------------
     def _pairs(self, body: Any, limit: int) -> list[dict[str, Any]]:
         rows = body.get("inventories") if isinstance(body, dict) else None
@@ -541,8 +591,10 @@ def create_app(world: World, service_secret: str = "SP_sandbox", license_key: st
                     payload = json.loads(raw) if raw else None
                 except ValueError:
                     payload = None
+            # a path parameter (the items PATCH's manageNumber) travels beside the body
+            arguments = {**request.path_params, "body": payload} if request.path_params else payload
             status, body, fault = await run_in_threadpool(
-                api.handle, api_name, operation, request.headers.get("authorization"), payload)
+                api.handle, api_name, operation, request.headers.get("authorization"), arguments)
             if log is not None:
                 log.record(request.method, request.url.path, dict(request.query_params),
                            payload if request.method != "GET" else None, status, body)
@@ -596,6 +648,7 @@ def create_app(world: World, service_secret: str = "SP_sandbox", license_key: st
         Route("/es/2.0/order/searchOrder/", endpoint("order", "searchOrder"), methods=["POST"]),
         Route("/es/2.0/order/getOrder/", endpoint("order", "getOrder"), methods=["POST"]),
         Route("/es/2.0/items/search", endpoint("items", "items-search"), methods=["GET"]),
+        Route("/es/2.0/items/manage-numbers/{manageNumber}", endpoint("items", "items-patch"), methods=["PATCH"]),
         Route("/_sandbox/rakuten/orders", orders_truth, methods=["GET"]),
         Route("/_sandbox/rakuten/orders", place, methods=["POST"]),
         Route("/_sandbox/rakuten/stock", stock_truth, methods=["GET"]),

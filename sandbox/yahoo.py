@@ -12,6 +12,11 @@ Endpoints (all under `/ShoppingWebService/V1/`, header `Authorization: Bearer <t
 - `POST getStock` / `POST setStock` form `seller_id`, `item_code` (comma-separated, ≤ 1,000, `code:subcode`),
   setStock also `quantity` (same count; `5` sets, `+2`/`-1` adds/subtracts, floored at 0). Unknown codes are
   skipped, not an error.
+- `POST updateItems` (商品一括更新) form `seller_id`, `item1` … `item100`, each an URL-encoded set of one item's
+  fields (`item_code=tote-01&price=1980`) → `<ResultSet><Result><ItemCode/><Status>OK|NG</Status>[<Error><Code/>
+  <Message/></Error>]</Result>…`: one Result per item, an NG item does not hold back the others. The sandbox
+  simulates `price` (通常販売価格, tax inclusive, a whole number 1–999,999,999) only; the price is the item
+  code's, so every sub code of the item shows it at once (myItemList).
 
 Real behaviour modelled: 401 + `WWW-Authenticate: Bearer error="invalid_token"` for a bad token; `<Error>
 <Message/><Code/></Error>` bodies; a missing seller_id is `px-04001`; one request/s per store shared by every
@@ -62,6 +67,8 @@ DEFAULT_TOKEN = "yahoo_sandbox_token"
 DEFAULT_SELLER = "ichigen-select"
 MAX_ITEM_CODES = 1000
 MAX_ITEM_LIST_RESULTS = 100
+MAX_UPDATE_ITEMS = 100
+MAX_PRICE = 999_999_999
 XML_HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 # Neutral lifecycle → (OrderStatus, ShipStatus). OrderStatus: 1 予約中 2 処理中 3 保留 4 キャンセル 5 完了;
@@ -441,6 +448,55 @@ class YahooAPI:
         return result_set(out, len(out), 1)
 
 
+    def update_items(self, form: dict[str, str]) -> bytes:
+        """商品一括更新: each `itemN` is one item's fields, URL-encoded; answered per item (OK / NG)."""
+        self._check_seller(form.get("seller_id"))
+        slots = sorted((int(k[4:]), v) for k, v in form.items() if k.startswith("item") and k[4:].isdigit())
+        if not slots:
+            raise ApiError(400, '"item1" is not specified', "px-04001")
+        if len(slots) > MAX_UPDATE_ITEMS or slots[-1][0] > MAX_UPDATE_ITEMS:
+            raise ApiError(400, f"updateItems takes at most {MAX_UPDATE_ITEMS} items (item1 … item100)", "px-04002")
+        out = []
+        with self.world.lock:
+            groups = dict(self.item_groups())
+            at = self.world.clock()
+            for _, encoded in slots:
+                fields = {k: v[-1] for k, v in parse_qs(encoded, keep_blank_values=True).items()}
+                code = fields.get("item_code", "")
+                problem = _item_problem(fields, groups)
+                node = ET.Element("Result")
+                _add(node, "ItemCode", code or None)
+                _add(node, "Status", "NG" if problem else "OK")
+                if problem:
+                    error = _add(node, "Error")
+                    _add(error, "Code", problem[0])
+                    _add(error, "Message", problem[1])
+                else:
+                    for listing in groups[code]:
+                        listing.price = int(fields["price"])
+                        listing.updated_at = max(listing.updated_at, at)
+                out.append(node)
+        return result_set(out, len(out), 1)
+
+
+def _item_problem(fields: dict[str, str], groups: dict[str, list[MallListing]]) -> tuple[str, str] | None:
+    """Why one updateItems entry is refused (code, message), or None. Codes are the sandbox's wording."""
+    code = fields.get("item_code", "")
+    if not code:
+        return "ed-00001", "item_code is required"
+    if ":" in code:
+        return "ed-00002", f"item_code {code} names a sub code; updateItems takes the item code (商品コード)"
+    if code not in groups:
+        return "ed-00003", f"item_code {code} does not exist in this store"
+    extra = sorted(set(fields) - {"item_code", "price"})
+    if extra:
+        return "ed-00004", f"{extra[0]} is not simulated by the sandbox (only price)"
+    price = fields.get("price", "")
+    if not price.isascii() or not price.isdigit() or not 1 <= int(price) <= MAX_PRICE:
+        return "ed-00005", f"price {price!r} must be a whole number of yen between 1 and {MAX_PRICE}"
+    return None
+
+
 def _int(text: str | None, default: int, name: str) -> int:
     if text is None or not str(text).strip():
         return default
@@ -526,6 +582,9 @@ def create_app(world: World, access_token: str = DEFAULT_TOKEN, seller_id: str =
         if operation in ("getStock", "setStock") and request.method == "POST":
             form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
             return api.get_stock(form) if operation == "getStock" else api.set_stock(form)
+        if operation == "updateItems" and request.method == "POST":
+            form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+            return api.update_items(form)
         raise ApiError(404, f"{request.method} {operation} is not an API of this sandbox", "px-04040")
 
     async def orders_truth(request: Request) -> Response:

@@ -38,6 +38,7 @@ Targets with buffer shopify 1, default safety 0:
 Order backlog as of 2026-11-23 12:00 UTC: #1001 35.0 h (1-3d), #1002 21.5 h (<1d), #1005 9.0 h (<1d).
 Shopify prices (default rule: markup 0, up to 10): 1800×1.10 = 1980, 1000×1.08 = 1080, 1234×1.10 = 1357.4 -> 1360
 (the shop shows 1357: +3), 2000×1.10 = 2200, 500×1.10 = 550.
+Price drift: the mug shows 1357 against 1360 (-3, drift); the others are in sync.
 Sync drift: only the T-shirt's level landed (7 vs target 8: drift -1); the push log has 8 applied at 05:00:01,
 after that level was fetched (05:00): pushed_since_seen. The other listed SKUs are not_seen.
 """
@@ -566,6 +567,17 @@ def test_sync_drift(happy_build):
         ("SKU-SOCKS", 4, None, None, None, False, "not_seen"),
         ("SKU-TEA-01", 0, None, None, None, False, "not_seen"),
         ("SKU-TSHIRT-M", 8, 7, -1, 8, True, "drift"),
+    ]
+    prices = happy_build.query(
+        """select sku, target_price_jpy, channel_price_jpy, price_drift_jpy, price_status
+           from main.mart_sync_drift where channel = 'shopify' order by sku"""
+    )
+    assert prices == [
+        ("SKU-CAP", 2200, 2200, 0, "in_sync"),
+        ("SKU-MUG", 1360, 1357, -3, "drift"),
+        ("SKU-SOCKS", 550, 550, 0, "in_sync"),
+        ("SKU-TEA-01", 1080, 1080, 0, "in_sync"),
+        ("SKU-TSHIRT-M", 1980, 1980, 0, "in_sync"),
     ]
 
 

@@ -121,11 +121,25 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
         shop_prices = {v.sku: v.price for v in world.world.variants}
     assert summary.pushes["shopify price"]["refused"] == 0 and summary.pushes["shopify price"]["applied"] > 0
     assert {sku: shop_prices[sku] for sku in price_targets} == price_targets
+    # The malls: each listed ERP SKU shows its channel's target (mark-up and rounding per channel, D94).
+    for mall in ("rakuten", "amazon"):
+        mall_targets = dict(published(config, "select sku, target_price_tax_incl from mart_channel_price_targets "
+                                              f"where channel = '{mall}'"))
+        listed = published(config, "select listing_id, sku from intermediate.int_products__channel_listings "
+                                   f"where channel = '{mall}' and sku is not null")
+        with world.world.lock:
+            shown_by_listing = {s.listing_id: s.price for s in world.world.mall(mall).listings}
+        shown_prices: dict[str, set[int]] = defaultdict(set)
+        for listing_id, sku in listed:
+            shown_prices[sku].add(shown_by_listing[listing_id])
+        assert mall_targets and summary.pushes[f"{mall} price"]["refused"] == 0
+        assert all(target in shown_prices[sku] for sku, target in mall_targets.items()), mall
 
     again = run_full_cycle(config)
     assert again.success, again.failure
     assert again.pushes["shopify stock"]["planned"] == 0, "a second cycle over an unchanged world pushes nothing"
     assert again.pushes["shopify price"]["planned"] == 0
+    assert again.pushes["rakuten price"]["planned"] == again.pushes["amazon price"]["planned"] == 0
     assert summary.pushes["amazon stock"]["applied"] > 0 and again.pushes["amazon stock"]["planned"] == 0
 
     # Two cycles' traffic with every channel (orders, products, customers, stock reads, stock and price pushes)

@@ -7,6 +7,8 @@
 --   status           = not_listed (the channel lists no variant of the SKU) | not_seen (listed, but no stock
 --                      level landed yet) | in_sync (every level equals the target) | drift
 -- The landed level can be older than our last push: pushed_since_seen says the next ingest will confirm it.
+-- Prices (every channel): the price target against the price the channel's landed listing shows
+--   price_drift_jpy = channel_price_jpy − target_price_jpy; price_status in_sync | drift | not_seen | not_listed
 with channels as (
 
     select distinct channel
@@ -85,6 +87,27 @@ applied_pushes as (
 
 ),
 
+prices as (
+
+    select channel, sku, target_price_tax_incl, current_channel_price_jpy
+    from {{ ref('mart_channel_price_targets') }}
+
+),
+
+applied_price_pushes as (
+
+    select
+        channel,
+        sku,
+        arg_max(new_value, pushed_at)                                       as last_pushed_price_jpy,
+        max(pushed_at)                                                      as last_price_pushed_at_utc
+    from {{ ref('stg_push_log__attempts') }}
+    where field = 'price'
+      and status = 'applied'
+    group by channel, sku
+
+),
+
 attempts as (
 
     select
@@ -117,7 +140,18 @@ select
         when w.sku is null then 'not_seen'
         when w.levels_in_drift = 0 then 'in_sync'
         else 'drift'
-    end                                                                     as status
+    end                                                                     as status,
+    pr.target_price_tax_incl                                                as target_price_jpy,
+    pr.current_channel_price_jpy                                            as channel_price_jpy,
+    pr.current_channel_price_jpy - pr.target_price_tax_incl                 as price_drift_jpy,
+    ap.last_pushed_price_jpy,
+    ap.last_price_pushed_at_utc,
+    case
+        when pr.sku is null then 'not_listed'
+        when pr.current_channel_price_jpy is null then 'not_seen'
+        when pr.current_channel_price_jpy = pr.target_price_tax_incl then 'in_sync'
+        else 'drift'
+    end                                                                     as price_status
 from channels as c
 cross join products as p
 left join targets as t
@@ -132,3 +166,9 @@ left join applied_pushes as a
 left join attempts as x
     on x.channel = c.channel
     and x.sku = p.sku
+left join prices as pr
+    on pr.channel = c.channel
+    and pr.sku = p.sku
+left join applied_price_pushes as ap
+    on ap.channel = c.channel
+    and ap.sku = p.sku
