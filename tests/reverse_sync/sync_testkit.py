@@ -1,25 +1,29 @@
-"""What the stock-sync tests of every channel share: a hand-published serving copy and deterministic targets."""
+"""What the reverse-sync tests of every channel share: a hand-published serving copy with stock or price
+targets (and, for the malls, dbt's listing ↔ ERP SKU match), deterministic targets, and a mall that briefly
+refuses some listings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import duckdb
 
 from ichigen.config import Config
 from ichigen.publish import BuildReport, publish
+from sandbox.malls import MallListing
+from sandbox.world import World
+
+MAX_MOVE = 0.3  # guard_rails.max_price_change_fraction in the price tests
 
 
-def publish_stock_targets(config: Config, channel: str, targets: dict[str, int],
-                          listing_match: Iterable[tuple[str, str]] | None = None) -> None:
-    """Publish, through the real publish step, a serving copy with what reverse sync reads for `channel`: the
-    targets and, for the malls, dbt's listing ↔ ERP SKU match as (listing_id, erp_sku) pairs."""
+def _publish_targets(config: Config, mart: str, value_column: str, channel: str, targets: dict[str, int],
+                     listing_match: Iterable[tuple[str, str | None]] | None) -> None:
     config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(config.warehouse_path))
-    con.execute("create or replace table mart_channel_stock_targets "
-                "(channel varchar, sku varchar, target_quantity bigint, explain varchar)")
-    con.executemany("insert into mart_channel_stock_targets values (?, ?, ?, 'test target')",
-                    [(channel, sku, quantity) for sku, quantity in targets.items()])
+    con.execute(f"create or replace table {mart} (channel varchar, sku varchar, {value_column} bigint, explain varchar)")
+    con.executemany(f"insert into {mart} values (?, ?, ?, 'test target')",
+                    [(channel, sku, value) for sku, value in targets.items()])
     if listing_match is not None:
         con.execute("create schema if not exists intermediate")
         con.execute("create or replace table intermediate.int_products__channel_listings "
@@ -30,6 +34,42 @@ def publish_stock_targets(config: Config, channel: str, targets: dict[str, int],
     publish(config.warehouse_path, config.serving_path, BuildReport(success=True))
 
 
+def publish_stock_targets(config: Config, channel: str, targets: dict[str, int],
+                          listing_match: Iterable[tuple[str, str | None]] | None = None) -> None:
+    """Publish, through the real publish step, mart_channel_stock_targets for `channel` and (for the malls) the
+    listing match as (listing_id, erp_sku) pairs."""
+    _publish_targets(config, "mart_channel_stock_targets", "target_quantity", channel, targets, listing_match)
+
+
+def publish_price_targets(config: Config, channel: str, targets: dict[str, int],
+                          listing_match: Iterable[tuple[str, str | None]] | None = None) -> None:
+    """The same for price sync: mart_channel_price_targets (tax-inclusive JPY) and the listing match."""
+    _publish_targets(config, "mart_channel_price_targets", "target_price_tax_incl", channel, targets, listing_match)
+
+
 def targets_from(before: dict[str, int]) -> dict[str, int]:
     """A deterministic, different quantity for every listed SKU (a few zeros, never negative)."""
     return {sku: (qty + 3) % 7 for sku, qty in sorted(before.items())}
+
+
+def raised(price: int) -> int:
+    """A new price well inside the guard's cap (+10 %, at least +10 yen)."""
+    return price + max(10, price // 10)
+
+
+@contextmanager
+def unlisted(world: World, channel: str, listings: list[MallListing]) -> Iterator[None]:
+    """The mall does not know these listings for a while (taken down and put back by the shop): a push meets
+    the channel's own "unknown listing" answer for them, then they are back as they were."""
+    mall = world.mall(channel)
+    with world.lock:
+        saved = list(mall.listings)
+        mall.listings[:] = [s for s in saved if s not in listings]
+        for listing in listings:
+            mall.by_listing.pop(listing.listing_id, None)
+    try:
+        yield
+    finally:
+        with world.lock:
+            mall.listings[:] = saved
+            mall.by_listing.update({s.listing_id: s for s in listings})

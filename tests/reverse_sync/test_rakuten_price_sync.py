@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from price_sync_kit import MAX_MOVE, publish_price_targets, raised, unlisted
+from sync_testkit import MAX_MOVE, publish_price_targets, raised, unlisted
 
 from ichigen.config import Config
 from ingestion import ingest

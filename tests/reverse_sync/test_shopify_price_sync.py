@@ -8,11 +8,10 @@ THEN the shop shows the targets, a second apply pushes nothing, a dry run and a 
 
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
+from sync_testkit import publish_price_targets
 
 from ichigen.config import Config
-from ichigen.publish import BuildReport, publish
 from ingestion import ingest
 from ingestion.http import ChannelClient
 from ingestion.ratelimit import reset_channel_limiters
@@ -49,21 +48,10 @@ def shop_prices(shop) -> dict[str, int]:
         return {v.sku: v.price for v in shop.world.variants}
 
 
-def publish_price_targets(config: Config, targets: dict[str, int]) -> None:
-    config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(config.warehouse_path))
-    con.execute("create or replace table mart_channel_price_targets "
-                "(channel varchar, sku varchar, target_price_tax_incl bigint, explain varchar)")
-    con.executemany("insert into mart_channel_price_targets values ('shopify', ?, ?, 'test target')",
-                    list(targets.items()))
-    con.close()
-    publish(config.warehouse_path, config.serving_path, BuildReport(success=True))
-
-
 def test_apply_sets_every_price_and_a_second_apply_pushes_nothing(config, shop):
     before = shop_prices(shop)
     targets = {sku: price + 110 for sku, price in before.items()}  # every price moves, well inside the 30 % cap
-    publish_price_targets(config, targets)
+    publish_price_targets(config, "shopify", targets)
 
     first = sync_prices(config)
 
@@ -79,7 +67,7 @@ def test_apply_sets_every_price_and_a_second_apply_pushes_nothing(config, shop):
 
 def test_full_resends_every_listed_price(config, shop):
     targets = shop_prices(shop)
-    publish_price_targets(config, targets)
+    publish_price_targets(config, "shopify", targets)
     assert sync_prices(config).planned == 0
     full = sync_prices(config, full=True)
     assert full.planned == full.applied == len(targets)

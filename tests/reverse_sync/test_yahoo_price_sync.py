@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from price_sync_kit import MAX_MOVE, publish_price_targets, raised, unlisted
+from sync_testkit import MAX_MOVE, publish_price_targets, raised, unlisted
 
 from ichigen.config import Config
 from ingestion import yahoo
