@@ -77,19 +77,19 @@ def test_full_resends_every_listed_price(config, shop):
 def test_dry_run_and_refused_plans_leave_the_shop_untouched(config, shop):
     before = shop_prices(shop)
     first_sku = sorted(before)[0]
-    publish_price_targets(config, {sku: p + 10 for sku, p in before.items()})
+    publish_price_targets(config, "shopify", {sku: p + 10 for sku, p in before.items()})
     dry = sync_prices(config, dry_run=True)
     assert dry.planned == len(before) and shop_prices(shop) == before
     assert {r.status for r in dry.records} == {"dry_run"}
 
     jump = {sku: p + 10 for sku, p in before.items()} | {first_sku: before[first_sku] * 2}
-    publish_price_targets(config, jump)
+    publish_price_targets(config, "shopify", jump)
     refused = sync_prices(config)
     assert not refused.verdict.allowed and shop_prices(shop) == before
     assert any("max_price_change_fraction" in r and first_sku in r for r in refused.verdict.reasons)
     assert refused.refused == len(before)
 
-    publish_price_targets(config, {sku: p + 10 for sku, p in before.items()} | {first_sku: 0})
+    publish_price_targets(config, "shopify", {sku: p + 10 for sku, p in before.items()} | {first_sku: 0})
     free = sync_prices(config)
     assert not free.verdict.allowed and any("0 JPY" in r for r in free.verdict.reasons)
     assert shop_prices(shop) == before
