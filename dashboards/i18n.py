@@ -181,10 +181,20 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "ja": "{channel} の {sku} は **{target}** 点: `{explain}`",
         "en": "{channel} shows **{target}** for {sku}: `{explain}`",
     },
-    "stock.bundles.note": {
-        "ja": "セット商品（バンドル）の在庫: データモデルにまだセット構成がないため表示できません。",
-        "en": "Bundle stock: the data model has no bundle components yet, so it cannot be shown.",
+    "stock.bundles.title": {"ja": "セット商品", "en": "Bundles"},
+    "stock.bundles.caption": {
+        "ja": "セット商品 {bundles} 件（うち今の在庫で組めないもの {unbuildable} 件）。組める数 = 構成品ごとの"
+              "「販売可能在庫 ÷ 1セットの数」の最小値。◀ が数を決めている構成品です。",
+        "en": "{bundles} bundles ({unbuildable} cannot be made from stock now). Sets = the smallest "
+              "“sellable on hand ÷ units per set” over the components; ◀ marks the component that limits it.",
     },
+    "stock.bundles.none": {"ja": "セット商品はありません。", "en": "There are no bundles."},
+    "stock.col.bundle": {"ja": "セット商品", "en": "Bundle"},
+    "stock.col.buildable_sets": {"ja": "組める数", "en": "Sets possible"},
+    "stock.col.component": {"ja": "構成品", "en": "Component"},
+    "stock.col.per_set": {"ja": "1セットの数", "en": "Per set"},
+    "stock.col.sets_from_component": {"ja": "この構成品で組める数", "en": "Sets from this component"},
+    "stock.col.limiting": {"ja": "制約", "en": "Limits"},
     "stock.col.warehouse": {"ja": "倉庫", "en": "Warehouse"},
     "stock.col.sellable_on_hand": {"ja": "販売可能在庫", "en": "Sellable on hand"},
     "stock.col.other_on_hand": {"ja": "販売外の倉庫の在庫", "en": "On hand elsewhere"},

@@ -7,7 +7,8 @@
   included), all channels, cancelled orders excluded (`fct_order_lines`, which carries the order's date and
   status: DECISIONS.md D76). No sales: ∞ (blank).
 - Targets: `mart_channel_stock_targets` with its `explain` column, for "why does Rakuten show 3?".
-- Bundles: the model has no bundle components yet; the page says so.
+- Bundles: `mart_bundle_stock` — per bundle, its components, the sets the sellable shelves can make now and
+  the component that limits them (the bundle's channel targets are among the targets above).
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ select channel, sku, sellable_on_hand, open_order_units, safety_stock, available
 from mart_channel_stock_targets
 where list_contains($channels, channel)
 order by channel, sku
+"""
+
+
+BUNDLES_SQL = """
+select bundle_sku, component_sku, component_quantity, component_sellable_on_hand, sets_from_component,
+       buildable_sets, is_limiting
+from mart_bundle_stock
+order by buildable_sets, bundle_sku, component_sku
 """
 
 
@@ -155,6 +164,30 @@ def targets_table(targets: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def bundle_table(bundles: pl.DataFrame) -> pl.DataFrame:
+    """One row per bundle × component; the components that limit the bundle are marked."""
+    return bundles.select(
+        pl.col("bundle_sku").alias(t("stock.col.bundle")),
+        pl.col("buildable_sets").alias(t("stock.col.buildable_sets")),
+        pl.col("component_sku").alias(t("stock.col.component")),
+        pl.col("component_quantity").alias(t("stock.col.per_set")),
+        pl.col("component_sellable_on_hand").alias(t("stock.col.sellable_on_hand")),
+        pl.col("sets_from_component").alias(t("stock.col.sets_from_component")),
+        pl.when(pl.col("is_limiting")).then(pl.lit("◀")).otherwise(pl.lit("")).alias(t("stock.col.limiting")),
+    )
+
+
+def show_bundles(bundles: pl.DataFrame) -> None:
+    st.subheader(t("stock.bundles.title"))
+    if bundles.is_empty():
+        st.info(t("stock.bundles.none"), icon=":material/info:")
+        return
+    per_bundle = bundles.group_by("bundle_sku").agg(pl.col("buildable_sets").first())
+    unbuildable = per_bundle.filter(pl.col("buildable_sets") == 0).height
+    st.caption(t("stock.bundles.caption", bundles=count(per_bundle.height), unbuildable=count(unbuildable)))
+    st.dataframe(bundle_table(bundles), hide_index=True, width="stretch")
+
+
 def why(targets: pl.DataFrame) -> None:
     """Pick a channel × SKU and read the arithmetic behind the number the channel shows."""
     order = {c: i for i, c in enumerate(ch.ordered(targets["channel"].to_list()))}
@@ -191,6 +224,7 @@ def render() -> None:
         flt = filters.sidebar(listed)
         position = serving.query(POSITION_SQL)
         targets = serving.query(TARGETS_SQL, {"channels": list(flt.channels)})
+        bundles = serving.query(BUNDLES_SQL)
     except data.ServingError as exc:
         st.error(str(exc), icon=":material/error:")
         return
@@ -241,7 +275,7 @@ def render() -> None:
     if not position.is_empty():
         st.dataframe(position_table(position), hide_index=True, width="stretch")
 
-    st.info(t("stock.bundles.note"), icon=":material/info:")
+    show_bundles(bundles)
 
 
 render()

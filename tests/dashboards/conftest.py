@@ -99,6 +99,8 @@ create table fct_order_lines (order_line_key VARCHAR, order_key VARCHAR, channel
     quantity BIGINT, unit_price_jpy BIGINT, line_total_jpy BIGINT, order_date_jst DATE, order_status VARCHAR);
 create table fct_stock_position (sku VARCHAR, warehouse_code VARCHAR, is_sellable BOOLEAN, on_hand BIGINT,
     updated_at_utc TIMESTAMP WITH TIME ZONE);
+create table mart_bundle_stock (bundle_sku VARCHAR, component_sku VARCHAR, component_quantity BIGINT,
+    component_sellable_on_hand BIGINT, sets_from_component BIGINT, buildable_sets BIGINT, is_limiting BOOLEAN);
 create table mart_channel_stock_targets (channel VARCHAR, sku VARCHAR, sellable_on_hand BIGINT,
     open_order_units BIGINT, safety_stock BIGINT, available_to_sell BIGINT, channel_buffer BIGINT,
     target_quantity BIGINT, explain VARCHAR);
@@ -139,6 +141,7 @@ STOCK = {
 SELLABLE = {"WH-TKY": True, "WH-OSK": True, "WH-RET": False}
 SAFETY = {"TS-A": 1, "TS-B": 0, "TS-C": 2, "TS-E": 0}
 BUFFERS = {"shopify": 1, "rakuten": 0}
+BUNDLES = {"SET-AC": {"TS-A": 2, "TS-C": 1}, "SET-BE": {"TS-B": 1, "TS-E": 3}}  # SET-BE: TS-B is out
 STATUSES = (
     "shipped",
     "awaiting_shipment",
@@ -232,6 +235,18 @@ def sample_targets() -> list[tuple]:
     return rows
 
 
+def sample_bundles() -> list[tuple]:
+    """mart_bundle_stock rows for BUNDLES, computed as the model does from STOCK's sellable warehouses."""
+    rows = []
+    for bundle, components in BUNDLES.items():
+        sets = {c: sum(q for wh, q in STOCK[c].items() if SELLABLE[wh]) // per for c, per in components.items()}
+        for component, per in components.items():
+            on_hand = sum(q for wh, q in STOCK[component].items() if SELLABLE[wh])
+            rows.append((bundle, component, per, on_hand, sets[component], min(sets.values()),
+                         sets[component] == min(sets.values())))
+    return rows
+
+
 def sample_intake(now: datetime) -> list[tuple]:
     """ERP intake rows of the push log (field erp_intake, DECISIONS.md D40): two orders posted, one held and
     then posted once its SKU mapped, one still held (logged again by the latest run)."""
@@ -312,6 +327,7 @@ def write_marts(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         ],
     )
     insert(con, "mart_channel_stock_targets", sample_targets())
+    insert(con, "mart_bundle_stock", sample_bundles())
     insert(con, "staging.stg_push_log__attempts", sample_pushes(now) + sample_intake(now))
     insert(con, "dim_customer", [row[:8] for row in CUSTOMERS])
     insert(con, "mart_customer_rank", [

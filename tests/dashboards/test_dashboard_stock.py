@@ -91,8 +91,22 @@ def test_stock_headline_figures_equal_sql(serving: Path, run_app, kit) -> None:
     position = frame(at, "SKU", "合計")
     totals = dict(kit.all(serving, "select sku, sum(on_hand)::BIGINT from fct_stock_position group by sku"))
     assert dict(zip(position["SKU"], position["合計"], strict=True)) == totals
-    # Bundles are not in the model yet: the page says so.
-    assert any("セット商品" in i.value for i in at.info)
+
+
+def test_bundles_show_the_sets_their_components_make(serving: Path, run_app, kit) -> None:
+    at = open_stock(run_app)
+    bundles = frame(at, "セット商品", "構成品")
+    expected = kit.all(serving, "select bundle_sku, component_sku, component_quantity, component_sellable_on_hand, "
+                                "sets_from_component, buildable_sets, is_limiting from mart_bundle_stock")
+    shown = zip(bundles["セット商品"], bundles["構成品"], bundles["1セットの数"], bundles["販売可能在庫"],
+                bundles["この構成品で組める数"], bundles["組める数"], bundles["制約"], strict=True)
+    assert sorted(shown) == sorted((b, c, q, s, f, n, "◀" if lim else "") for b, c, q, s, f, n, lim in expected)
+    (n_bundles, unbuildable) = kit.one(serving, "select count(distinct bundle_sku), "
+                                                "count(distinct bundle_sku) filter (where buildable_sets = 0) "
+                                                "from mart_bundle_stock")
+    assert (n_bundles, unbuildable) == (2, 1)  # the sample holds a bundle that cannot be made
+    assert any(f"セット商品 {n_bundles} 件（うち今の在庫で組めないもの {unbuildable} 件）" in c.value
+               for c in at.caption)
 
 
 def test_channel_targets_show_the_explanation(serving: Path, run_app, kit) -> None:
@@ -135,4 +149,4 @@ def test_stock_in_english(serving: Path, run_app) -> None:
     assert [m.value for m in at.metric] == japanese
     assert frame(at, "Days of cover", "Sellable on hand") is not None
     assert frame(at, "Explanation", "Target") is not None
-    assert any("Bundle stock" in i.value for i in at.info)
+    assert frame(at, "Bundle", "Sets possible", "Limits") is not None
