@@ -141,6 +141,10 @@ def test_one_full_cycle_publishes_the_truth_and_converges_the_shop(tmp_config, w
     assert again.pushes["shopify price"]["planned"] == 0
     assert again.pushes["rakuten price"]["planned"] == again.pushes["amazon price"]["planned"] == 0
     assert summary.pushes["amazon stock"]["applied"] > 0 and again.pushes["amazon stock"]["planned"] == 0
+    # The second build read the first cycle's push log of every channel that was pushed to (analysts join it).
+    logged = {c for (c,) in published(config, "select distinct channel from staging.stg_push_log__attempts "
+                                              "where field = 'stock' and status = 'applied'")}
+    assert logged >= {"shopify", "rakuten", "amazon"}, logged
 
     # Two cycles' traffic with every channel (orders, products, customers, stock reads, stock and price pushes)
     # speaks the channels' published definitions.

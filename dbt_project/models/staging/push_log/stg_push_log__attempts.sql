@@ -1,7 +1,7 @@
 -- One row per push attempt (SKU × field × attempt of a sync run), as reverse sync logged it (D7), every
 -- channel's folder unioned. Push-log files are written once per run and never re-landed: nothing to
 -- de-duplicate.
-{%- set channels = ['shopify', 'yahoo'] %}
+{%- set channels = ['shopify', 'rakuten', 'amazon', 'yahoo'] %}
 {% for channel in channels %}
 select
     cast(run_id as varchar)                         as run_id,
