@@ -15,7 +15,7 @@ from ichigen.config import Config
 from ingestion import rakuten
 from ingestion.landing import LandingZone
 from sandbox.erp import write_sqlite
-from sandbox.malls import ORDERED
+from sandbox.malls import BANK, KONBINI, ORDERED
 from sandbox.server import serve_rakuten
 from sandbox.world import World
 
@@ -68,11 +68,13 @@ def test_orders_equal_the_malls_truth_with_unified_statuses(build, landed_world)
                        "from main.fct_orders as f join staging.stg_rakuten__orders as s using (order_id) "
                        "where f.channel = 'rakuten'")
     assert len(rows) == len(truth)
-    expected_status = {ORDERED: "awaiting_shipment"}  # 注文確認待ち: open, not yet confirmed
     for order_id, total, shipping, discount, status in rows:
         order = truth[order_id]
         assert (total, shipping, discount) == (order.total, order.shipping, order.discount), order_id
-        assert status == expected_status.get(order.state, order.state), (order_id, order.state, status)
+        expected = order.state
+        if order.state == ORDERED:  # 注文確認待ち: open, not yet confirmed; a bank or konbini order is unpaid too
+            expected = "pending_payment" if order.payment_method in (BANK, KONBINI) else "awaiting_shipment"
+        assert status == expected, (order_id, order.state, order.payment_method, status)
     assert Counter(r[4] for r in rows)["cancelled"] == sum(o.state == "cancelled" for o in truth.values())
 
 
