@@ -116,7 +116,6 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "sales.col.units": {"ja": "販売点数", "en": "Units"},
     "sales.col.gross": {"ja": "売上金額（円）", "en": "Gross sales (JPY)"},
     # shared by the pages
-    "common.not_yet.title": {"ja": "まだ表示できません", "en": "Not yet available"},
     "common.col.channel": {"ja": "チャネル", "en": "Channel"},
     "common.col.channel_code": {"ja": "チャネルコード", "en": "Channel code"},
     "common.col.sku": {"ja": "SKU", "en": "SKU"},
@@ -346,12 +345,23 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "ja": "選択した期間・チャネルでガードレールによる停止はありません。",
         "en": "No guard-rail refusals in the selected period and channels.",
     },
-    "sync.not_yet": {
-        "ja": "在庫反映の遅れ（注文から他チャネルの在庫表示まで）の推移は、データモデルがまだ公開していないため"
-        "表示できません。",
-        "en": "Stock lag over time (order to the new stock shown on the other channels) cannot be shown yet: "
-        "the data model does not publish it.",
+    "sync.lag.title": {"ja": "在庫反映の遅れ（推移）", "en": "Stock lag over time"},
+    "sync.lag.caption": {
+        "ja": "他チャネルで売れてから、このチャネルへ次にその SKU の在庫を送るまでの秒数（販売日・チャネル別の"
+              "95パーセンタイル）。目標が動かなかった販売も次の送信で数えるため上限値です。",
+        "en": "Seconds from a sale on another channel to the next stock push of that SKU to this channel (95th "
+              "percentile per day of sale and channel). An upper bound: a sale that moved no target counts "
+              "until the SKU's next push anyway.",
     },
+    "sync.lag.none": {"ja": "まだ在庫の送信がありません。", "en": "No stock has been pushed yet."},
+    "sync.lag.table": {"ja": "日別の数値", "en": "Figures per day"},
+    "sync.lag.col.date": {"ja": "販売日", "en": "Day of sale"},
+    "sync.lag.col.sales": {"ja": "他チャネルの販売", "en": "Sales elsewhere"},
+    "sync.lag.col.reflected": {"ja": "反映済み", "en": "Pushed"},
+    "sync.lag.col.not_yet_pushed": {"ja": "未送信", "en": "Not pushed yet"},
+    "sync.lag.col.p50": {"ja": "中央値（秒）", "en": "p50 (s)"},
+    "sync.lag.col.p95": {"ja": "95%（秒）", "en": "p95 (s)"},
+    "sync.lag.col.max": {"ja": "最大（秒）", "en": "Max (s)"},
     "sync.metric.quarantined": {"ja": "隔離中のレコード", "en": "Quarantined records"},
     "sync.quarantine.title": {"ja": "取り込めなかったレコード（隔離）", "en": "Records not landed (quarantine)"},
     "sync.quarantine.caption": {

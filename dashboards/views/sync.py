@@ -10,7 +10,8 @@
 - Drift per channel: `main.mart_sync_drift` — listed SKUs in sync / drifting / not yet seen, and the units off.
 - ERP intake (受注連携, DECISIONS.md D40): orders posted to the ERP per channel in the period, and the orders held
   now (the latest intake record of the order says `held`) with the reason, so a person can fix the mapping.
-- Stock lag over time: the model does not publish it yet; the page says so.
+- Stock lag over time: `main.mart_stock_sync_lag` — per JST day and channel, seconds from a sale on another
+  channel to the next stock push of that SKU to this channel (p50 / p95 / max, and sales not pushed yet).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ QUARANTINE_SQL = """
 select source, entity, reason_kind, records, occurrences, last_quarantined_at, example_reason, example_record_key
 from main.mart_ingest_quarantine
 order by records desc, source, entity, reason_kind
+"""
+
+LAG_SQL = """
+select sale_date_jst, channel, sales, reflected, not_yet_pushed, lag_p50_s, lag_p95_s, lag_max_s
+from main.mart_stock_sync_lag
+order by sale_date_jst, channel
 """
 
 DRIFT_SQL = """
@@ -261,6 +268,35 @@ def drift_table(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def lag_table(frame: pl.DataFrame) -> pl.DataFrame:
+    names = [ch.name(c) for c in frame["channel"].to_list()]
+    return frame.select(
+        pl.col("sale_date_jst").alias(t("sync.lag.col.date")),
+        pl.Series(t("common.col.channel"), names, dtype=pl.String),
+        pl.col("sales").alias(t("sync.lag.col.sales")),
+        pl.col("reflected").alias(t("sync.lag.col.reflected")),
+        pl.col("not_yet_pushed").alias(t("sync.lag.col.not_yet_pushed")),
+        pl.col("lag_p50_s").alias(t("sync.lag.col.p50")),
+        pl.col("lag_p95_s").alias(t("sync.lag.col.p95")),
+        pl.col("lag_max_s").alias(t("sync.lag.col.max")),
+    )
+
+
+def show_lag(lag: pl.DataFrame | None) -> None:
+    """Stock lag over time: p95 per day and channel as a chart, the figures on demand."""
+    st.subheader(t("sync.lag.title"))
+    st.caption(t("sync.lag.caption"))
+    if lag is None or lag.filter(pl.col("reflected") > 0).is_empty():
+        st.info(t("sync.lag.none"))
+        return
+    chart = lag.filter(pl.col("lag_p95_s").is_not_null()).with_columns(
+        pl.col("channel").map_elements(ch.name, return_dtype=pl.String)
+    ).pivot(on="channel", index="sale_date_jst", values="lag_p95_s").sort("sale_date_jst")
+    st.line_chart(chart, x="sale_date_jst", y_label=t("sync.lag.col.p95"))
+    with st.expander(t("sync.lag.table")):
+        st.dataframe(lag_table(lag), hide_index=True, width="stretch")
+
+
 def show_ingest(frame: pl.DataFrame, now: datetime) -> None:
     st.subheader(t("sync.ingest.title"))
     st.caption(t("sync.ingest.caption"))
@@ -294,6 +330,7 @@ def render() -> None:
         quarantine = (serving.query(QUARANTINE_SQL)
                       if table_exists(serving, "main", "mart_ingest_quarantine") else None)
         drift = serving.query(DRIFT_SQL) if table_exists(serving, "main", "mart_sync_drift") else None
+        lag = serving.query(LAG_SQL) if table_exists(serving, "main", "mart_stock_sync_lag") else None
     except data.ServingError as exc:
         st.error(str(exc), icon=":material/error:")
         return
@@ -313,9 +350,8 @@ def render() -> None:
     for column, (label, value) in zip(st.columns(len(specs)), specs, strict=True):
         column.metric(label, value, border=True)
 
-    st.info(f"**{t('common.not_yet.title')}**: {t('sync.not_yet')}", icon=":material/info:")
-
     show_ingest(ingest, now)
+    show_lag(lag)
 
     st.subheader(t("sync.quarantine.title"))
     st.caption(t("sync.quarantine.caption"))

@@ -99,6 +99,8 @@ create table fct_order_lines (order_line_key VARCHAR, order_key VARCHAR, channel
     quantity BIGINT, unit_price_jpy BIGINT, line_total_jpy BIGINT, order_date_jst DATE, order_status VARCHAR);
 create table fct_stock_position (sku VARCHAR, warehouse_code VARCHAR, is_sellable BOOLEAN, on_hand BIGINT,
     updated_at_utc TIMESTAMP WITH TIME ZONE);
+create table mart_stock_sync_lag (sale_date_jst DATE, channel VARCHAR, sales BIGINT, reflected BIGINT,
+    not_yet_pushed BIGINT, lag_p50_s DOUBLE, lag_p95_s DOUBLE, lag_max_s DOUBLE);
 create table mart_bundle_stock (bundle_sku VARCHAR, component_sku VARCHAR, component_quantity BIGINT,
     component_sellable_on_hand BIGINT, sets_from_component BIGINT, buildable_sets BIGINT, is_limiting BOOLEAN);
 create table mart_channel_stock_targets (channel VARCHAR, sku VARCHAR, sellable_on_hand BIGINT,
@@ -328,6 +330,13 @@ def write_marts(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     )
     insert(con, "mart_channel_stock_targets", sample_targets())
     insert(con, "mart_bundle_stock", sample_bundles())
+    today = now.astimezone(JST).date()
+    insert(con, "mart_stock_sync_lag", [  # day of sale, channel, sales, pushed, not yet, p50, p95, max
+        (today - timedelta(days=2), "rakuten", 12, 12, 0, 2.1, 4.8, 6.0),
+        (today - timedelta(days=2), "shopify", 9, 9, 0, 1.2, 3.5, 3.9),
+        (today - timedelta(days=1), "rakuten", 15, 14, 1, 2.4, 61.0, 75.2),
+        (today, "shopify", 4, 3, 1, 1.0, 2.2, 2.3),
+    ])
     insert(con, "staging.stg_push_log__attempts", sample_pushes(now) + sample_intake(now))
     insert(con, "dim_customer", [row[:8] for row in CUSTOMERS])
     insert(con, "mart_customer_rank", [
