@@ -20,16 +20,11 @@ from ingestion.errors import ChannelError
 from ingestion.http import ChannelClient
 from reverse_sync.plan import PlannedChange
 from reverse_sync.push_log import PushRecord
+from reverse_sync.rakuten import split_ref
 
 ITEMS_PATCH_PATH = "/es/2.0/items/manage-numbers/{}"
 MAX_ATTEMPTS = 3  # per item: the first request plus re-sends without variants RMS named as wrong
 _PROPERTY_PATH = re.compile(r'"propertyPath"\s*:\s*"variants\.([^".]+)')
-
-
-def split_ref(target_ref: str) -> tuple[str, str]:
-    """`manageNumber:variantId` → (manageNumber, variantId)."""
-    manage, _, variant = target_ref.partition(":")
-    return manage, variant
 
 
 class RakutenPricePusher:

@@ -9,7 +9,6 @@ whose parent is missing is quarantined.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import polars as pl
@@ -24,7 +23,6 @@ from ingestion.landing import LandingZone
 from sandbox.server import serve_shopify
 from sandbox.world import World
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "tools" / "conformance"
 META = ("_batch_id", "_fetched_at", "_source")
 
 
@@ -80,7 +78,7 @@ def test_the_bulk_queries_select_valid_fields(entity):
     assert check_document(shopify_bulk.BULK_ENTITIES[entity].document(None), {}) == []
 
 
-def test_bulk_backfill_lands_exactly_the_rows_of_the_paged_backfill(tmp_config, shop, world, traffic):
+def test_bulk_backfill_lands_exactly_the_rows_of_the_paged_backfill(tmp_config, shop, world, traffic, conformance):
     paged_config = configured(tmp_config, shop, "landing-paged", threshold=0)
     bulk_config = configured(tmp_config, shop, "landing-bulk", threshold=1)
     for entity, key in (("orders", "order_id"), ("product_variants", "variant_id")):
@@ -105,9 +103,7 @@ def test_bulk_backfill_lands_exactly_the_rows_of_the_paged_backfill(tmp_config, 
     exchanges = [json.loads(line) for line in traffic.read_text().splitlines()]
     assert any("bulkOperationRunQuery" in (e["request_body"] or {}).get("query", "") for e in exchanges)
     assert all(e["path"].endswith("graphql.json") for e in exchanges)
-    if CONFORMANCE.exists():
-        done = subprocess.run([str(CONFORMANCE), str(traffic)], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
+    conformance(traffic)
 
 
 def test_a_failed_bulk_operation_lands_nothing_and_says_why(tmp_config, shop):
