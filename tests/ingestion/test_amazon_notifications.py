@@ -3,6 +3,7 @@ delayed notifications; the searchOrders poll as the backstop."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -32,7 +33,9 @@ def sqs_server():
 def queue(sqs_server):
     sqs = boto3.client("sqs", endpoint_url=sqs_server, region_name="us-west-2", aws_access_key_id="sandbox",
                        aws_secret_access_key="sandbox")
-    url = sqs.create_queue(QueueName="ichigen-amazon-orders")["QueueUrl"]
+    # moto keeps one in-process backend for every server it runs: a queue name of its own per test, so messages
+    # another test (the stock-lag bench's) left in its queue are never counted here.
+    url = sqs.create_queue(QueueName=f"ichigen-amazon-orders-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return sqs, url, arn
 
