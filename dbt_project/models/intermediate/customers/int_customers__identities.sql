@@ -109,26 +109,53 @@ unioned as (
     union all select * from amazon_buyers
     union all select * from yahoo_buyers
 
+),
+
+-- The matching keys are functions of four raw values only. Computed once per distinct combination (a few per
+-- buyer) and joined back, the string work scales with buyers, not with orders (DECISIONS.md D150).
+key_inputs as (
+
+    select distinct email, phone, name_kana, postal_code from unioned
+
+),
+
+keyed as (
+
+    select
+        email,
+        phone,
+        name_kana,
+        postal_code,
+        {{ email_key('email') }}                                            as email_key,
+        {{ phone_key('phone') }}                                            as phone_key,
+        {{ kana_name('name_kana') }} || '|' || {{ postal_code_digits('postal_code') }}  as kana_zip_key
+    from key_inputs
+
 )
 
 select
-    member_key,
-    source,
-    record_kind,
-    source_id,
-    order_key,
-    full_name,
-    name_kana,
-    email,
-    phone,
-    postal_code,
-    prefecture,
-    address1,
-    is_b2b,
-    erp_rank,
-    source_priority,
-    updated_at,
-    {{ email_key('email') }}                                            as email_key,
-    {{ phone_key('phone') }}                                            as phone_key,
-    {{ kana_name('name_kana') }} || '|' || {{ postal_code_digits('postal_code') }}  as kana_zip_key
-from unioned
+    u.member_key,
+    u.source,
+    u.record_kind,
+    u.source_id,
+    u.order_key,
+    u.full_name,
+    u.name_kana,
+    u.email,
+    u.phone,
+    u.postal_code,
+    u.prefecture,
+    u.address1,
+    u.is_b2b,
+    u.erp_rank,
+    u.source_priority,
+    u.updated_at,
+    k.email_key,
+    k.phone_key,
+    k.kana_zip_key
+from unioned as u
+left join keyed as k
+    on  k.email is not distinct from u.email
+    and k.phone is not distinct from u.phone
+    and k.name_kana is not distinct from u.name_kana
+    and k.postal_code is not distinct from u.postal_code

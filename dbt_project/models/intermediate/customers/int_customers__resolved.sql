@@ -3,9 +3,10 @@
 -- Records sharing any matching key (e-mail, phone, kana+postal code) are the same customer, transitively:
 -- A~B by phone and B~C by kana+zip put A, B and C together (connected components of the graph record — key).
 -- Components by min-label propagation, unrolled var customer_identity_max_hops times: every round each key
--- takes the smallest label of its records and each record the smallest label of its keys, so a chain of n
--- records settles after n − 1 rounds (records with identical keys count once, see member_signatures). The singular test assert_customer_identity_converged fails the build
--- if a component is longer than that (raise the var), so an unsettled label is never published.
+-- takes the smallest label of its nodes and each node the smallest label of its keys, so a chain of n
+-- records settles after n − 1 rounds (records with identical keys count once, see nodes below). The singular
+-- test assert_customer_identity_converged fails the build if a component is longer than that (raise the
+-- var), so an unsettled label is never published.
 --
 -- Stability rule: unified_customer_id = 'cu_' + the first 16 hex of md5(smallest member_key in the
 -- component). A new record that joins no one gets its own id; one that joins a component keeps the
@@ -23,77 +24,86 @@ with identities as (
 
 ),
 
+-- One row per member (member_key: one record, or several such as a Shopify customer and its orders). When
+-- each key column has one value over all of its records (first = last), the member's keys are simply
+-- (email, phone, kana_zip); otherwise it is a member with differing keys.
 members as (
 
-    select distinct member_key from identities
+    select
+        member_key,
+        min(email_key) as email, max(email_key) as last_email,
+        min(phone_key) as phone, max(phone_key) as last_phone,
+        min(kana_zip_key) as kana_zip, max(kana_zip_key) as last_kana_zip,
+        coalesce(min(email_key), min(phone_key), min(kana_zip_key)) is not null as has_keys,
+        email is not distinct from last_email and phone is not distinct from last_phone
+            and kana_zip is not distinct from last_kana_zip as has_one_key_set
+    from identities
+    group by member_key
 
 ),
 
-member_keys as (
+-- The nodes the rounds run over (DECISIONS.md D71, D150). Members with one set of keys are one node per set:
+-- they always share a component, so a marketplace buyer's repeat orders are one node and the rounds scale
+-- with buyers, not orders. A member with differing keys (a Shopify customer whose orders add e-mails) is a
+-- node of its own holding all of its keys. A node is named by its smallest member_key, which belongs to no
+-- other node.
+key_set_nodes as (
 
-    select distinct member_key, match_key
+    select email, phone, kana_zip, min(member_key) as node
+    from members
+    where has_keys and has_one_key_set
+    group by email, phone, kana_zip
+
+),
+
+node_records as (
+
+    select node, email, phone, kana_zip from key_set_nodes
+    union all
+    select i.member_key, i.email_key, i.phone_key, i.kana_zip_key
+    from identities as i
+    inner join members as m on m.member_key = i.member_key
+    where m.has_keys and not m.has_one_key_set
+
+),
+
+node_keys as (
+
+    select distinct node, match_key
     from (
-        select member_key, 'email:' || email_key as match_key from identities
+        select node, 'email:' || email as match_key from node_records
         union all
-        select member_key, 'phone:' || phone_key from identities
+        select node, 'phone:' || phone from node_records
         union all
-        select member_key, 'kana_zip:' || kana_zip_key from identities
+        select node, 'kana_zip:' || kana_zip from node_records
     )
     where match_key is not null
 
 ),
 
--- Records with the same set of matching keys touch the same keys, so they always share a component: the
--- rounds run over those groups (signatures), each starting from its smallest member_key, not over every
--- record. A marketplace buyer's orders are one signature, so the rounds scale with buyers, not orders
--- (DECISIONS.md D71). Records without any key have no signature and stay alone.
-member_signatures as (
-
-    select member_key, md5(string_agg(match_key, chr(31) order by match_key)) as signature
-    from member_keys
-    group by member_key
-
-),
-
-signatures as (
-
-    select signature, min(member_key) as first_member_key
-    from member_signatures
-    group by signature
-
-),
-
-signature_keys as (
-
-    select s.signature, mk.match_key
-    from signatures as s
-    inner join member_keys as mk on mk.member_key = s.first_member_key
-
-),
-
 labels_0 as (
 
-    select signature, first_member_key as label from signatures
+    select distinct node, node as label from node_keys
 
 ),
 {%- for i in range(1, hops + 1) %}
 
 key_labels_{{ i }} as (
 
-    select sk.match_key, min(l.label) as label
-    from signature_keys as sk
-    inner join labels_{{ i - 1 }} as l on l.signature = sk.signature
-    group by sk.match_key
+    select nk.match_key, min(l.label) as label
+    from node_keys as nk
+    inner join labels_{{ i - 1 }} as l on l.node = nk.node
+    group by nk.match_key
 
 ),
 
 labels_{{ i }} as (
 
-    select l.signature, least(l.label, coalesce(min(kl.label), l.label)) as label
+    select l.node, least(l.label, coalesce(min(kl.label), l.label)) as label
     from labels_{{ i - 1 }} as l
-    left join signature_keys as sk on sk.signature = l.signature
-    left join key_labels_{{ i }} as kl on kl.match_key = sk.match_key
-    group by l.signature, l.label
+    left join node_keys as nk on nk.node = l.node
+    left join key_labels_{{ i }} as kl on kl.match_key = nk.match_key
+    group by l.node, l.label
 
 ){{ "," }}
 {%- endfor %}
@@ -102,8 +112,12 @@ member_labels as (
 
     select m.member_key, coalesce(l.label, m.member_key) as label
     from members as m
-    left join member_signatures as ms on ms.member_key = m.member_key
-    left join labels_{{ hops }} as l on l.signature = ms.signature
+    left join key_set_nodes as s
+        on m.has_one_key_set
+        and s.email is not distinct from m.email
+        and s.phone is not distinct from m.phone
+        and s.kana_zip is not distinct from m.kana_zip
+    left join labels_{{ hops }} as l on l.node = coalesce(s.node, m.member_key)
 
 ),
 
