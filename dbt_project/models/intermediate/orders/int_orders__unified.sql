@@ -3,6 +3,9 @@
 -- the candidate with the lowest precedence wins (the rule is written down in seeds/_seeds.yml).
 -- An order whose codes are unknown gets no candidate from them; the known_status_code tests on staging
 -- fail the build in that case, and status is tested not_null downstream.
+-- The status is a function of the order's status codes alone, so it is worked out once per distinct
+-- combination of codes (a few dozen per channel) and joined to the orders on the codes, not per order
+-- (DECISIONS.md D151).
 with status_map as (
 
     select channel, status_field, channel_code, unified_status, precedence
@@ -24,10 +27,16 @@ shopify_units as (
 
 ),
 
+shopify_codes as (
+
+    select distinct financial_status, fulfillment_status, is_cancelled from shopify_orders
+
+),
+
 shopify_status_candidates as (
 
-    select o.order_id, m.unified_status, m.precedence
-    from shopify_orders as o
+    select o.financial_status, o.fulfillment_status, o.is_cancelled, m.unified_status, m.precedence
+    from shopify_codes as o
     inner join status_map as m
         on m.channel = 'shopify'
         and m.status_field = 'displayFinancialStatus'
@@ -35,8 +44,8 @@ shopify_status_candidates as (
 
     union all
 
-    select o.order_id, m.unified_status, m.precedence
-    from shopify_orders as o
+    select o.financial_status, o.fulfillment_status, o.is_cancelled, m.unified_status, m.precedence
+    from shopify_codes as o
     inner join status_map as m
         on m.channel = 'shopify'
         and m.status_field = 'displayFulfillmentStatus'
@@ -44,8 +53,8 @@ shopify_status_candidates as (
 
     union all
 
-    select o.order_id, m.unified_status, m.precedence
-    from shopify_orders as o
+    select o.financial_status, o.fulfillment_status, o.is_cancelled, m.unified_status, m.precedence
+    from shopify_codes as o
     inner join status_map as m
         on m.channel = 'shopify'
         and m.status_field = 'cancellation'
@@ -56,9 +65,9 @@ shopify_status_candidates as (
 
 shopify_status as (
 
-    select order_id, arg_min(unified_status, precedence) as status
+    select financial_status, fulfillment_status, is_cancelled, arg_min(unified_status, precedence) as status
     from shopify_status_candidates
-    group by order_id
+    group by financial_status, fulfillment_status, is_cancelled
 
 ),
 
@@ -79,7 +88,9 @@ shopify as (
         o._fetched_at                                       as _fetched_at
     from shopify_orders as o
     left join shopify_status as s
-        on s.order_id = o.order_id
+        on  s.financial_status is not distinct from o.financial_status
+        and s.fulfillment_status is not distinct from o.fulfillment_status
+        and s.is_cancelled is not distinct from o.is_cancelled
     left join shopify_units as u
         on u.order_id = o.order_id
 
@@ -99,10 +110,16 @@ amazon_units as (
 
 ),
 
+amazon_codes as (
+
+    select distinct fulfillment_status, package_status from amazon_orders
+
+),
+
 amazon_status_candidates as (
 
-    select o.order_id, m.unified_status, m.precedence
-    from amazon_orders as o
+    select o.fulfillment_status, o.package_status, m.unified_status, m.precedence
+    from amazon_codes as o
     inner join status_map as m
         on m.channel = 'amazon'
         and m.status_field = 'fulfillmentStatus'
@@ -110,8 +127,8 @@ amazon_status_candidates as (
 
     union all
 
-    select o.order_id, m.unified_status, m.precedence
-    from amazon_orders as o
+    select o.fulfillment_status, o.package_status, m.unified_status, m.precedence
+    from amazon_codes as o
     inner join status_map as m
         on m.channel = 'amazon'
         and m.status_field = 'packageStatus'
@@ -136,11 +153,12 @@ amazon as (
         o._fetched_at                                       as _fetched_at
     from amazon_orders as o
     left join (
-        select order_id, arg_min(unified_status, precedence) as status
+        select fulfillment_status, package_status, arg_min(unified_status, precedence) as status
         from amazon_status_candidates
-        group by order_id
+        group by fulfillment_status, package_status
     ) as s
-        on s.order_id = o.order_id
+        on  s.fulfillment_status is not distinct from o.fulfillment_status
+        and s.package_status is not distinct from o.package_status
     left join amazon_units as u
         on u.order_id = o.order_id
 
@@ -160,22 +178,28 @@ rakuten_units as (
 
 ),
 
+rakuten_codes as (
+
+    select distinct status_code, payment_status_code, return_code from rakuten_orders
+
+),
+
 rakuten_status as (
 
     -- orderProgress, the derived payment code and the return code each point to a candidate status
-    select c.order_id, arg_min(m.unified_status, m.precedence) as status
+    select c.status_code, c.payment_status_code, c.return_code, arg_min(m.unified_status, m.precedence) as status
     from (
-        select order_id, 'orderProgress' as status_field, status_code as code from rakuten_orders
+        select *, 'orderProgress' as status_field, status_code as code from rakuten_codes
         union all
-        select order_id, 'payment', payment_status_code from rakuten_orders
+        select *, 'payment', payment_status_code from rakuten_codes
         union all
-        select order_id, 'changeReason', return_code from rakuten_orders where return_code is not null
+        select *, 'changeReason', return_code from rakuten_codes where return_code is not null
     ) as c
     inner join status_map as m
         on m.channel = 'rakuten'
         and m.status_field = c.status_field
         and m.channel_code = c.code
-    group by c.order_id
+    group by c.status_code, c.payment_status_code, c.return_code
 
 ),
 
@@ -196,7 +220,9 @@ rakuten as (
         o._fetched_at                                       as _fetched_at
     from rakuten_orders as o
     left join rakuten_status as s
-        on s.order_id = o.order_id
+        on  s.status_code is not distinct from o.status_code
+        and s.payment_status_code is not distinct from o.payment_status_code
+        and s.return_code is not distinct from o.return_code
     left join rakuten_units as u
         on u.order_id = o.order_id
 
@@ -208,22 +234,28 @@ yahoo_orders as (
 
 ),
 
+yahoo_codes as (
+
+    select distinct order_status, pay_status, ship_status from yahoo_orders
+
+),
+
 yahoo_status as (
 
     -- OrderStatus, PayStatus and ShipStatus each point to a candidate; the lowest precedence wins.
-    select c.order_id, arg_min(m.unified_status, m.precedence) as status
+    select c.order_status, c.pay_status, c.ship_status, arg_min(m.unified_status, m.precedence) as status
     from (
-        select order_id, 'OrderStatus' as status_field, order_status as code from yahoo_orders
+        select *, 'OrderStatus' as status_field, order_status as code from yahoo_codes
         union all
-        select order_id, 'PayStatus', pay_status from yahoo_orders
+        select *, 'PayStatus', pay_status from yahoo_codes
         union all
-        select order_id, 'ShipStatus', ship_status from yahoo_orders
+        select *, 'ShipStatus', ship_status from yahoo_codes
     ) as c
     inner join status_map as m
         on m.channel = 'yahoo'
         and m.status_field = c.status_field
         and m.channel_code = c.code
-    group by c.order_id
+    group by c.order_status, c.pay_status, c.ship_status
 
 ),
 
@@ -244,7 +276,9 @@ yahoo as (
         o._fetched_at                                       as _fetched_at
     from yahoo_orders as o
     left join yahoo_status as s
-        on s.order_id = o.order_id
+        on  s.order_status is not distinct from o.order_status
+        and s.pay_status is not distinct from o.pay_status
+        and s.ship_status is not distinct from o.ship_status
     left join (
         select order_id, cast(sum(quantity) as bigint) as units
         from {{ ref('stg_yahoo__order_lines') }}
