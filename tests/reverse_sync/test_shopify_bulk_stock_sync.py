@@ -14,9 +14,9 @@ THEN the push runs as stagedUploadsCreate → upload → bulkOperationRunMutatio
 import json
 from contextlib import contextmanager
 
-import httpx
 import pytest
 from sync_testkit import publish_stock_targets, targets_from
+from sync_testkit import shopify_shown as shown
 
 from ichigen.config import Config
 from ingestion import ingest, shopify_bulk
@@ -57,11 +57,6 @@ def config(tmp_config: Config, shop) -> Config:
     })
     assert ingest(config, "shopify", "inventory_levels").rows_landed > 0
     return config
-
-
-def shown(shop) -> dict[str, int]:
-    rows = httpx.get(f"{shop.shopify_url}/_sandbox/inventory", timeout=10).json()
-    return {row["sku"]: row["available"] for row in rows}
 
 
 def documents(traffic) -> list[str]:

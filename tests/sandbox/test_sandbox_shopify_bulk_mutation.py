@@ -11,10 +11,10 @@ the shared conformance tool while uploads and downloads stay out of the traffic 
 """
 
 import json
-import time
 
 import httpx
 import pytest
+from sandbox_testkit import poll_until_done
 
 STAGE = """
 mutation Stage($input: [StagedUploadInput!]!) {
@@ -93,18 +93,6 @@ def run(shop, path: str, mutation: str = SET_ONE, client: str | None = None) -> 
     return shop.data(RUN, {"mutation": mutation, "path": path, "client": client})["bulkOperationRunMutation"]
 
 
-def poll_until_done(shop, gid: str, timeout: float = 30.0) -> list[dict]:
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        op = shop.data(POLL, {"id": gid})["bulkOperation"]
-        seen.append(op)
-        if op["status"] not in ("CREATED", "RUNNING"):
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"{gid} did not finish in {timeout}s: {seen[-1]}")
-
-
 def test_a_bulk_mutation_runs_each_line_and_reports_each_line(serve):
     shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.5)
     a, b, c = levels(shop, 3)
@@ -121,7 +109,7 @@ def test_a_bulk_mutation_runs_each_line_and_reports_each_line(serve):
     op = started["bulkOperation"]
     assert (op["status"], op["type"], op["url"], op["query"]) == ("CREATED", "MUTATION", None, SET_ONE)
 
-    seen = poll_until_done(shop, op["id"])
+    seen = poll_until_done(shop, POLL, op["id"])
     assert "RUNNING" in [s["status"] for s in seen] and seen[-1]["status"] == "COMPLETED"
     done = seen[-1]
     assert done["url"] and done["completedAt"] and done["objectCount"] == done["rootObjectCount"] == "4"
@@ -153,7 +141,7 @@ def test_the_same_file_run_twice_applies_once(serve):
     start = a.available
     path, _ = stage(shop, jsonl([line(a, start + 2, None, "once-0")]))  # null: no compare-and-swap
     for _ in range(2):
-        poll_until_done(shop, run(shop, path)["bulkOperation"]["id"])
+        poll_until_done(shop, POLL, run(shop, path)["bulkOperation"]["id"])
     assert a.available == start + 2
 
 
@@ -162,7 +150,7 @@ def test_a_put_target_takes_the_raw_file(serve):
     (a,) = levels(shop, 1)
     path, target = stage(shop, jsonl([line(a, 7, a.available, "put-0")]), method="PUT")
     assert path.startswith("tmp/") and path.endswith("/bulk_op_vars")
-    done = poll_until_done(shop, run(shop, path)["bulkOperation"]["id"])[-1]
+    done = poll_until_done(shop, POLL, run(shop, path)["bulkOperation"]["id"])[-1]
     assert done["status"] == "COMPLETED" and a.available == 7
     assert httpx.put(target["url"].replace("X-Goog-Token=", "X-Goog-Token=x"), content=b"{}", timeout=10
                      ).status_code == 403
@@ -255,7 +243,7 @@ def test_a_failed_bulk_mutation_ran_only_its_partial_data(serve):
     before = [lv.available for lv in rows]
     path, _ = stage(shop, jsonl([line(lv, lv.available + 1, lv.available, f"f-{i}") for i, lv in enumerate(rows)]))
     shop.handle.api.bulk.fail_next("INTERNAL_SERVER_ERROR")
-    done = poll_until_done(shop, run(shop, path)["bulkOperation"]["id"])[-1]
+    done = poll_until_done(shop, POLL, run(shop, path)["bulkOperation"]["id"])[-1]
     assert (done["status"], done["errorCode"], done["url"]) == ("FAILED", "INTERNAL_SERVER_ERROR", None)
     partial = [json.loads(x) for x in httpx.get(done["partialDataUrl"], timeout=10).text.splitlines()]
     assert [r["__lineNumber"] for r in partial] == [0, 1] and done["objectCount"] == "2"
@@ -268,7 +256,7 @@ def test_bulk_mutation_traffic_passes_conformance_and_leaves_files_out(serve, tm
     (a,) = levels(shop, 1)
     path, _ = stage(shop, jsonl([line(a, 5, a.available, "c-0")]))
     op = run(shop, path)["bulkOperation"]["id"]
-    done = poll_until_done(shop, op)[-1]
+    done = poll_until_done(shop, POLL, op)[-1]
     assert httpx.get(done["url"], timeout=10).status_code == 200
     shop.data('{ bulkOperations(first: 5, sortKey: COMPLETED_AT, reverse: true) { nodes { id status } } }')
     assert shop.post(STAGE, {"input": []}, token=None).status_code == 401  # staging is an Admin call
