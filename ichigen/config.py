@@ -76,6 +76,9 @@ class ShopifyConfig(_Strict):
     # Stock push: GraphQL inventorySetQuantities (compare-and-swap) or, for old custom apps without it, REST
     # inventory_levels/set.json (absolute, no compare-and-swap: a race window, D115).
     push_via: Literal["graphql", "rest"] = "graphql"
+    # A GraphQL stock push of more rows than this goes through one bulk mutation of inventorySetQuantities
+    # (staged JSONL → bulkOperationRunMutation → result JSONL) instead of direct calls; 0 = never (D143).
+    push_bulk_threshold: int = Field(default=10_000, ge=0)
     # Orders poll: GraphQL (default) or the legacy REST orders.json with Link paging (D116).
     orders_api: Literal["graphql", "rest"] = "graphql"
 

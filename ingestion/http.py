@@ -22,6 +22,7 @@ from __future__ import annotations
 import email.utils
 import errno
 import random
+import secrets
 import threading
 import time
 from collections import Counter
@@ -233,11 +234,14 @@ class ChannelClient:
         idempotent: bool = True,
         content: bytes | str | None = None,
         data: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
         sink: Path | None = None,
         credentials: bool = True,
     ) -> httpx.Response:
         """Send one logical request (retried as described in the module docstring); 2xx or a ChannelError.
-        The body is `json`, raw `content` (e.g. an XML document) or form `data` (urlencoded).
+        The body is `json`, raw `content` (e.g. an XML document) or form `data` (urlencoded) — or, with `files`
+        (httpx's `{name: (filename, bytes, mime type)}`), a multipart form of `data`'s fields followed by the
+        files, as storage upload targets take them.
 
         `sink`: stream a 2xx body into this file instead of memory (large downloads such as a bulk operation's
         JSONL; a retry rewrites the file from the start); the returned response is then closed and unread.
@@ -247,6 +251,10 @@ class ChannelClient:
         url = self.url_for(path)
         started = time.monotonic()
         retries_here = 0
+        if files is not None:
+            # Our own multipart type, so the client's default `Content-Type: application/json` (Shopify's) does
+            # not win over the form's; httpx takes the boundary from it.
+            headers = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={secrets.token_hex(16)}"}
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -278,7 +286,7 @@ class ChannelClient:
                 with attempt:
                     try:
                         return self._attempt(method, url, path, operation, json, params, headers, idempotent,
-                                             started, retries_here, content, data, sink, credentials)
+                                             started, retries_here, content, data, sink, credentials, files)
                     except _Retry as exc:
                         if exc.reason == "connect":
                             connect_failures += 1
@@ -318,6 +326,7 @@ class ChannelClient:
         data: Mapping[str, Any] | None = None,
         sink: Path | None = None,
         credentials: bool = True,
+        files: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         where = self._where(operation, method, path)
         common = {"channel": self.channel, "operation": operation, "url": url, "retries": retries}
@@ -337,7 +346,7 @@ class ChannelClient:
         try:
             try:
                 built = self._http.build_request(method, url, json=json, params=params, headers=headers,
-                                                 content=content, data=data)
+                                                 content=content, data=data, files=files)
                 if not credentials:
                     for name in self._auth_headers:
                         built.headers.pop(name, None)

@@ -676,7 +676,7 @@ def ingest(
         elif max_pages is None and use_bulk(config, entity, since, fetched_at):
             from ingestion.shopify_bulk import bulk_fetch  # imports this module
 
-            fetch = bulk_fetch(client, config, entity, since)
+            fetch = bulk_fetch(client, config, entity, since, landing)
             rows, bad = _map_fetches([fetch], spec, entity)
             bad = [*fetch.bad, *bad]
         else:

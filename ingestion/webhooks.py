@@ -27,6 +27,9 @@ inventory items named by `inventory_levels/update` land as a `shopify/inventory_
 Those batches are marked `mode="targeted"` and never move the incremental cursor, so the poll stays a complete
 backstop for missed deliveries. Events not yet followed up (`pending_events`: no landed version of the resource
 as new as the event) are added to every call, so a crash between landing an event and fetching heals itself.
+
+`bulk_operations/finish` events land like any other (resource_gid = the BulkOperation's GID); a bulk
+operation's wait reads them to end early (ingestion.shopify_bulk.FinishWatch).
 """
 
 from __future__ import annotations
@@ -69,7 +72,9 @@ WEBHOOK_PATH = "/webhooks/shopify"
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled", "orders/paid",
                           "orders/fulfilled", "orders/partially_fulfilled", "orders/edited"})
 INVENTORY_TOPICS = frozenset({"inventory_levels/update", "inventory_levels/connect"})
-KNOWN_TOPICS = ORDER_TOPICS | INVENTORY_TOPICS
+# Read by waits on bulk operations (ingestion.shopify_bulk.FinishWatch), not followed up by a fetch.
+BULK_TOPICS = frozenset({"bulk_operations/finish"})
+KNOWN_TOPICS = ORDER_TOPICS | INVENTORY_TOPICS | BULK_TOPICS
 MAX_IDS_PER_QUERY = 250  # Shopify: arrays in any input ≤ 250; we keep a search string to the same bound
 PENDING_WINDOW = timedelta(days=7)
 
@@ -304,7 +309,8 @@ def serve_receiver(landing_root: str | Path, client_secret: str | Sequence[str],
 
 
 # ------------------------------------------------------------------------------------------------ subscribing
-DEFAULT_TOPICS = ("ORDERS_CREATE", "ORDERS_UPDATED", "ORDERS_CANCELLED", "INVENTORY_LEVELS_UPDATE")
+DEFAULT_TOPICS = ("ORDERS_CREATE", "ORDERS_UPDATED", "ORDERS_CANCELLED", "INVENTORY_LEVELS_UPDATE",
+                  "BULK_OPERATIONS_FINISH")
 
 SUBSCRIPTIONS_QUERY = """
 query IchigenWebhookSubscriptions($uri: String!) {
@@ -443,6 +449,7 @@ def fetch_changed(
 
 
 __all__ = [
+    "BULK_TOPICS",
     "INVENTORY_TOPICS",
     "KNOWN_TOPICS",
     "ORDER_TOPICS",

@@ -21,6 +21,7 @@ from reverse_sync.push_log import PushRecord
 
 MAX_PER_CALL = 250
 MAX_STALE_ROUNDS = 3
+STALE = "CHANGE_FROM_QUANTITY_STALE"
 # Calls in flight at once: the cost bucket, not a request count, is Shopify's limit (D101), so a second call
 # overlaps the first one's round trip instead of leaving the bucket's restore rate unused.
 IN_FLIGHT = 4
@@ -107,25 +108,35 @@ class ShopifyStockPusher:
     ) -> list[PushRecord]:
         chunks = [[_Pending(c, c.old_value, c.new_value) for c in changes[index : index + MAX_PER_CALL]]
                   for index in range(0, len(changes), MAX_PER_CALL)]
+        return self._push_chunks(run_id, chunks, planned_at, on_progress)
+
+    def _push_chunks(self, run_id: str, chunks: list[list[_Pending]], planned_at: datetime,
+                     on_progress: Callable[[int, int], None] | None = None, *, first_attempt: int = 1,
+                     key_prefix: str = "") -> list[PushRecord]:
+        """Push chunks of ≤ 250 rows, IN_FLIGHT calls at a time; records in chunk order. `first_attempt` > 1
+        continues rows an earlier attempt found stale (re-read already done); `key_prefix` keeps their
+        idempotency keys apart from the first attempt's."""
         results: list[list[PushRecord]] = [[] for _ in chunks]
+        total = sum(len(chunk) for chunk in chunks)
         done = 0
         # Chunks hold disjoint items and each call carries its own compare-and-swap and idempotency key, so
         # several may be in flight at once (D101); the shared cost throttle and limiter still pace every call.
         with ThreadPoolExecutor(max_workers=max(1, min(self.in_flight, len(chunks)))) as pool:
-            futures = {pool.submit(self._push_chunk, run_id, n, chunk, planned_at): n for n, chunk in enumerate(chunks)}
+            futures = {pool.submit(self._push_chunk, run_id, f"{key_prefix}{n}", chunk, planned_at, first_attempt): n
+                       for n, chunk in enumerate(chunks)}
             for future in as_completed(futures):
                 n = futures[future]
                 results[n] = future.result()
                 done += len(chunks[n])
                 if on_progress:
-                    on_progress(done, len(changes))
+                    on_progress(done, total)
         return [record for chunk_records in results for record in chunk_records]
 
     def _push_chunk(
-        self, run_id: str, chunk_no: int, chunk: list[_Pending], planned_at: datetime
+        self, run_id: str, chunk_no: str, chunk: list[_Pending], planned_at: datetime, first_attempt: int = 1
     ) -> list[PushRecord]:
         records: list[PushRecord] = []
-        for attempt in range(1, MAX_STALE_ROUNDS + 1):
+        for attempt in range(first_attempt, MAX_STALE_ROUNDS + 1):
             quantities = []
             for p in chunk:
                 item, location = split_ref(p.change.target_ref)
@@ -157,7 +168,7 @@ class ShopifyStockPusher:
             if not errors:
                 return records + [self._record(run_id, p, "applied", None, planned_at, now, attempt) for p in chunk]
 
-            stale = [e for e in errors if e.get("code") == "CHANGE_FROM_QUANTITY_STALE"]
+            stale = [e for e in errors if e.get("code") == STALE]
             if len(stale) != len(errors):
                 # A row the shop rejects (unknown item, bad quantity) fails the call; log it and push the rest.
                 bad_rows = _rows_named(errors, len(chunk))
@@ -175,14 +186,7 @@ class ShopifyStockPusher:
                 continue
 
             # Someone bought since our read: take the fresh quantity and subtract what sold from our target.
-            fresh = self.current_available([p.change.target_ref for p in chunk])
-            for p in chunk:
-                current = fresh.get(p.change.target_ref)
-                if current is None or current == p.believed:
-                    continue
-                sold_since = max(0, p.believed - current)
-                p.value = max(0, p.value - sold_since)
-                p.believed = current
+            lower_by_sales(chunk, self.current_available([p.change.target_ref for p in chunk]))
         now = datetime.now(UTC)
         return records + [
             self._record(run_id, p, "stale", "shop kept changing; retried next cycle", planned_at, now,
@@ -198,6 +202,17 @@ class ShopifyStockPusher:
             old_value=pending.believed, new_value=pending.value, status=status, error=error,
             planned_at=planned_at, pushed_at=pushed_at, attempt=attempt,
         )
+
+
+def lower_by_sales(rows: list[_Pending], fresh: dict[str, int]) -> None:
+    """Rows whose shop quantity moved since the read they were planned from: believe the fresh quantity and
+    lower the target by the units sold since (never below 0), so a push never puts back a sold unit (D12)."""
+    for p in rows:
+        current = fresh.get(p.change.target_ref)
+        if current is None or current == p.believed:
+            continue
+        p.value = max(0, p.value - max(0, p.believed - current))
+        p.believed = current
 
 
 def _rows_named(errors: list[dict], size: int) -> set[int]:
@@ -249,11 +264,8 @@ class ShopifyRestStockPusher(ShopifyStockPusher):
                 records += [self._record(run_id, p, "failed", f"re-read failed: {exc}", planned_at, now, 1)
                             for p in chunk]
                 continue
+            lower_by_sales(chunk, fresh)  # never put back a sold unit
             for p in chunk:
-                current = fresh.get(p.change.target_ref)
-                if current is not None and current != p.believed:
-                    p.value = max(0, p.value - max(0, p.believed - current))  # never put back a sold unit
-                    p.believed = current
                 records.append(self._set(run_id, p, planned_at))
             if on_progress:
                 on_progress(len(records), len(changes))

@@ -21,7 +21,8 @@ from reverse_sync.journal import Journal
 from reverse_sync.plan import ChannelListing, Plan, latest_listings, plan_stock, read_stock_targets
 from reverse_sync.push_log import PushRecord, applied_state, write_push_log
 from reverse_sync.rakuten import LandedStock, RakutenStockPusher
-from reverse_sync.shopify import ShopifyRestStockPusher, ShopifyStockPusher
+from reverse_sync.shopify import ShopifyRestStockPusher
+from reverse_sync.shopify_bulk import ShopifyBulkStockPusher
 from reverse_sync.yahoo import make_pusher as make_yahoo_pusher
 from reverse_sync.yahoo import yahoo_listings_state
 
@@ -106,10 +107,12 @@ def rakuten_listings_state(config: Config) -> pl.DataFrame:
     )
 
 
-def _shopify_pusher(config: Config, client: ChannelClient | None) -> ShopifyStockPusher | ShopifyRestStockPusher:
+def _shopify_pusher(config: Config, client: ChannelClient | None) -> ShopifyBulkStockPusher | ShopifyRestStockPusher:
     shopify = config.channels.shopify
-    kind = ShopifyRestStockPusher if shopify.push_via == "rest" else ShopifyStockPusher  # D114, D115
-    return kind(client or ChannelClient.for_shopify(shopify), shopify.api_version)
+    client = client or ChannelClient.for_shopify(shopify)
+    if shopify.push_via == "rest":  # D114, D115
+        return ShopifyRestStockPusher(client, shopify.api_version)
+    return ShopifyBulkStockPusher(client, config)  # direct calls, or a bulk mutation above the threshold (D143)
 
 
 def _amazon_pusher(config: Config, client: ChannelClient | None) -> AmazonStockPusher:

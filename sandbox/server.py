@@ -86,6 +86,9 @@ class ServerHandle:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop webhook deliveries, ask uvicorn to exit, wait at most `timeout` seconds, then force it."""
+        api = getattr(getattr(self.app, "state", None), "api", None)
+        if api is not None and hasattr(api, "bulk"):
+            api.bulk.close()
         if self.webhooks is not None:
             self.webhooks.close(timeout)
         self._server.should_exit = True

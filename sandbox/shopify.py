@@ -50,6 +50,7 @@ from sandbox.shopify_cost import query_cost
 from sandbox.shopify_resolvers import Resolvers
 from sandbox.shopify_rest import RestAdmin, RestSettings
 from sandbox.shopify_schema import API_VERSION, load_schema
+from sandbox.shopify_staged import UPLOAD_PATH, StagedUploads, storage_error
 from sandbox.webhooks import WebhookHub, WebhookSettings
 from sandbox.world import World
 
@@ -146,9 +147,12 @@ class ShopifyAPI:
         self.restore_rate = restore_rate
         self.max_query_cost = max_query_cost
         self.resolvers = Resolvers(world)
+        self.staged = StagedUploads(self.resolvers.shop_id)
         self.bulk = BulkOperations(world, self.schema, lambda: self.resolvers.root([]), _field_resolver,
                                    _type_resolver, concurrency=bulk_concurrency,
-                                   processing_seconds=bulk_processing_seconds)
+                                   processing_seconds=bulk_processing_seconds, staged=self.staged,
+                                   error=_line_error,
+                                   on_finish=webhooks.bulk_operation_finished if webhooks is not None else None)
         self._buckets: dict[str, CostBucket] = {}
         self._buckets_lock = threading.Lock()
         self.requests = 0
@@ -219,7 +223,7 @@ class ShopifyAPI:
         root = self.resolvers.root(warnings)
         if self.webhooks is not None:
             root.update(self.webhooks.graphql_roots())
-        root.update(self.bulk.query_roots())
+        root.update(self.bulk.query_roots(warnings))
         root.update(self.bulk.mutation_roots())
         with self.world.lock:
             result: ExecutionResult = execute(
@@ -258,6 +262,11 @@ def _error(exc: GraphQLError, code: str) -> dict[str, Any]:
         out["path"] = list(exc.path)
     out["extensions"] = {"code": code, **(exc.extensions or {})}
     return out
+
+
+def _line_error(exc: GraphQLError, code: str | None = None) -> dict[str, Any]:
+    """An error in one line of a bulk mutation's result, rendered as the shop renders errors."""
+    return _error(exc, code) if code else _execution_error(exc)
 
 
 def _execution_error(exc: GraphQLError) -> dict[str, Any]:
@@ -354,7 +363,7 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
             except ValueError:
                 body = raw.decode("utf-8", "replace")
         token = request.headers.get("x-shopify-access-token")
-        api.bulk.base_url = f"{request.url.scheme}://{request.url.netloc}"
+        api.bulk.base_url = api.staged.base_url = f"{request.url.scheme}://{request.url.netloc}"
         if version != API_VERSION:
             status, payload = 404, {"errors": f"Not Found: the sandbox serves API version {API_VERSION} only"}
         else:
@@ -433,6 +442,25 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
                             status_code=404, media_type="application/xml")
         return Response(body, media_type="application/jsonl")
 
+    async def staged_form(request: Request) -> Response:
+        # Storage, not the Admin API: no token, not in the traffic log (like the bulk outputs).
+        try:
+            limit = max(1 << 20, api.staged.max_bytes + 1)  # a file sent as a plain field is checked by size below
+            async with request.form(max_files=1, max_fields=50, max_part_size=limit) as form:
+                fields = [(name, await value.read() if hasattr(value, "read") else value)
+                          for name, value in form.multi_items()]
+        except Exception as exc:  # noqa: BLE001 — a form storage cannot parse is the client's mistake
+            return Response(storage_error("InvalidArgument", f"Invalid multipart form: {exc}"), status_code=400,
+                            media_type="application/xml")
+        status, body, media = await run_in_threadpool(api.staged.post_form, fields)
+        return Response(body, status_code=status, media_type=media)
+
+    async def staged_put(request: Request) -> Response:
+        status, body, media = await run_in_threadpool(
+            api.staged.put, request.path_params["key"], request.query_params.get("X-Goog-Signature", ""),
+            request.query_params.get("X-Goog-Token", ""), await request.body())
+        return Response(body, status_code=status, media_type=media)
+
     async def rest_endpoint(request: Request) -> Response:
         raw = await request.body()
         try:
@@ -451,6 +479,8 @@ def create_app(world: World, access_token: str = "shpat_sandbox", traffic_log: s
         Route("/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
         Route("/admin/api/{version}/{resource:path}.json", rest_endpoint, methods=["GET", "POST"]),
         Route(OUTPUT_PATH + "/{name}", bulk_output, methods=["GET"]),
+        Route(UPLOAD_PATH, staged_form, methods=["POST"]),
+        Route(UPLOAD_PATH + "/{key:path}", staged_put, methods=["PUT"]),
         Route("/_sandbox/webhooks", webhooks_endpoint, methods=["GET"]),
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/orders", orders_truth, methods=["GET"]),

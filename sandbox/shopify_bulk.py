@@ -1,23 +1,31 @@
-"""Shopify bulk query operations (Admin GraphQL 2026-10): `bulkOperationRunQuery` → poll → JSONL.
+"""Shopify bulk operations (Admin GraphQL 2026-10): queries and mutations → poll → JSONL.
 
 - `bulkOperationRunQuery(query:, groupObjects:)` validates the inner query against the published schema and
   Shopify's bulk restrictions (a query operation; at least one and at most five connections; connections nested
   at most two levels; no top-level `node`/`nodes`; a parent of a nested connection selects `id`). A refused query
   answers `userErrors [{code: INVALID, field: ["query"]}]` and no operation.
+- `bulkOperationRunMutation(mutation:, stagedUploadPath:, clientIdentifier:)` runs one mutation per line of a
+  JSONL variables file uploaded through `stagedUploadsCreate` (sandbox.shopify_staged); checks and execution are
+  in sandbox.shopify_bulk_mutation. Refusals: `INVALID_MUTATION`, `NO_SUCH_FILE`, `INVALID_STAGED_UPLOAD_FILE`.
+  The lines run when the operation is created (under the world's lock, in file order); the result file has one
+  line per input line: that execution's response plus `__lineNumber`.
 - Concurrency, as 2026-10 enforces it: at most `concurrency` (default 5; 1 before 2026-01) bulk query operations
-  CREATED or RUNNING per shop; one more → `userErrors [{code: LIMIT_REACHED}]` (`OPERATION_IN_PROGRESS` when the
-  limit is 1, the older wording).
-- The query runs over a snapshot of the world taken when the operation is created (connections unbounded,
-  `first`/`after` ignored, as in a bulk query). The operation answers CREATED in the mutation, RUNNING until
-  `processing_seconds` have passed (objectCount grows), then COMPLETED with `url` (null when nothing matched) —
-  whether it is polled or not.
-- `bulkOperation(id:)` and the deprecated `currentBulkOperation(type:)` read it.
+  and, separately, as many bulk mutation operations CREATED or RUNNING per shop; one more → `userErrors [{code:
+  LIMIT_REACHED}]` (`OPERATION_IN_PROGRESS` when the limit is 1, the older wording).
+- A query runs over a snapshot of the world taken when the operation is created (connections unbounded,
+  `first`/`after` ignored, as in a bulk query). An operation answers CREATED in the mutation, RUNNING until
+  `processing_seconds` have passed (objectCount grows), then COMPLETED with `url` (null when a query matched
+  nothing) — whether it is polled or not.
+- When an operation ends (completed, failed, canceled) `on_finish(node)` is called — the shop turns it into a
+  `bulk_operations/finish` webhook (sandbox.webhooks) for the subscriptions of BULK_OPERATIONS_FINISH.
+- `bulkOperation(id:)`, `bulkOperations(first:, query:, sortKey:, reverse:)` (newest first; `status:` and
+  `operation_type:` filters) and the deprecated `currentBulkOperation(type:)` read them.
 - Output: one JSON object a line; a node of a nested connection is its own line after its parent with
   `"__parentId"`: the parent's id (Shopify's default `groupObjects: false` layout). The file is served at
   `<shop>/bulk-operation-outputs/<token>.jsonl` — an unguessable URL needing no access token, standing in for
   Shopify's signed storage URL; it is not an Admin API exchange, so the traffic log does not record it.
-- `fail_next(code)` makes the next operation end FAILED with that errorCode and a `partialDataUrl` holding the
-  first half of its lines (for tests).
+- `fail_next(code)` makes the next operation end FAILED with that errorCode and a `partialDataUrl`: a query's
+  first half of lines; a mutation runs only the first half of its lines, whose results are the partial data.
 """
 
 from __future__ import annotations
@@ -46,10 +54,12 @@ from graphql import (
     visit,
 )
 
-from sandbox.shopify_search import UNBOUNDED
+from sandbox.shopify_bulk_mutation import check_mutation, read_variables, run_lines
+from sandbox.shopify_search import UNBOUNDED, Field, build_filter, paginate, parse_search
+from sandbox.shopify_staged import StagedUploads
 from sandbox.world import World, iso_z
 
-DEFAULT_CONCURRENCY = 5  # bulk query operations at once per shop, API versions 2026-01 and later
+DEFAULT_CONCURRENCY = 5  # bulk operations of each type at once per shop, API versions 2026-01 and later
 MAX_CONNECTIONS = 5
 MAX_NESTING = 2
 GID_PREFIX = "gid://shopify/BulkOperation/"
@@ -64,9 +74,15 @@ class BulkOperation:
     started: float
     lines: list[str]
     root_count: int
+    type: str = "QUERY"  # QUERY | MUTATION
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     fail_with: str | None = None
     canceled: bool = False
+    partial_count: int = 0  # lines in the partial file of a FAILED operation
+    partial_roots: int = 0
+    client_identifier: str | None = None
+    notified: bool = False  # on_finish has been called
+    seconds: float = 0.3  # how long it runs (the shop's processing time when it was created)
 
     @property
     def gid(self) -> str:
@@ -74,12 +90,14 @@ class BulkOperation:
 
 
 class BulkOperations:
-    """The shop's bulk query operations. Thread-safe; execution happens under the world's lock (the caller's)."""
+    """The shop's bulk operations. Thread-safe; execution happens under the world's lock (the caller's)."""
 
     def __init__(self, world: World, schema: GraphQLSchema, root: Callable[[], dict[str, Any]],
                  field_resolver: Callable[..., Any], type_resolver: Callable[..., Any], *,
                  concurrency: int = DEFAULT_CONCURRENCY, processing_seconds: float = 0.3,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, staged: StagedUploads | None = None,
+                 error: Callable[..., dict[str, Any]] | None = None,
+                 on_finish: Callable[[dict[str, Any]], None] | None = None):
         self.world = world
         self.schema = schema
         self._root = root
@@ -88,23 +106,29 @@ class BulkOperations:
         self.concurrency = concurrency
         self.processing_seconds = processing_seconds
         self._clock = clock
+        self.staged = staged or StagedUploads()
+        self._error = error or (lambda exc, code=None: {"message": exc.message,
+                                                        "extensions": {"code": code or "INTERNAL_SERVER_ERROR"}})
+        self.on_finish = on_finish  # called once with the final node when an operation ends
         self._ops: dict[int, BulkOperation] = {}
         self._lock = threading.Lock()
         self._next = 1_000_000
         self._fail_next: str | None = None
+        self._timers: list[threading.Timer] = []
+        self._closed = False
         self.base_url = "http://127.0.0.1"  # the served address; the app sets it from each request
 
     # ------------------------------------------------------------------------------------------ state
     def status(self, op: BulkOperation) -> str:
         if op.canceled:
             return "CANCELED"
-        if self._clock() - op.started < self.processing_seconds:
+        if self._clock() - op.started < op.seconds:
             return "RUNNING"
         return "FAILED" if op.fail_with else "COMPLETED"
 
-    def running(self) -> list[BulkOperation]:
+    def running(self, kind: str = "QUERY") -> list[BulkOperation]:
         with self._lock:
-            return [op for op in self._ops.values() if self.status(op) == "RUNNING"]
+            return [op for op in self._ops.values() if op.type == kind and self.status(op) == "RUNNING"]
 
     @property
     def started(self) -> int:
@@ -121,7 +145,7 @@ class BulkOperations:
             op = next((o for o in self._ops.values() if o.token == token), None)
         if op is None or self.status(op) not in ("COMPLETED", "FAILED"):
             return None
-        lines = op.lines[: len(op.lines) // 2] if op.fail_with else op.lines
+        lines = op.lines[: op.partial_count] if op.fail_with else op.lines
         return "".join(line + "\n" for line in lines).encode("utf-8")
 
     def node(self, op: BulkOperation, status: str | None = None) -> dict[str, Any]:
@@ -129,16 +153,18 @@ class BulkOperations:
         done = status in ("COMPLETED", "FAILED")
         total = len(op.lines)
         if status in ("CREATED", "RUNNING"):
-            share = min(1.0, (self._clock() - op.started) / self.processing_seconds) if status == "RUNNING" else 0
+            share = min(1.0, (self._clock() - op.started) / op.seconds) if status == "RUNNING" and op.seconds else 0
             objects, roots = int(total * share), int(op.root_count * share)
+        elif status == "COMPLETED":
+            objects, roots = total, op.root_count
         else:
-            objects, roots = (total, op.root_count) if status == "COMPLETED" else (total // 2, op.root_count // 2)
+            objects, roots = op.partial_count, op.partial_roots
         body = self.output(op.token) if done else None
         url = f"{self.base_url}{OUTPUT_PATH}/{op.token}.jsonl"
         return {
             "__typename": "BulkOperation",
             "id": op.gid,
-            "type": "QUERY",
+            "type": op.type,
             "status": status,
             "errorCode": op.fail_with if status == "FAILED" else None,
             "createdAt": iso_z(op.created_at),
@@ -147,16 +173,53 @@ class BulkOperations:
             "rootObjectCount": str(roots),
             "fileSize": str(len(body)) if status == "COMPLETED" and total else None,
             "url": url if status == "COMPLETED" and total else None,
-            "partialDataUrl": url if status == "FAILED" and total // 2 else None,
+            "partialDataUrl": url if status == "FAILED" and op.partial_count else None,
             "query": op.query,
         }
 
+    # ------------------------------------------------------------------------------------------ finishing
+    def _register(self, op: BulkOperation) -> None:
+        """Keep the operation and, when someone listens, call `on_finish` once it has ended."""
+        with self._lock:
+            self._ops[op.number] = op
+        if self.on_finish is not None:
+            self._schedule(op, op.seconds)
+
+    def _schedule(self, op: BulkOperation, delay: float) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            timer = threading.Timer(max(0.0, delay), self._finished, args=(op,))
+            timer.daemon = True
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _finished(self, op: BulkOperation) -> None:
+        if self.status(op) == "RUNNING":  # the timer woke a little early for our clock
+            self._schedule(op, 0.02)
+            return
+        with self._lock:
+            if op.notified or self._closed or self.on_finish is None:
+                return
+            op.notified = True
+        self.on_finish(self.node(op))
+
+    def close(self) -> None:
+        """Stop the timers that would report finished operations (the server is going away)."""
+        with self._lock:
+            self._closed = True
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+
     # ------------------------------------------------------------------------------------------ roots
-    def query_roots(self) -> dict[str, Any]:
-        return {"bulkOperation": self._by_id, "currentBulkOperation": self._current}
+    def query_roots(self, warnings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {"bulkOperation": self._by_id, "currentBulkOperation": self._current,
+                "bulkOperations": lambda info, **args: self._list(info, warnings, **args)}
 
     def mutation_roots(self) -> dict[str, Any]:
-        return {"bulkOperationRunQuery": self.run_query, "bulkOperationCancel": self.cancel}
+        return {"bulkOperationRunQuery": self.run_query, "bulkOperationRunMutation": self.run_mutation,
+                "bulkOperationCancel": self.cancel, **self.staged.graphql_roots()}
 
     def _find(self, value: str) -> BulkOperation | None:
         if not value.startswith(GID_PREFIX) or not value[len(GID_PREFIX):].isdigit():
@@ -169,11 +232,33 @@ class BulkOperations:
         return self.node(op) if op is not None else None
 
     def _current(self, info, type: str = "QUERY"):
-        if type != "QUERY":
-            return None  # bulk mutations are not modelled: none is ever current
         with self._lock:
-            latest = max(self._ops.values(), key=lambda o: o.number, default=None)
+            latest = max((o for o in self._ops.values() if o.type == type), key=lambda o: o.number, default=None)
         return self.node(latest) if latest is not None else None
+
+    def _list(self, info, warnings: list[dict[str, Any]] | None, query: str | None = None,
+              sortKey: str = "CREATED_AT", reverse: bool = False, **args):
+        """bulkOperations: newest first by default (`reverse: true` for oldest first)."""
+        with self._lock:
+            ops = list(self._ops.values())
+        search = parse_search(query)
+        fields = {
+            "status": Field("text", lambda o: self.status(o).lower()),
+            "operation_type": Field("text", lambda o: o.type.lower()),
+            "id": Field("id", lambda o: o.number),
+            "created_at": Field("time", lambda o: o.created_at),
+        }
+        predicate = build_filter(search, fields, lambda o: o.query, self.world.clock(), info.field_name)
+        if warnings is not None:
+            warnings.extend({"path": [info.field_name], **w} for w in search.warnings)
+        if sortKey == "COMPLETED_AT":  # the order of ending: the moment its processing time ran out
+            def sort(o: BulkOperation) -> float:
+                return o.started + o.seconds
+        else:
+            def sort(o: BulkOperation) -> float:
+                return o.started
+        return paginate(ops, sort, lambda o: o.number, {**args, "reverse": not reverse}, self.node,
+                        info.field_name, predicate)
 
     def cancel(self, info, id: str):
         op = self._find(id)
@@ -183,7 +268,36 @@ class BulkOperations:
             return {"bulkOperation": self.node(op), "userErrors": [
                 {"field": None, "message": f"A bulk operation cannot be canceled when it is {self.status(op).lower()}"}]}
         op.canceled = True
+        if self.on_finish is not None:
+            self._schedule(op, 0.0)  # canceled is an end too: the finish webhook goes out now
         return {"bulkOperation": self.node(op), "userErrors": []}
+
+    def _busy(self, kind: str) -> tuple[str, str] | None:
+        """(code, message) when another operation of this type may not start now."""
+        running = self.running(kind)
+        if len(running) < self.concurrency:
+            return None
+        what = "bulk query" if kind == "QUERY" else "bulk mutation"
+        if self.concurrency == 1:
+            return "OPERATION_IN_PROGRESS", (f"A {what} operation for this app and shop is already in progress: "
+                                             f"{running[0].gid}.")
+        return "LIMIT_REACHED", (f"Bulk operations limit reached: {self.concurrency} {what} operations are "
+                                 "already running for this app and shop. Please try again later.")
+
+    def _new(self, kind: str, text: str, lines: list[str], roots: int, fail_with: str | None,
+             partial: tuple[int, int], client_identifier: str | None = None) -> BulkOperation:
+        with self._lock:
+            self._next += 1
+            op = BulkOperation(self._next, text, self.world.clock(), self._clock(), lines, roots, type=kind,
+                               fail_with=fail_with, partial_count=partial[0], partial_roots=partial[1],
+                               client_identifier=client_identifier, seconds=self.processing_seconds)
+        self._register(op)
+        return op
+
+    def _take_fail_next(self) -> str | None:
+        with self._lock:
+            code, self._fail_next = self._fail_next, None
+        return code
 
     def run_query(self, info, query: str, groupObjects: bool = False):
         def refuse(code: str, message: str, where: list[str] | None = None) -> dict[str, Any]:
@@ -192,21 +306,40 @@ class BulkOperations:
         problem = self.check(query)
         if problem is not None:
             return refuse("INVALID", problem, ["query"])
-        running = self.running()
-        if len(running) >= self.concurrency:
-            if self.concurrency == 1:
-                return refuse("OPERATION_IN_PROGRESS", "A bulk query operation for this app and shop is already in "
-                                                       f"progress: {running[0].gid}.")
-            return refuse("LIMIT_REACHED", f"Bulk operations limit reached: {self.concurrency} bulk query "
-                                           "operations are already running for this app and shop. Please try "
-                                           "again later.")
+        busy = self._busy("QUERY")
+        if busy is not None:
+            return refuse(*busy)
         lines, roots, error = self._execute(query)
-        with self._lock:
-            self._next += 1
-            op = BulkOperation(self._next, query, self.world.clock(), self._clock(), lines, roots)
-            op.fail_with = error or self._fail_next
-            self._fail_next = None
-            self._ops[op.number] = op
+        fail_with = error or self._take_fail_next()
+        op = self._new("QUERY", query, lines, roots, fail_with, (len(lines) // 2, roots // 2))
+        return {"bulkOperation": self.node(op, "CREATED"), "userErrors": []}
+
+    def run_mutation(self, info, mutation: str, stagedUploadPath: str, clientIdentifier: str | None = None,
+                     groupObjects: bool | None = None):
+        def refuse(code: str | None, message: str, where: list[str] | None = None) -> dict[str, Any]:
+            return {"bulkOperation": None, "userErrors": [{"code": code, "field": where, "message": message}]}
+
+        document, problem = check_mutation(self.schema, mutation)
+        if document is None:
+            return refuse("INVALID_MUTATION", problem or "Invalid mutation.", ["mutation"])
+        body = self.staged.read(stagedUploadPath)
+        if body is None:
+            return refuse("NO_SUCH_FILE", f"The JSONL file could not be found at {stagedUploadPath!r}: upload it "
+                                          "with stagedUploadsCreate first.", ["stagedUploadPath"])
+        variables, problem = read_variables(body)
+        if variables is None:
+            return refuse("INVALID_STAGED_UPLOAD_FILE", problem or "Invalid JSONL file.", ["stagedUploadPath"])
+        busy = self._busy("MUTATION")
+        if busy is not None:
+            return refuse(*busy)
+        fail_with = self._take_fail_next()
+        # A failing operation stops half-way: only the first half of the lines runs, and their results are
+        # the partial data (Shopify gives no url then, only partialDataUrl).
+        todo = variables[: len(variables) // 2] if fail_with else variables
+        lines = run_lines(self.schema, document, todo, self._root, self._field_resolver, self._type_resolver,
+                          self._error)
+        op = self._new("MUTATION", mutation, lines, len(lines), fail_with, (len(lines), len(lines)),
+                       clientIdentifier)
         return {"bulkOperation": self.node(op, "CREATED"), "userErrors": []}
 
     # ------------------------------------------------------------------------------------------ the query

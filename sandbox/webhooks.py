@@ -10,10 +10,13 @@ changes, a delivery is queued for every subscription of the matching topic:
 | an order is paid, shipped, refunded            | ORDERS_UPDATED (`orders/updated`)         |
 | an order is cancelled                          | ORDERS_CANCELLED and ORDERS_UPDATED       |
 | a level's `available` changes (sale, restock, `inventorySetQuantities`, admin) | INVENTORY_LEVELS_UPDATE |
+| a bulk operation ends (completed, failed, canceled; sandbox.shopify_bulk) | BULK_OPERATIONS_FINISH (`bulk_operations/finish`) |
 
 The body is REST-shaped JSON as Shopify's webhooks send it (numeric `id`, `admin_graphql_api_id`,
 `updated_at` in the shop's zone, `total_price` as a string, `line_items`, …), built from the world at the moment
-of the change. Headers: `X-Shopify-Topic`, `X-Shopify-Hmac-Sha256` (base64 HMAC-SHA256 of the raw body keyed
+of the change. `bulk_operations/finish` carries `admin_graphql_api_id` (the BulkOperation's GID), `completed_at`,
+`created_at` (shop zone), `error_code` and `status` and `type` in lower case (`completed`, `mutation`): it says
+that the operation ended, not where its file is — the app reads `bulkOperation(id:)` for the url. Headers: `X-Shopify-Topic`, `X-Shopify-Hmac-Sha256` (base64 HMAC-SHA256 of the raw body keyed
 with the app's client secret), `X-Shopify-Webhook-Id` (the same on every retry and duplicate),
 `X-Shopify-Shop-Domain`, `X-Shopify-API-Version`, `X-Shopify-Triggered-At`, `X-Shopify-Event-Id`.
 
@@ -63,6 +66,7 @@ TOPICS = {
     "ORDERS_UPDATED": "orders/updated",
     "ORDERS_CANCELLED": "orders/cancelled",
     "INVENTORY_LEVELS_UPDATE": "inventory_levels/update",
+    "BULK_OPERATIONS_FINISH": "bulk_operations/finish",
 }
 _WORLD_TOPICS = {
     "order_created": ("ORDERS_CREATE",),
@@ -133,6 +137,19 @@ def order_payload(world: World, o: Order) -> dict[str, Any]:
             "price": _yen(li.unit_price),
         } for li in o.lines],
         "shipping_lines": [{"title": "通常配送", "price": _yen(o.shipping)}],
+    }
+
+
+def bulk_operation_payload(node: dict[str, Any], ended_at: datetime) -> dict[str, Any]:
+    """bulk_operations/finish: which operation ended, when, and how (REST style: snake case, lower case)."""
+    created = datetime.fromisoformat(node["createdAt"].replace("Z", "+00:00"))
+    return {
+        "admin_graphql_api_id": node["id"],
+        "completed_at": _shop_time(ended_at),
+        "created_at": _shop_time(created),
+        "error_code": node["errorCode"].lower() if node.get("errorCode") else None,
+        "status": node["status"].lower(),
+        "type": node["type"].lower(),
     }
 
 
@@ -311,6 +328,17 @@ class WebhookHub:
             if s.gid == id:
                 return self.subscription_node(s)
         return None
+
+    def bulk_operation_finished(self, node: dict[str, Any]) -> None:
+        """A bulk operation ended (called by sandbox.shopify_bulk, outside the world's lock): queue a
+        bulk_operations/finish delivery for every BULK_OPERATIONS_FINISH subscription."""
+        subs = [s for s in self.subscriptions() if s.topic == "BULK_OPERATIONS_FINISH"]
+        if not subs or self._stop.is_set():
+            return
+        payload = bulk_operation_payload(node, self.world.clock())
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        for sub in subs:
+            self._enqueue(sub, "BULK_OPERATIONS_FINISH", node["id"], body)
 
     # ------------------------------------------------------------------------------------- world changes
     def _on_change(self, kind: str, record: Any) -> None:

@@ -350,6 +350,29 @@ def test_a_sink_download_streams_to_a_file_without_the_channels_credentials(tmp_
     assert seen[-1]["x-api-key"] == "secret"
 
 
+def test_a_multipart_upload_carries_its_fields_then_the_file_without_the_channels_credentials():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return httpx.Response(503)  # retried: the whole form is sent again
+        return httpx.Response(201, content=b"<PostResponse/>")
+
+    # Shopify's client sends `Content-Type: application/json` by default; the form must still be multipart
+    client = ChannelClient("upload", "http://api.test", {"X-Api-Key": "secret", "Content-Type": "application/json"},
+                           None, 2.0, 3, httpx.MockTransport(handler), backoff_base=0.01)
+    client.request("POST", "https://storage.test/bucket", operation="upload", data={"key": "tmp/a", "acl": "private"},
+                   files={"file": ("vars.jsonl", b'{"a": 1}\n', "text/jsonl")}, credentials=False)
+    assert len(seen) == 2
+    last = seen[-1]
+    assert last.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert "x-api-key" not in last.headers
+    body = last.read()
+    assert body.index(b'name="key"') < body.index(b'name="acl"') < body.index(b'name="file"')
+    assert b'{"a": 1}' in body
+
+
 def test_shopify_rest_calls_are_paced_on_the_call_limit_header():
     clock = [0.0]
     throttle = ShopifyThrottle(clock=lambda: clock[0])

@@ -3,7 +3,9 @@
 GIVEN one sandbox world WHEN orders and product variants are landed once through pages and once through a bulk
 operation THEN both landings hold exactly the same rows (line items reassembled under their orders by
 `__parentId`); the traffic passes the shared conformance tool; a failed operation lands nothing; a JSONL line
-whose parent is missing is quarantined.
+whose parent is missing is quarantined. With the webhook receiver running and subscribed to
+BULK_OPERATIONS_FINISH, the signed finish delivery (sent twice, landed once) ends the wait before the next poll;
+a delivery the receiver cannot verify lands nothing and the polls still finish the backfill (D142).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from ichigen.config import Config
 from ingestion import shopify_bulk
 from ingestion.errors import IngestionError
 from ingestion.landing import LandingZone
+from ingestion.webhooks import serve_receiver, subscribe
 from sandbox.server import serve_shopify
+from sandbox.webhooks import WebhookSettings
 from sandbox.world import World
 
 META = ("_batch_id", "_fetched_at", "_source")
@@ -69,7 +73,12 @@ def _comparable(frame: pl.DataFrame, key: str) -> list[dict]:
 @pytest.mark.parametrize("name", sorted(shopify_bulk.DOCUMENTS))
 def test_bulk_documents_are_valid_against_shopifys_published_schema(name):
     variables = {"bulk_run": {"query": "{ orders { edges { node { id } } } }"},
-                 "bulk_poll": {"id": "gid://shopify/BulkOperation/1"}}[name]
+                 "bulk_poll": {"id": "gid://shopify/BulkOperation/1"},
+                 "bulk_cancel": {"id": "gid://shopify/BulkOperation/1"},
+                 "bulk_run_mutation": {"mutation": "mutation { x }", "stagedUploadPath": "tmp/1/bulk/a/vars",
+                                       "clientIdentifier": None},
+                 "staged_uploads_create": {"input": [{"resource": "BULK_MUTATION_VARIABLES", "filename": "v.jsonl",
+                                                      "mimeType": "text/jsonl", "httpMethod": "POST"}]}}[name]
     assert check_document(shopify_bulk.DOCUMENTS[name], variables) == []
 
 
@@ -138,3 +147,38 @@ def test_reassembly_quarantines_an_orphan_and_a_broken_line():
     assert [li["id"] for li in nodes[1]["lineItems"]["nodes"]] == ["gid://shopify/LineItem/9"]
     reasons = [q.reason for q in bad]
     assert len(bad) == 2 and "not JSON" in reasons[0] and "Order/404 is not in the file" in reasons[1]
+
+
+WEBHOOK_SECRET = "shpss_bulk_test_secret"
+
+
+@pytest.mark.parametrize(("receiver_secret", "ended_by"), [(WEBHOOK_SECRET, "webhook"), ("shpss_another_app", "poll")])
+def test_the_finish_webhook_ends_the_wait_and_the_polls_stay_the_backstop(tmp_config, world, monkeypatch,
+                                                                           receiver_secret, ended_by):
+    # the first poll only after 3 s: an operation of 0.3 s that ends the wait sooner was announced by the webhook
+    monkeypatch.setattr(shopify_bulk, "FIRST_POLL_SECONDS", 3.0)
+    # every delivery arrives twice; a refused one is retried once, quickly
+    settings = WebhookSettings(secret=WEBHOOK_SECRET, duplicate_rate=1.0, max_attempts=2, retry_backoff=0.05)
+    with serve_shopify(world, port=0, restore_rate=1000.0, bulk_processing_seconds=0.3, webhooks=settings) as s:
+        config = configured(tmp_config, s, "landing", threshold=1)
+        landing = LandingZone(config.landing_dir)
+        with serve_receiver(config.landing_dir, receiver_secret) as receiver:
+            subscribe(config, receiver.webhook_url, topics=("BULK_OPERATIONS_FINISH",))
+            client = shopify_bulk.ChannelClient.for_shopify(config.channels.shopify)
+            try:
+                fetch = shopify_bulk.bulk_fetch(client, config, "product_variants", None, landing)
+            finally:
+                client.close()
+            assert s.webhooks.wait_idle(10)
+        stats = receiver.app.state.stats
+
+    assert fetch.ended_by == ended_by and len(fetch.nodes) == len(world.variants)
+    events = landing.landed("shopify", "webhook_events").collect()
+    if ended_by == "webhook":
+        assert stats["landed"] == 1 and stats["duplicate"] == 1  # the second copy is recognised and dropped
+        [event] = events.to_dicts()
+        assert event["topic"] == "bulk_operations/finish"
+        assert event["resource_gid"].startswith("gid://shopify/BulkOperation/")
+        assert json.loads(event["_raw"])["status"] == "completed"
+    else:
+        assert stats["unauthorized"] >= 2 and stats["landed"] == 0 and events.height == 0  # polls decide

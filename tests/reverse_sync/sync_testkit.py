@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import duckdb
+import httpx
 
 from ichigen.config import Config
 from ichigen.publish import BuildReport, publish
@@ -45,6 +46,12 @@ def publish_price_targets(config: Config, channel: str, targets: dict[str, int],
                           listing_match: Iterable[tuple[str, str | None]] | None = None) -> None:
     """The same for price sync: mart_channel_price_targets (tax-inclusive JPY) and the listing match."""
     _publish_targets(config, "mart_channel_price_targets", "target_price_tax_incl", channel, targets, listing_match)
+
+
+def shopify_shown(running) -> dict[str, int]:
+    """SKU → what the sandbox shop shows as available now (its own view, not ours)."""
+    rows = httpx.get(f"{running.shopify_url}/_sandbox/inventory", timeout=10).json()
+    return {row["sku"]: row["available"] for row in rows}
 
 
 def targets_from(before: dict[str, int]) -> dict[str, int]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from sync_testkit import publish_stock_targets, targets_from
+from sync_testkit import shopify_shown as shown
 
 from ichigen.config import Config
 from ingestion import ingest
@@ -41,11 +42,6 @@ def config(tmp_config: Config, shop) -> Config:
     })
     assert ingest(config, "shopify", "inventory_levels").rows_landed > 0
     return config
-
-
-def shown(shop) -> dict[str, int]:
-    rows = httpx.get(f"{shop.shopify_url}/_sandbox/inventory", timeout=10).json()
-    return {row["sku"]: row["available"] for row in rows}
 
 
 def publish_targets(config: Config, targets: dict[str, int]) -> None:

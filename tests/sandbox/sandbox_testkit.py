@@ -56,6 +56,19 @@ class Shop:
         self.handle.stop()
 
 
+def poll_until_done(shop: Shop, poll: str, gid: str, timeout: float = 30.0) -> list[dict]:
+    """Every answer of the `poll` document (`bulkOperation(id:)`) until the operation has ended."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        op = shop.data(poll, {"id": gid})["bulkOperation"]
+        seen.append(op)
+        if op["status"] not in ("CREATED", "RUNNING"):
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"{gid} did not finish in {timeout}s: {seen[-1]}")
+
+
 MONEY = "shopMoney { amount currencyCode }"
 ORDERS = f"""
 query Orders($first: Int!, $after: String, $query: String, $sortKey: OrderSortKeys, $reverse: Boolean) {{

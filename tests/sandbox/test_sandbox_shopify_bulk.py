@@ -8,11 +8,10 @@ conformance tool while the download is not recorded.
 """
 
 import json
-import time
 
 import httpx
 import pytest
-from sandbox_testkit import TOKEN
+from sandbox_testkit import TOKEN, poll_until_done
 
 RUN = """
 mutation Run($query: String!) {
@@ -41,18 +40,6 @@ def run(shop, query: str) -> dict:
     return shop.data(RUN, {"query": query})["bulkOperationRunQuery"]
 
 
-def poll_until_done(shop, gid: str, timeout: float = 30.0) -> list[dict]:
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        op = shop.data(POLL, {"id": gid})["bulkOperation"]
-        seen.append(op)
-        if op["status"] not in ("CREATED", "RUNNING"):
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"{gid} did not finish in {timeout}s: {seen[-1]}")
-
-
 def test_lifecycle_and_jsonl_parent_linkage(serve):
     shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.5)
     started = run(shop, ORDERS_WITH_LINES)
@@ -60,7 +47,7 @@ def test_lifecycle_and_jsonl_parent_linkage(serve):
     op = started["bulkOperation"]
     assert (op["status"], op["type"], op["url"], op["objectCount"]) == ("CREATED", "QUERY", None, "0")
 
-    seen = poll_until_done(shop, op["id"])
+    seen = poll_until_done(shop, POLL, op["id"])
     statuses = [s["status"] for s in seen]
     assert "RUNNING" in statuses and statuses[-1] == "COMPLETED"
     counts = [int(s["objectCount"]) for s in seen]
@@ -94,7 +81,7 @@ def test_at_most_five_bulk_queries_run_at_once_per_shop(serve):
     refused = run(shop, VARIANTS)
     assert refused["bulkOperation"] is None
     assert [e["code"] for e in refused["userErrors"]] == ["LIMIT_REACHED"]
-    poll_until_done(shop, ids[0])
+    poll_until_done(shop, POLL, ids[0])
     assert run(shop, VARIANTS)["userErrors"] == []  # a slot is free again
 
 
@@ -104,7 +91,7 @@ def test_one_at_a_time_when_the_shop_allows_one(serve):
     refused = run(shop, VARIANTS)
     assert refused["bulkOperation"] is None
     assert refused["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS" and first in refused["userErrors"][0]["message"]
-    poll_until_done(shop, first)
+    poll_until_done(shop, POLL, first)
     assert run(shop, VARIANTS)["userErrors"] == []
 
 
@@ -127,7 +114,7 @@ def test_a_failed_operation_has_an_error_code_and_partial_data(serve):
     shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.1)
     shop.handle.api.bulk.fail_next("TIMEOUT")
     gid = run(shop, ORDERS_WITH_LINES)["bulkOperation"]["id"]
-    done = poll_until_done(shop, gid)[-1]
+    done = poll_until_done(shop, POLL, gid)[-1]
     assert (done["status"], done["errorCode"], done["url"]) == ("FAILED", "TIMEOUT", None)
     partial = httpx.get(done["partialDataUrl"], timeout=10)
     assert partial.status_code == 200 and 0 < len(partial.text.splitlines()) == int(done["objectCount"])
@@ -139,7 +126,7 @@ def test_bulk_calls_need_the_token_and_their_traffic_passes_conformance(serve, t
     shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.1, traffic_log=log)
     assert shop.post(RUN, {"query": VARIANTS}, token="shpat_wrong").status_code == 401
     gid = run(shop, ORDERS_WITH_LINES)["bulkOperation"]["id"]
-    done = poll_until_done(shop, gid)[-1]
+    done = poll_until_done(shop, POLL, gid)[-1]
     run(shop, "{ shop { name } }")
     assert httpx.get(done["url"], timeout=10).status_code == 200
     recorded = [json.loads(line) for line in log.read_text().splitlines()]

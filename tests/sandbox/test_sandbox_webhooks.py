@@ -249,6 +249,42 @@ def test_subscription_traffic_passes_conformance(shops, tmp_path, conformance):
     assert "shopify: 7 exchanges, 0 with problems" in report, report
 
 
+BULK_QUERY = """
+mutation Q($query: String!) {
+  bulkOperationRunQuery(query: $query, groupObjects: false) { bulkOperation { id createdAt } userErrors { code } }
+}
+"""
+BULK_CANCEL = "mutation C($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }"
+
+
+def test_a_finished_bulk_operation_is_announced_once_signed(shops, collector):
+    hooks = collector()
+    shop = shops(WebhookSettings(secret=SECRET), bulk_processing_seconds=0.2)
+    subscribe(shop, hooks.url, topics=("BULK_OPERATIONS_FINISH",))
+    started = shop.data(BULK_QUERY, {"query": "{ productVariants { edges { node { id sku } } } }"})
+    op = started["bulkOperationRunQuery"]["bulkOperation"]
+    shop.handle.api.bulk.processing_seconds = 30.0  # the next one runs long enough to be canceled
+    long = shop.data(BULK_QUERY, {"query": "{ orders { edges { node { id } } } }"})
+    other = long["bulkOperationRunQuery"]["bulkOperation"]["id"]
+    assert shop.data(BULK_CANCEL, {"id": other})["bulkOperationCancel"]["userErrors"] == []
+
+    wait_for(lambda: len(hooks.received) >= 2)
+    time.sleep(0.3)  # nothing more comes: one delivery per operation, however often it is polled
+    assert hooks.topics() == Counter({"bulk_operations/finish": 2})
+    bodies = {}
+    for entry in hooks.received:
+        expected = base64.b64encode(hmac.new(SECRET.encode(), entry["body"], hashlib.sha256).digest()).decode()
+        assert entry["headers"]["x-shopify-hmac-sha256"] == expected
+        body = json.loads(entry["body"])
+        bodies[body["admin_graphql_api_id"]] = body
+    done = bodies[op["id"]]
+    assert (done["status"], done["type"], done["error_code"]) == ("completed", "query", None)
+    assert done["created_at"].endswith("+09:00") and done["completed_at"] >= done["created_at"]
+    assert bodies[other]["status"] == "canceled"
+    assert shop.data("query P($id: ID!) { bulkOperation(id: $id) { status } }",
+                     {"id": op["id"]})["bulkOperation"]["status"] == "COMPLETED"
+
+
 def test_python_dash_m_sandbox_signs_with_the_webhook_secret_it_is_given(tmp_path, collector):
     hooks = collector()
     args = ["--seed", "3", "--skus", "12", "--customers", "10", "--history-days", "1", "--orders-per-day", "5",
