@@ -297,8 +297,9 @@ def _docs(pages: Sequence[str | bytes], label: str) -> pa.Table:
         except pl.exceptions.InvalidOperationError:
             bad = next(i for i, b in enumerate(blobs) if not _is_utf8(b))
             raise ValueError(f"{label}: page {bad + 1} of {len(blobs)} is not UTF-8 text") from None
-    # via polars: pyarrow's own list conversion imports pandas (seconds on a cold process)
-    text = docs.to_arrow()
+    # via polars: pyarrow's own list conversion imports pandas (seconds on a cold process); string_view is
+    # polars' own layout, so no copy (DuckDB reads it as VARCHAR)
+    text = docs.to_arrow(compat_level=pl.CompatLevel.newest())
     sizes = docs.str.len_bytes().to_list()
     batches: list[pa.RecordBatch] = []
     start = taken = 0

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,11 @@ def _plain_type(dtype: pa.DataType) -> pa.DataType:
 
 def _landed_schema(columns: Mapping[str, pl.DataType]) -> pa.Schema:
     """The Arrow schema a batch of these polars column types lands with (plain string / list types)."""
+    return _landed_schema_of(tuple(columns.items()))
+
+
+@cache
+def _landed_schema_of(columns: tuple[tuple[str, pl.DataType], ...]) -> pa.Schema:
     return _plain_table(pl.DataFrame(schema=dict(columns)).to_arrow()).schema
 
 
