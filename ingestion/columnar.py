@@ -125,7 +125,9 @@ def _value(base: str, f: Field) -> str:
     if f.kind == "money":
         return f"trim({ref})"
     if f.kind == "int":
-        return f"TRY_CAST(TRY_CAST(trim({ref}) AS DECIMAL(38, 9)) AS BIGINT)"
+        # for every text the check accepts (an integral decimal) DuckDB's BIGINT cast gives the value a cast
+        # through DECIMAL gives, for less (D120)
+        return f"TRY_CAST({ref} AS BIGINT)"
     return ref
 
 
@@ -159,8 +161,9 @@ def _checks(base: str, f: Field, where: str = "''", value: str | None = None) ->
     elif f.kind == "money":
         checks.append((f"NOT regexp_full_match({value}, {_lit(_DECIMAL_RE)})",
                        reason(_lit(f"{f.path} "), shown, "' is not a decimal amount'")))
-    elif f.kind == "int":
-        checks.append((f"NOT regexp_full_match(trim({ref}), {_lit(_INTEGER_RE)})",
+    elif f.kind == "int":  # (an integer beyond BIGINT casts to NULL: quarantined, not landed as NULL)
+        checks.append((f"{ref} IS NOT NULL AND (NOT regexp_full_match(trim({ref}), {_lit(_INTEGER_RE)}) "
+                       f"OR {value} IS NULL)",
                        reason(_lit(f"{name} "), shown, "' is not an integer'")))
     return checks
 

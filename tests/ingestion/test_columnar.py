@@ -105,6 +105,11 @@ BAD_NODES = {
                                                                {**n["lineItems"]["nodes"][1], "id": None}]}},
     "line quantity text": lambda n: {**n, "lineItems": {"nodes": [{**n["lineItems"]["nodes"][0],
                                                                   "quantity": "two"}]}},
+    "line quantity a fraction": lambda n: {**n, "lineItems": {"nodes": [{**n["lineItems"]["nodes"][0],
+                                                                        "quantity": "2.5"}]}},
+    "createdAt bad after a null cancelledAt": lambda n: _bad(n, cancelledAt=None, createdAt="2026-13-40T00:00:00Z"),
+    "money bad after a null cancelledAt": lambda n: _bad(n, cancelledAt=None,
+                                                         totalTaxSet={"shopMoney": {"amount": "1,0"}}),
 }
 
 
@@ -123,6 +128,28 @@ def test_a_bad_node_is_quarantined_with_the_row_mappers_reason_and_the_rest_land
     assert record.record_key == bad["id"]
     assert record.reason == f"shopify/orders {bad['id'] or '(no id)'}: {expected.value}"
     assert json.loads(record.raw) == bad
+
+
+def test_a_quantity_beyond_64_bits_is_quarantined_not_landed_as_null():
+    """The row path would fail the whole batch on it (Int64); the columnar path sets the one order aside."""
+    good = make_order(1, NOW)
+    huge = make_order(2, NOW)
+    huge["lineItems"]["nodes"][0]["quantity"] = "9223372036854775808"
+
+    rows, bad = map_page_texts(SPEC, [page_of([good, huge])])
+
+    assert rows.column("order_id").to_pylist() == [good["id"]]
+    assert [record.reason for record in bad] == [
+        f"shopify/orders {huge['id']}: lineItems[0].quantity '9223372036854775808' is not an integer"]
+
+
+def test_the_first_problem_in_field_order_is_the_reason():
+    node = _bad(make_order(3, NOW), updatedAt="soon", totalTaxSet={"shopMoney": {"amount": "x"}})
+    with pytest.raises(RecordError) as expected:
+        order_row(node)
+    _, bad = map_page_texts(SPEC, [page_of([node])])
+    assert [record.reason for record in bad] == [f"shopify/orders {node['id']}: {expected.value}"]
+    assert "updatedAt" in str(expected.value)
 
 
 def test_nodes_that_are_not_objects_are_quarantined_not_dropped(tmp_path):
