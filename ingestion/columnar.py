@@ -1,4 +1,4 @@
-"""Columnar mapping: GraphQL answer pages (JSON text) → typed landed columns and quarantine, in one DuckDB query.
+"""Columnar mapping: GraphQL answer pages (JSON text) → typed landed columns and quarantine, in DuckDB statements.
 
 The row mappers (`ingestion.shopify.order_row` …) cost a Python call per field per record; at Shopify's page
 sizes that, and building a frame from dicts, made landing ~30× slower than the parse itself. Here a mapping is
