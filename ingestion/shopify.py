@@ -35,6 +35,7 @@ from functools import cache
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -73,7 +74,7 @@ from ingestion.schemas import (
 )
 
 SOURCE = "shopify"
-Rows = list[dict[str, Any]] | pl.DataFrame
+Rows = list[dict[str, Any]] | pl.DataFrame | pa.Table
 MAX_QUERY_COST = 1000  # Shopify refuses a single query whose requested cost exceeds this
 ORDER_LINE_ITEMS_FIRST = 10  # inline per order; more are fetched by ORDER_LINE_ITEMS_QUERY
 FOLLOW_UP_FIRST = 100
@@ -712,12 +713,13 @@ def _map_fetches(fetches: Iterable[Fetch], spec: ShopifyEntity, entity: str) -> 
     return rows, bad
 
 
-def map_page_texts(spec: ShopifyEntity, texts: Sequence[str | bytes]) -> tuple[pl.DataFrame, list[QuarantineRecord]]:
-    """Whole GraphQL answers (JSON text) of a columnar entity → (landed rows as a frame, quarantine)."""
+def map_page_texts(spec: ShopifyEntity, texts: Sequence[str | bytes]) -> tuple[pa.Table, list[QuarantineRecord]]:
+    """Whole GraphQL answers (JSON text or the response bytes) of a columnar entity → (landed rows as an Arrow
+    table, which `write_batch` lands as it is; quarantine)."""
     if spec.columnar is None:
         raise ValueError(f"{spec.schema.entity} has no columnar mapping")
     mapped = map_pages(spec.columnar, texts)
-    return pl.from_arrow(mapped.table), mapped.bad
+    return mapped.table, mapped.bad
 
 
 # -- targeted fetches (webhook follow-ups, DECISIONS.md D13) ------------------------------------------------

@@ -105,6 +105,11 @@ BAD_NODES = {
                                                                {**n["lineItems"]["nodes"][1], "id": None}]}},
     "line quantity text": lambda n: {**n, "lineItems": {"nodes": [{**n["lineItems"]["nodes"][0],
                                                                   "quantity": "two"}]}},
+    "line quantity a fraction": lambda n: {**n, "lineItems": {"nodes": [{**n["lineItems"]["nodes"][0],
+                                                                        "quantity": "2.5"}]}},
+    "createdAt bad after a null cancelledAt": lambda n: _bad(n, cancelledAt=None, createdAt="2026-13-40T00:00:00Z"),
+    "money bad after a null cancelledAt": lambda n: _bad(n, cancelledAt=None,
+                                                         totalTaxSet={"shopMoney": {"amount": "1,0"}}),
 }
 
 
@@ -117,12 +122,34 @@ def test_a_bad_node_is_quarantined_with_the_row_mappers_reason_and_the_rest_land
 
     rows, quarantined = map_page_texts(SPEC, [page_of([good[0], bad]), page_of(good[1:])])
 
-    assert rows.get_column("order_id").to_list() == [g["id"] for g in good]
+    assert rows.column("order_id").to_pylist() == [g["id"] for g in good]
     assert len(quarantined) == 1
     record = quarantined[0]
     assert record.record_key == bad["id"]
     assert record.reason == f"shopify/orders {bad['id'] or '(no id)'}: {expected.value}"
     assert json.loads(record.raw) == bad
+
+
+def test_a_quantity_beyond_64_bits_is_quarantined_not_landed_as_null():
+    """The row path would fail the whole batch on it (Int64); the columnar path sets the one order aside."""
+    good = make_order(1, NOW)
+    huge = make_order(2, NOW)
+    huge["lineItems"]["nodes"][0]["quantity"] = "9223372036854775808"
+
+    rows, bad = map_page_texts(SPEC, [page_of([good, huge])])
+
+    assert rows.column("order_id").to_pylist() == [good["id"]]
+    assert [record.reason for record in bad] == [
+        f"shopify/orders {huge['id']}: lineItems[0].quantity '9223372036854775808' is not an integer"]
+
+
+def test_the_first_problem_in_field_order_is_the_reason():
+    node = _bad(make_order(3, NOW), updatedAt="soon", totalTaxSet={"shopMoney": {"amount": "x"}})
+    with pytest.raises(RecordError) as expected:
+        order_row(node)
+    _, bad = map_page_texts(SPEC, [page_of([node])])
+    assert [record.reason for record in bad] == [f"shopify/orders {node['id']}: {expected.value}"]
+    assert "updatedAt" in str(expected.value)
 
 
 def test_nodes_that_are_not_objects_are_quarantined_not_dropped(tmp_path):
@@ -143,7 +170,7 @@ def test_nodes_that_are_not_objects_are_quarantined_not_dropped(tmp_path):
 
 def test_an_empty_page_lands_nothing(tmp_path):
     rows, bad = map_page_texts(SPEC, [page_of([])])
-    assert rows.height == 0 and bad == []
+    assert rows.num_rows == 0 and bad == []
     result = land_and_report(LandingZone(tmp_path), SPEC.schema, rows, bad, fetched_at=NOW, since=None)
     assert result.rows_landed == 0 and result.path is None
 
@@ -153,13 +180,13 @@ def test_offsets_and_fractions_become_the_same_utc_instant_as_the_row_mapper(tmp
     rows, bad = map_page_texts(SPEC, [page_of([node])])
     expected = order_row(node)
     assert bad == []
-    assert rows.row(0, named=True)["created_at"] == expected["created_at"] == datetime(2026, 11, 23, 0, 0, 0, 123456,
-                                                                                      tzinfo=UTC)
-    assert rows.row(0, named=True)["processed_at"] == expected["processed_at"]
+    row = pl.from_arrow(rows).row(0, named=True)
+    assert row["created_at"] == expected["created_at"] == datetime(2026, 11, 23, 0, 0, 0, 123456, tzinfo=UTC)
+    assert row["processed_at"] == expected["processed_at"]
 
 
 def test_the_mapping_is_pure():
     pages = [page_of([make_order(n, NOW) for n in range(4)])]
     first, _ = map_page_texts(SPEC, pages)
     second, _ = map_page_texts(SPEC, pages)
-    assert first.height == 4 and first.equals(second)
+    assert first.num_rows == 4 and first.equals(second)
