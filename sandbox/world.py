@@ -13,6 +13,7 @@ tested against, not a copy of its logic.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import threading
@@ -22,9 +23,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from faker import Faker
 
-from sandbox.draw import Weighted, pick, randint
+from sandbox import lifecycle
+from sandbox.draw import (
+    Weighted,
+    batch_rng,
+    cumulative,
+    distinct_picks,
+    pick,
+    pick_many,
+    randint,
+    sequential_ids,
+)
 from sandbox.malls import MALL_CHANNELS, PROFILES, Mall, MallListing, MallOrder
 from sandbox.truth import PhysicalTruth, receiving_time
 
@@ -195,6 +207,7 @@ EMAIL_DOMAINS = ("example.jp", "example.com", "example.ne.jp", "example.co.jp", 
 HOUR_WEIGHTS = (0.6, 0.35, 0.2, 0.12, 0.1, 0.15, 0.3, 0.55, 0.8, 0.9, 1.0, 1.1, 1.5, 1.25, 1.0, 1.0, 1.0,
                 1.1, 1.3, 1.5, 1.8, 2.0, 1.9, 1.2)
 WEEKDAY_WEIGHTS = (0.9, 0.92, 0.95, 0.97, 1.05, 1.25, 1.3)
+_BIG_WORLD_OBJECTS = 1_000_000  # objects a generation makes above which it ends with a full collection (World.generate)
 # generation hot loops draw from these (sandbox.draw: the same draws as rng.choices, accumulated once)
 _HOURS = Weighted(range(24), HOUR_WEIGHTS)
 _LINES_PER_ORDER = Weighted((1, 2, 3, 4), (55, 28, 12, 5))
@@ -384,7 +397,7 @@ class Customer:
         return gid("Customer", self.id)
 
 
-@dataclass
+@dataclass(slots=True)  # a million of these: slots make them smaller and quicker to build
 class LineItem:
     id: int
     sku: str
@@ -403,13 +416,13 @@ class LineItem:
         return gid("LineItem", self.id)
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     at: datetime
     kind: str  # pay | ship | cancel | refund | partial_refund
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     id: int
     number: int
@@ -497,6 +510,87 @@ def order_tax(lines: list[LineItem], discount: int, shipping: int) -> int:
     return tax
 
 
+def _order_tax_columns(goods: np.ndarray, reduced: np.ndarray, discount: np.ndarray,
+                       shipping: np.ndarray) -> np.ndarray:
+    """`order_tax` over arrays of orders with goods at the two Japanese rates (`reduced`: the 8 % part of `goods`)."""
+    standard = goods - reduced
+    reduced_share = np.where(standard == 0, discount, np.where(reduced == 0, 0, discount * reduced // goods))
+    return (reduced - reduced_share) * 8 // 108 + (standard - (discount - reduced_share) + shipping) * 10 // 110
+
+
+def order_stamps(gen: np.random.Generator, now: datetime, days: int, per_day: float) -> np.ndarray:
+    """Order times (epoch seconds, ascending) over the `days` before `now`: weekday and hour-of-day seasonality,
+    paydays, Poisson-ish daily counts."""
+    start = now - timedelta(days=days)
+    day, last_day = start.astimezone(JST).date(), now.astimezone(JST).date()
+    midnights, expected = [], []
+    while day <= last_day:
+        midnights.append(int(datetime(day.year, day.month, day.day, tzinfo=JST).timestamp()))
+        expected.append(per_day * WEEKDAY_WEIGHTS[day.weekday()] * (1.15 if day.day in (25, 26) else 1.0))
+        day += timedelta(days=1)
+    mean = np.array(expected) * gen.uniform(0.85, 1.15, len(expected))
+    counts = np.maximum(0, np.rint(gen.normal(mean, np.sqrt(mean)))).astype(np.int64)
+    total = int(counts.sum())
+    stamps = (np.repeat(np.array(midnights, dtype=np.int64), counts) + _HOURS.values(gen, total) * 3600
+              + gen.integers(0, 60, total) * 60 + gen.integers(0, 60, total))
+    stamps = stamps[(stamps >= int(start.timestamp())) & (stamps < int(now.timestamp()))]
+    stamps.sort()
+    return stamps
+
+
+# The shop's history settled in columns (sandbox.lifecycle.replay): what World._apply does to one order.
+_SHOP_FAMILY = {CARD: lifecycle.INSTANT, KONBINI: lifecycle.DEFERRED, BANK: lifecycle.DEFERRED, COD: lifecycle.COD}
+FINANCIAL_STATUSES = ("PENDING", "PAID", "VOIDED", "REFUNDED", "PARTIALLY_REFUNDED")
+_PENDING, _PAID, _VOIDED, _REFUNDED, _PARTIALLY_REFUNDED = range(len(FINANCIAL_STATUSES))
+
+
+def _shop_pay(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["financial"][rows] = _PAID
+
+
+def _shop_ship(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["fulfilled"][rows] = True
+
+
+def _shop_cancel(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    paid = state["financial"][rows] == _PAID
+    state["by_customer"][rows] = paid
+    state["financial"][rows] = np.where(paid, _REFUNDED, _VOIDED)
+    state["cancelled_at"][rows] = at
+    state["zeroed"][rows] = True
+
+
+def _shop_refund(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["financial"][rows] = _REFUNDED
+    state["zeroed"][rows] = True
+
+
+def _shop_partial_refund(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["financial"][rows] = _PARTIALLY_REFUNDED
+    state["partial"][rows] = True
+
+
+_SHOP_TRANSITIONS: dict[str, lifecycle.Transition] = {
+    "pay": _shop_pay,
+    "ship": _shop_ship,
+    "cancel": _shop_cancel,
+    "refund": _shop_refund,
+    "partial_refund": _shop_partial_refund,
+}
+
+
+def settle_shop_orders(family: np.ndarray, plan: lifecycle.Plan, created: np.ndarray,
+                       until: int) -> tuple[dict[str, np.ndarray], lifecycle.Replayed]:
+    """The state of shop orders (`family`, planned `plan`, placed at epoch `created`) once every event due by
+    `until` is applied: `financial` (index into FINANCIAL_STATUSES), `fulfilled`, `cancelled_at` (-1: not cancelled),
+    `by_customer` (the cancel reason), `zeroed` (every line's current quantity is 0), `partial` (partly refunded)."""
+    n = len(family)
+    state = {"financial": np.where(family == lifecycle.INSTANT, _PAID, _PENDING).astype(np.int8),
+             "fulfilled": np.zeros(n, bool), "cancelled_at": np.full(n, -1, np.int64),
+             "by_customer": np.zeros(n, bool), "zeroed": np.zeros(n, bool), "partial": np.zeros(n, bool)}
+    return state, lifecycle.replay(plan, created, until, state, _SHOP_TRANSITIONS)
+
+
 # ------------------------------------------------------------------------------------------------ world
 class World:
     """Everything the sandbox knows. Mutate only through the methods below (they take `self.lock`)."""
@@ -558,17 +652,29 @@ class World:
             raise ValueError("skus and customers must be ≥ 1; history_days and orders_per_day ≥ 0")
         world = cls(seed, now or _wall_now())
         fake = _seeded_faker(seed)
-        world._generate_erp(skus)
-        world._generate_shop()
-        world._generate_customers(fake, customers)
-        world._generate_history(history_days, orders_per_day)
-        world._settle_inventory()
-        world._generate_malls(fake, history_days, orders_per_day)
-        world._generate_erp_master(customers, sell_bundles)
-        world._live = True
-        for mall in world.malls.values():
-            mall.go_live()
-        world.truth = PhysicalTruth(world)
+        # Generation builds millions of long-lived records and no garbage cycles; with the cyclic collector on, it
+        # re-scans the growing heap again and again (half of a 1M-order generation's time). Off while generating;
+        # a big world is then moved to the oldest generation in one full collection, here, rather than in the
+        # two or three collections the thresholds would start later, each a pause of seconds in a server.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            world._generate_erp(skus)
+            world._generate_shop()
+            world._generate_customers(fake, customers)
+            world._generate_history(history_days, orders_per_day)
+            world._settle_inventory()
+            world._generate_malls(fake, history_days, orders_per_day)
+            world._generate_erp_master(customers, sell_bundles)
+            world._live = True
+            for mall in world.malls.values():
+                mall.go_live()
+            world.truth = PhysicalTruth(world)
+        finally:
+            if collecting:
+                gc.enable()
+                if gc.get_count()[0] > _BIG_WORLD_OBJECTS:
+                    gc.collect()
         return world
 
     def _next_id(self, kind: str, start: int, max_gap: int = 1, rng: random.Random | None = None) -> int:
@@ -757,34 +863,89 @@ class World:
         }
 
     def _generate_history(self, days: int, per_day: int) -> None:
+        """The shop's orders before `now`: drawn in batches, settled as of `now` in one replay of their planned
+        lifecycles (sandbox.lifecycle), each record built once in its final state (events still to come pending)."""
         if days == 0 or per_day == 0:
             return
-        rng = self._rng
-        for ts in self._order_stamps(rng, days, per_day):
-            order = self._new_order(ts, rng, check_stock=False)
-            if order is not None:
-                self._apply_due(order, self.now)
+        gen = batch_rng(self.seed, "shop", "history")
+        stamps = order_stamps(gen, self.now, days, per_day)
+        n = len(stamps)
+        if n == 0:
+            return
+        who = pick_many(gen, cumulative(self._customer_weights), n)
+        rows, picked = distinct_picks(gen, cumulative(self._variant_weights), _LINES_PER_ORDER.values(gen, n))
+        quantity = _QUANTITY.values(gen, len(rows))
+        variants = self.variants
+        rate = np.array([TAX_PERCENT[self._product_by_sku(v.sku).tax_class] for v in variants])[picked]
+        amount = np.array([v.price for v in variants])[picked] * quantity
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # every order has its first pick
+        goods = np.add.reduceat(amount, starts)
+        reduced = np.add.reduceat(np.where(rate == TAX_PERCENT["reduced"], amount, 0), starts)
+        coupon = np.where((goods >= 3000) & (gen.random(n) < 0.12), gen.integers(0, len(COUPONS), n), -1)
+        fixed = np.array([c[1] or 0 for c in COUPONS])[coupon]
+        percent = np.array([c[2] or 0 for c in COUPONS])[coupon]
+        discount = np.where(coupon >= 0, fixed + goods * percent // 100, 0)
+        remote = np.array([c.address["province"] in REMOTE_PREFECTURES for c in self.customers])[who]
+        shipping = np.where(goods - discount >= FREE_SHIPPING_FROM, 0,
+                            np.where(remote, SHIPPING_REMOTE, SHIPPING_STANDARD))
+        tax = _order_tax_columns(goods, reduced, discount, shipping)
+        gateway = _GATEWAY.indexes(gen, n)
+        family = np.array([_SHOP_FAMILY[g] for g in _GATEWAY.population])[gateway]
+        plan = lifecycle.shop_plan(family, gen.random((n, lifecycle.SHOP_DRAWS)))
+        state, done = settle_shop_orders(family, plan, stamps, int(self.now.timestamp()))
+        order_ids = self._next_ids("Order", 5_900_000_000_000, 3000, n, gen)
+        line_ids = self._next_ids("LineItem", 14_800_000_000_000, 40, len(rows), gen)
 
-    def _order_stamps(self, rng: random.Random, days: int, per_day: float) -> list[datetime]:
-        """Order times over the last `days`: weekday and hour-of-day seasonality, paydays, Poisson-ish counts."""
-        start = self.now - timedelta(days=days)
-        first_day = start.astimezone(JST).date()
-        last_day = self.now.astimezone(JST).date()
-        stamps: list[datetime] = []
-        day = first_day
-        while day <= last_day:
-            expected = per_day * WEEKDAY_WEIGHTS[day.weekday()] * rng.uniform(0.85, 1.15)
-            if day.day in (25, 26):  # payday
-                expected *= 1.15
-            for _ in range(max(0, round(rng.gauss(expected, expected ** 0.5)))):
-                hour = _HOURS.pick(rng)
-                local = datetime(day.year, day.month, day.day, hour, randint(rng, 0, 59), randint(rng, 0, 59), tzinfo=JST)
-                ts = local.astimezone(UTC)
-                if start <= ts < self.now:
-                    stamps.append(ts)
-            day += timedelta(days=1)
-        stamps.sort()
-        return stamps
+        # Records. Lists of Python values from here: indexing numpy arrays one element at a time is slow.
+        titles = {p.id: p.title for p in self.shop_products}
+        head = [(v.sku, titles[v.product_id], v.title) for v in variants]
+        tail = [(v.price, TAX_PERCENT[self._product_by_sku(v.sku).tax_class], v.id, v.inventory_item_id, v.product_id)
+                for v in variants]
+        lines = [LineItem(line_id, *head[v], q, q, *tail[v])
+                 for line_id, v, q in zip(line_ids.tolist(), picked.tolist(), quantity.tolist(), strict=True)]
+        bounds = np.r_[starts, len(rows)].tolist()
+        created = lifecycle.as_datetimes(stamps)
+        updated = lifecycle.as_datetimes(np.maximum(done.last_at, stamps))
+        cancelled = lifecycle.as_datetimes(state["cancelled_at"])
+        pending: dict[int, list[Event]] = {}
+        for row, at, kind in done.pending:
+            pending.setdefault(row, []).append(Event(lifecycle.as_datetime(at), kind))
+        customers, gateways, codes = self.customers, _GATEWAY.population, [c[0] for c in COUPONS]
+        columns = zip(order_ids.tolist(), who.tolist(), created, updated, cancelled, gateway.tolist(),
+                      coupon.tolist(), goods.tolist(), discount.tolist(), shipping.tolist(), tax.tolist(),
+                      state["financial"].tolist(), state["fulfilled"].tolist(), state["by_customer"].tolist(),
+                      state["zeroed"].tolist(), state["partial"].tolist(), strict=True)
+        number = self._next_order_number
+        for i, (order_id, c, at, updated_at, cancelled_at, g, coupon_no, lines_total, off, ship_fee, tax_jpy, fin,
+                fulfilled, by_customer, zeroed, partial) in enumerate(columns):
+            customer = customers[c]
+            order_lines = lines[bounds[i]:bounds[i + 1]]
+            if zeroed:
+                for li in order_lines:
+                    li.current_quantity = 0
+            elif partial:
+                top = max(order_lines, key=lambda li: li.unit_price)
+                top.current_quantity = max(0, top.current_quantity - 1)
+            self.orders.append(Order(
+                order_id, number + i, at, updated_at, at, gateways[g], customer.id, customer.email, customer.phone,
+                dict(customer.address), order_lines, lines_total, off, codes[coupon_no] if coupon_no >= 0 else None,
+                ship_fee, tax_jpy, FINANCIAL_STATUSES[fin], "FULFILLED" if fulfilled else "UNFULFILLED", cancelled_at,
+                None if cancelled_at is None else "CUSTOMER" if by_customer else "DECLINED", cancelled_at,
+                pending.get(i, []),
+            ))
+        self._next_order_number += n
+        latest = np.full(len(customers), -1, np.int64)
+        np.maximum.at(latest, who, stamps)
+        for c in np.flatnonzero(latest >= 0).tolist():
+            customers[c].updated_at = max(customers[c].updated_at, lifecycle.as_datetime(int(latest[c])))
+        self.version += n + int(done.applied.sum())
+
+    def _next_ids(self, kind: str, start: int, max_gap: int, n: int, gen: np.random.Generator) -> np.ndarray:
+        """`n` ids at once, continuing the kind's sequence (`_next_id` one at a time)."""
+        ids = sequential_ids(gen, self._ids.get(kind), start, max_gap, n)
+        if n:
+            self._ids[kind] = int(ids[-1])
+        return ids
 
     def _generate_malls(self, fake: Faker, days: int, per_day: int) -> None:
         """Rakuten, Amazon and Yahoo: listings, their order history, then their displayed stock."""
@@ -803,10 +964,8 @@ class World:
                                                           person.address["phone"].replace("-", "")),
             )
             if days and per_day:
-                for ts in self._order_stamps(mall.rng, days, per_day * mall.profile.volume):
-                    order = mall.new_order(ts, mall.rng, check_stock=False)
-                    if order is not None:
-                        mall.apply_due(order, self.now)
+                gen = batch_rng(self.seed, channel, "history")
+                mall.generate_history(gen, order_stamps(gen, self.now, days, per_day * mall.profile.volume))
             mall.settle_stock(erp)
             self.malls[channel] = mall
 
@@ -1073,33 +1232,11 @@ class World:
 
     @staticmethod
     def _plan_lifecycle(order: Order, rng: random.Random) -> list[Event]:
-        t = order.created_at
-
-        def hours(lo: float, hi: float) -> timedelta:
-            return timedelta(seconds=round(rng.uniform(lo, hi) * 3600))
-
-        events: list[Event] = []
-        if order.gateway == CARD:
-            if rng.random() < 0.03:
-                return [Event(t + hours(0.3, 20), "cancel")]
-            ship = t + hours(4, 60)
-            events.append(Event(ship, "ship"))
-            roll = rng.random()
-            if roll < 0.02:
-                events.append(Event(ship + hours(72, 240), "refund"))
-            elif roll < 0.035:
-                events.append(Event(ship + hours(72, 240), "partial_refund"))
-        elif order.gateway in (KONBINI, BANK):
-            if rng.random() < 0.12:
-                return [Event(t + timedelta(days=7), "cancel")]  # never paid: cancelled after the deadline
-            paid = t + hours(0.2, 72)
-            events += [Event(paid, "pay"), Event(paid + hours(4, 48), "ship")]
-        else:  # cash on delivery: shipped first, paid at the door
-            if rng.random() < 0.02:
-                return [Event(t + hours(0.5, 12), "cancel")]
-            ship = t + hours(4, 48)
-            events += [Event(ship, "ship"), Event(ship + hours(20, 72), "pay")]
-        return events
+        """A live order's plan: sandbox.lifecycle.shop_plan on one row (the history plans the same way)."""
+        draws = np.array([[rng.random() for _ in range(lifecycle.SHOP_DRAWS)]])
+        plan = lifecycle.shop_plan(np.array([_SHOP_FAMILY[order.gateway]]), draws)
+        return [Event(order.created_at + timedelta(seconds=offset), kind)
+                for offset, kind in lifecycle.ordered_events(plan, 0)]
 
     def _apply_due(self, order: Order, until: datetime) -> bool:
         changed = False
