@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -457,11 +458,11 @@ class Mall:
             listing.stock_updated_at = max(stamp, listing.created_at)
             listing.updated_at = max(listing.updated_at, listing.stock_updated_at)
 
-    def remember_old_addresses(self, people: list[Any], make_address: Any) -> None:
-        """Some people moved: this mall still has their old address (identity resolution must cope)."""
-        for person in people:
-            if self.rng.random() < 0.12:
-                self._old_address[person.id] = make_address(person)
+    def remember_old_addresses(self, gen: np.random.Generator, people: list[Any],
+                               addresses_for: Callable[[np.random.Generator, list[Any]], list[dict[str, Any]]]) -> None:
+        """Some people moved (12 %): this mall still has their old address (identity resolution must cope)."""
+        moved = [person for person, roll in zip(people, gen.random(len(people)).tolist(), strict=True) if roll < 0.12]
+        self._old_address = dict(zip([p.id for p in moved], addresses_for(gen, moved), strict=True))
 
     def go_live(self) -> None:
         self._live = True
@@ -477,29 +478,31 @@ class Mall:
         return buyer
 
     def _write_buyer(self, person: Any, style: int) -> MallBuyer:
-        phone_style, upper_email, zip_style, hiragana, wide_address = _unpack_style(style)
+        """`person` written in `style` (bits as `buyer_styles` packs them)."""
         address = self._old_address.get(person.id, person.address)
-        digits = address["phone"].replace("-", "")
-        phone = (address["phone"], digits, _fullwidth(address["phone"]),  # 090-1234-5678, 09012345678, full width
-                 f"{digits[:3]}({digits[3:7]}){digits[7:]}")[phone_style]
+        phone = address["phone"]  # 090-1234-5678
+        if style & 3 == 1:
+            phone = phone.replace("-", "")
+        elif style & 3 == 2:
+            phone = _fullwidth(phone)
+        elif style & 3 == 3:
+            phone = f"{phone[:3]}({phone[4:8]}){phone[9:]}"
         if self.profile.masked_email_domain:
             email = f"{self._masked_tokens[person.id]:012x}@{self.profile.masked_email_domain}"
-        else:
+        elif style & 4:
             local, _, domain = person.email.partition("@")
-            email = f"{local.upper()}@{domain}" if upper_email else person.email
-        zip_code = address["zip"].replace("-", "") if zip_style & 1 else address["zip"]
-        if zip_style & 2:
+            email = f"{local.upper()}@{domain}"
+        else:
+            email = person.email
+        zip_code = address["zip"].replace("-", "") if style & 8 else address["zip"]
+        if style & 16:
             zip_code = _fullwidth(zip_code)
         kana_family, kana_given = person.last_name_kana, person.first_name_kana
-        if hiragana:
+        if style & 32:
             kana_family, kana_given = _hiragana(kana_family), _hiragana(kana_given)
-        return MallBuyer(
-            person_id=person.id, family_name=person.last_name, given_name=person.first_name,
-            family_name_kana=kana_family, given_name_kana=kana_given, email=email, phone=phone, zip=zip_code,
-            prefecture=address["province"], city=address["city"],
-            address1=_fullwidth(address["address1"]) if wide_address else address["address1"],
-            address2=address.get("address2"),
-        )
+        address1 = _fullwidth(address["address1"]) if style & 64 else address["address1"]
+        return MallBuyer(person.id, person.last_name, person.first_name, kana_family, kana_given, email, phone,
+                         zip_code, address["province"], address["city"], address1, address.get("address2"))
 
     # --------------------------------------------------------------------------------------- orders
     def new_order(self, at: datetime, rng: random.Random, check_stock: bool,
@@ -727,18 +730,14 @@ def settle_mall_orders(family: np.ndarray, plan: lifecycle.Plan, created: np.nda
 # ------------------------------------------------------------------------------------------------ buyers
 def buyer_styles(rolls: np.ndarray) -> np.ndarray:
     """How each order's mall writes its buyer, from BUYER_DRAWS uniforms per order, packed in one int: the phone
-    as given 45 %, digits only 35 %, full-width 12 %, 090(1234)5678 8 %; the e-mail's local part in capitals 15 %
-    (where the mall keeps the address); the postal code without its hyphen 30 %, full-width 10 %; the kana in
-    hiragana 30 % (Yahoo); the street address full-width 20 %."""
+    (bits 0–1) as given 45 %, digits only 35 %, full-width 12 %, 090(1234)5678 8 %; the e-mail's local part in
+    capitals (bit 2) 15 % where the mall keeps the address; the postal code without its hyphen (bit 3) 30 % and
+    full-width (bit 4) 10 %; the kana in hiragana (bit 5) 30 %, on Yahoo; the street address full-width (bit 6) 20 %."""
     phone = np.searchsorted(np.array([0.45, 0.8, 0.92]), rolls[:, 0], side="right")
     upper_email = rolls[:, 1] >= 0.85
     zip_style = (rolls[:, 2] >= 0.7) + 2 * (rolls[:, 3] < 0.1)
     hiragana, wide_address = rolls[:, 4] < 0.3, rolls[:, 5] >= 0.8
     return phone + 4 * upper_email + 8 * zip_style + 32 * hiragana + 64 * wide_address
-
-
-def _unpack_style(style: int) -> tuple[int, bool, int, bool, bool]:
-    return style & 3, bool(style & 4), (style >> 3) & 3, bool(style & 32), bool(style & 64)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -759,8 +758,11 @@ def _fullwidth(text: str) -> str:
     return text.translate(_FULLWIDTH)
 
 
+_HIRAGANA = str.maketrans({chr(c): chr(c - 0x60) for c in range(ord("ァ"), ord("ヶ") + 1)})
+
+
 def _hiragana(katakana: str) -> str:
-    return "".join(chr(ord(ch) - 0x60) if "ァ" <= ch <= "ヶ" else ch for ch in katakana)
+    return katakana.translate(_HIRAGANA)
 
 
 def _mall_title(channel: str, p: Any) -> str:

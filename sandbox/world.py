@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from faker import Faker
+from faker.providers.address.ja_JP import Provider as _JaAddress
+from faker.providers.person.ja_JP import Provider as _JaPerson
 
 from sandbox import lifecycle
 from sandbox.draw import (
@@ -107,14 +109,6 @@ def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"timestamps must be timezone-aware: {ts!r}")
     return ts.astimezone(UTC)
-
-
-def _seeded_faker(seed: Any) -> Any:
-    """A ja_JP Faker seeded with `seed`, as its one locale's generator: the same values, without the proxy's
-    attribute lookup on every call (hundreds of thousands of names and addresses)."""
-    fake = Faker("ja_JP")
-    fake.seed_instance(seed)
-    return fake._factories[0] if len(fake._factories) == 1 else fake
 
 
 def _wall_now() -> datetime:
@@ -215,6 +209,11 @@ _QUANTITY = Weighted((1, 2, 3), (80, 15, 5))
 _PLACES = Weighted(PLACES, [p[4] for p in PLACES])
 _CATEGORY = Weighted(CATEGORIES, [c.weight for c in CATEGORIES])
 _GATEWAY = Weighted([g for g, _ in GATEWAYS], [w for _, w in GATEWAYS])
+# People and addresses: Faker's ja_JP tables (kanji, katakana reading, romanisation; family names weighted by how
+# common they are, as Faker weights them), drawn from in batches rather than one Faker call per value.
+_FIRST_NAMES = Weighted(_JaPerson.first_name_pairs, [1] * len(_JaPerson.first_name_pairs))
+_LAST_NAMES = Weighted(list(_JaPerson.last_name_pairs), list(_JaPerson.last_name_pairs.values()))
+_TOWNS, _BUILDINGS = _JaAddress.towns, _JaAddress.building_names
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -651,7 +650,6 @@ class World:
         if skus < 1 or customers < 1 or history_days < 0 or orders_per_day < 0:
             raise ValueError("skus and customers must be ≥ 1; history_days and orders_per_day ≥ 0")
         world = cls(seed, now or _wall_now())
-        fake = _seeded_faker(seed)
         # Generation builds millions of long-lived records and no garbage cycles; with the cyclic collector on, it
         # re-scans the growing heap again and again (half of a 1M-order generation's time). Off while generating;
         # a big world is then moved to the oldest generation in one full collection, here, rather than in the
@@ -661,10 +659,10 @@ class World:
         try:
             world._generate_erp(skus)
             world._generate_shop()
-            world._generate_customers(fake, customers)
+            world._generate_customers(customers)
             world._generate_history(history_days, orders_per_day)
             world._settle_inventory()
-            world._generate_malls(fake, history_days, orders_per_day)
+            world._generate_malls(history_days, orders_per_day)
             world._generate_erp_master(customers, sell_bundles)
             world._live = True
             for mall in world.malls.values():
@@ -822,45 +820,66 @@ class World:
         if not self.variants:  # a tiny world still sells something
             raise ValueError("the shop lists no variant; use more skus")
 
-    def _generate_customers(self, fake: Faker, count: int) -> None:
-        rng = self._rng
+    def _generate_customers(self, count: int) -> None:
+        """`count` people with Japanese names (Faker's ja_JP tables), e-mail, mobile and address, drawn in a batch."""
+        gen = batch_rng(self.seed, "customers")
+        firsts = [_FIRST_NAMES.population[i] for i in _FIRST_NAMES.indexes(gen, count).tolist()]
+        lasts = [_LAST_NAMES.population[i] for i in _LAST_NAMES.indexes(gen, count).tolist()]
+        local_form = gen.integers(0, 4, count).tolist()
+        numbers, years = gen.integers(1, 100, count).tolist(), gen.integers(1950, 2006, count).tolist()
+        domains = [EMAIL_DOMAINS[i] for i in gen.integers(0, len(EMAIL_DOMAINS), count).tolist()]
+        mobiles = [f"{('090', '080', '070')[k]}{a:04d}{b:04d}" for k, a, b in zip(
+            gen.integers(0, 3, count).tolist(), gen.integers(0, 10_000, count).tolist(),
+            gen.integers(0, 10_000, count).tolist(), strict=True)]
+        has_phone = (gen.random(count) < 0.8).tolist()
+        created_s = int(self.now.timestamp()) - gen.integers(1, 901, count) * 86400 - gen.integers(0, 86400, count)
+        updated_s = created_s + gen.integers(0, 31, count) * 86400
+        self._customer_weights = (gen.pareto(1.3, count) + 1.0).tolist()  # Pareto(1.3): a few buy a lot
+        ids = self._next_ids("Customer", 7_200_000_000_000, 3000, count, gen).tolist()
+        addresses = self._addresses(gen, [(f[0], la[0], m) for f, la, m in zip(firsts, lasts, mobiles, strict=True)])
         used_emails: set[str] = set()
-        for _ in range(count):
-            first, first_kana, first_roman = fake.first_name_pair()
-            last, last_kana, last_roman = fake.last_name_pair()
-            local = rng.choice([f"{first_roman}.{last_roman}", f"{last_roman}{first_roman[0]}",
-                                f"{first_roman}{randint(rng, 1, 99)}", f"{last_roman}_{randint(rng, 1950, 2005)}"])
-            email = f"{local.lower()}@{rng.choice(EMAIL_DOMAINS)}"
-            n = 2
+        for i, (first, last, form, mobile, created, updated) in enumerate(zip(
+                firsts, lasts, local_form, mobiles, lifecycle.as_datetimes(created_s),
+                lifecycle.as_datetimes(updated_s), strict=True)):
+            first_roman, last_roman = first[2], last[2]
+            local = (f"{first_roman}.{last_roman}", f"{last_roman}{first_roman[0]}", f"{first_roman}{numbers[i]}",
+                     f"{last_roman}_{years[i]}")[form].lower()
+            email, n = f"{local}@{domains[i]}", 2
             while email in used_emails:
-                base, _, domain = email.partition("@")
-                email = f"{base}{n}@{domain}"
+                email = f"{local}{n}@{domains[i]}"
                 n += 1
             used_emails.add(email)
-            mobile = f"{rng.choice(('090', '080', '070'))}{randint(rng, 0, 9999):04d}{randint(rng, 0, 9999):04d}"
-            phone = f"+81{mobile[1:]}" if rng.random() < 0.8 else None
-            created = self.now - timedelta(days=randint(rng, 1, 900), seconds=randint(rng, 0, 86399))
             self.customers.append(Customer(
-                id=self._next_id("Customer", 7_200_000_000_000, 3000),
-                first_name=first, last_name=last, first_name_kana=first_kana, last_name_kana=last_kana,
-                email=email, phone=phone,
-                address=self._address(fake, first, last, mobile),
-                created_at=created, updated_at=created + timedelta(days=randint(rng, 0, 30)),
+                id=ids[i], first_name=first[0], last_name=last[0], first_name_kana=first[1], last_name_kana=last[1],
+                email=email, phone=f"+81{mobile[1:]}" if has_phone[i] else None, address=addresses[i],
+                created_at=created, updated_at=updated,
             ))
-            self._customer_weights.append(rng.paretovariate(1.3))
 
-    def _address(self, fake: Faker, first: str, last: str, mobile: str) -> dict[str, Any]:
-        rng = self._rng
-        pref, code, city, zip3, _w = _PLACES.pick(rng)
-        street = f"{fake.town()}{randint(rng, 1, 5)}-{randint(rng, 1, 30)}-{randint(rng, 1, 20)}"
-        building = f"{fake.building_name()}{fake.last_name()} {randint(rng, 1, 12)}0{randint(rng, 1, 9)}号室" \
-            if rng.random() < 0.45 else None
-        return {
-            "firstName": first, "lastName": last, "name": f"{last} {first}",
-            "zip": f"{zip3}-{randint(rng, 0, 9999):04d}", "province": pref, "provinceCode": code, "city": city,
-            "address1": street, "address2": building, "country": "Japan", "countryCodeV2": "JP",
-            "phone": f"{mobile[:3]}-{mobile[3:7]}-{mobile[7:]}", "company": None,
-        }
+    def _addresses(self, gen: np.random.Generator, people: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+        """A Japanese address for each (first name, last name, mobile digits), drawn in a batch: a weighted town of
+        PLACES, a street number, a building (45 %) named after its owner."""
+        n = len(people)
+        places = [_PLACES.population[i] for i in _PLACES.indexes(gen, n).tolist()]
+        towns = [_TOWNS[i] for i in gen.integers(0, len(_TOWNS), n).tolist()]
+        blocks = zip(gen.integers(1, 6, n).tolist(), gen.integers(1, 31, n).tolist(), gen.integers(1, 21, n).tolist(),
+                     strict=True)
+        has_building = (gen.random(n) < 0.45).tolist()
+        buildings = [_BUILDINGS[i] for i in gen.integers(0, len(_BUILDINGS), n).tolist()]
+        owners = [_LAST_NAMES.population[i][0] for i in _LAST_NAMES.indexes(gen, n).tolist()]
+        rooms = zip(gen.integers(1, 13, n).tolist(), gen.integers(1, 10, n).tolist(), strict=True)
+        zips = gen.integers(0, 10_000, n).tolist()
+        addresses = []
+        for i, ((first, last, mobile), (pref, code, city, zip3, _w), town, (chome, ban, go), (floor, room)) in \
+                enumerate(zip(people, places, towns, blocks, rooms, strict=True)):
+            addresses.append({
+                "firstName": first, "lastName": last, "name": f"{last} {first}",
+                "zip": f"{zip3}-{zips[i]:04d}", "province": pref, "provinceCode": code, "city": city,
+                "address1": f"{town}{chome}-{ban}-{go}",
+                "address2": f"{buildings[i]}{owners[i]} {floor}0{room}号室" if has_building[i] else None,
+                "country": "Japan", "countryCodeV2": "JP",
+                "phone": f"{mobile[:3]}-{mobile[3:7]}-{mobile[7:]}", "company": None,
+            })
+        return addresses
 
     def _generate_history(self, days: int, per_day: int) -> None:
         """The shop's orders before `now`: drawn in batches, settled as of `now` in one replay of their planned
@@ -947,7 +966,7 @@ class World:
             self._ids[kind] = int(ids[-1])
         return ids
 
-    def _generate_malls(self, fake: Faker, days: int, per_day: int) -> None:
+    def _generate_malls(self, days: int, per_day: int) -> None:
         """Rakuten, Amazon and Yahoo: listings, their order history, then their displayed stock."""
         sellable = {w.warehouse_code for w in self.warehouses if w.sellable}
         erp: dict[str, int] = {}
@@ -957,12 +976,8 @@ class World:
         for channel in MALL_CHANNELS:
             mall = Mall(self, PROFILES[channel])
             mall.generate_listings()
-            mall_fake = _seeded_faker(f"{self.seed}:{channel}")
-            mall.remember_old_addresses(
-                self.customers,
-                lambda person, f=mall_fake: self._address(f, person.first_name, person.last_name,
-                                                          person.address["phone"].replace("-", "")),
-            )
+            mall.remember_old_addresses(batch_rng(self.seed, channel, "moved"), self.customers, lambda gen, people: (
+                self._addresses(gen, [(p.first_name, p.last_name, p.address["phone"].replace("-", "")) for p in people])))
             if days and per_day:
                 gen = batch_rng(self.seed, channel, "history")
                 mall.generate_history(gen, order_stamps(gen, self.now, days, per_day * mall.profile.volume))
