@@ -13,6 +13,7 @@ tested against, not a copy of its logic.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import threading
@@ -22,9 +23,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from faker import Faker
+from faker.providers.address.ja_JP import Provider as _JaAddress
+from faker.providers.person.ja_JP import Provider as _JaPerson
 
-from sandbox.draw import Weighted, pick, randint
+from sandbox import lifecycle
+from sandbox.draw import (
+    Weighted,
+    batch_rng,
+    cumulative,
+    distinct_picks,
+    pick,
+    pick_many,
+    randint,
+    sequential_ids,
+)
 from sandbox.malls import MALL_CHANNELS, PROFILES, Mall, MallListing, MallOrder
 from sandbox.truth import PhysicalTruth, receiving_time
 
@@ -74,12 +88,12 @@ def _build_halfwidth_map() -> dict[str, str]:
     return table
 
 
-_HALFWIDTH = _build_halfwidth_map()
+_HALFWIDTH = str.maketrans(_build_halfwidth_map())
 
 
 def to_halfwidth_kana(text: str) -> str:
     """Full-width katakana → half-width (半角カナ), as older Japanese ERPs keep readings."""
-    return "".join(_HALFWIDTH.get(ch, ch) for ch in text)
+    return text.translate(_HALFWIDTH)
 
 
 def iso_z(ts: datetime) -> str:
@@ -95,14 +109,6 @@ def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"timestamps must be timezone-aware: {ts!r}")
     return ts.astimezone(UTC)
-
-
-def _seeded_faker(seed: Any) -> Any:
-    """A ja_JP Faker seeded with `seed`, as its one locale's generator: the same values, without the proxy's
-    attribute lookup on every call (hundreds of thousands of names and addresses)."""
-    fake = Faker("ja_JP")
-    fake.seed_instance(seed)
-    return fake._factories[0] if len(fake._factories) == 1 else fake
 
 
 def _wall_now() -> datetime:
@@ -195,6 +201,7 @@ EMAIL_DOMAINS = ("example.jp", "example.com", "example.ne.jp", "example.co.jp", 
 HOUR_WEIGHTS = (0.6, 0.35, 0.2, 0.12, 0.1, 0.15, 0.3, 0.55, 0.8, 0.9, 1.0, 1.1, 1.5, 1.25, 1.0, 1.0, 1.0,
                 1.1, 1.3, 1.5, 1.8, 2.0, 1.9, 1.2)
 WEEKDAY_WEIGHTS = (0.9, 0.92, 0.95, 0.97, 1.05, 1.25, 1.3)
+_BIG_WORLD_OBJECTS = 1_000_000  # objects a generation makes above which it ends with a full collection (World.generate)
 # generation hot loops draw from these (sandbox.draw: the same draws as rng.choices, accumulated once)
 _HOURS = Weighted(range(24), HOUR_WEIGHTS)
 _LINES_PER_ORDER = Weighted((1, 2, 3, 4), (55, 28, 12, 5))
@@ -202,6 +209,11 @@ _QUANTITY = Weighted((1, 2, 3), (80, 15, 5))
 _PLACES = Weighted(PLACES, [p[4] for p in PLACES])
 _CATEGORY = Weighted(CATEGORIES, [c.weight for c in CATEGORIES])
 _GATEWAY = Weighted([g for g, _ in GATEWAYS], [w for _, w in GATEWAYS])
+# People and addresses: Faker's ja_JP tables (kanji, katakana reading, romanisation; family names weighted by how
+# common they are, as Faker weights them), drawn from in batches rather than one Faker call per value.
+_FIRST_NAMES = Weighted(_JaPerson.first_name_pairs, [1] * len(_JaPerson.first_name_pairs))
+_LAST_NAMES = Weighted(list(_JaPerson.last_name_pairs), list(_JaPerson.last_name_pairs.values()))
+_TOWNS, _BUILDINGS = _JaAddress.towns, _JaAddress.building_names
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -384,7 +396,7 @@ class Customer:
         return gid("Customer", self.id)
 
 
-@dataclass
+@dataclass(slots=True)  # a million of these: slots make them smaller and quicker to build
 class LineItem:
     id: int
     sku: str
@@ -403,13 +415,13 @@ class LineItem:
         return gid("LineItem", self.id)
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     at: datetime
     kind: str  # pay | ship | cancel | refund | partial_refund
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     id: int
     number: int
@@ -497,6 +509,87 @@ def order_tax(lines: list[LineItem], discount: int, shipping: int) -> int:
     return tax
 
 
+def _order_tax_columns(goods: np.ndarray, reduced: np.ndarray, discount: np.ndarray,
+                       shipping: np.ndarray) -> np.ndarray:
+    """`order_tax` over arrays of orders with goods at the two Japanese rates (`reduced`: the 8 % part of `goods`)."""
+    standard = goods - reduced
+    reduced_share = np.where(standard == 0, discount, np.where(reduced == 0, 0, discount * reduced // goods))
+    return (reduced - reduced_share) * 8 // 108 + (standard - (discount - reduced_share) + shipping) * 10 // 110
+
+
+def order_stamps(gen: np.random.Generator, now: datetime, days: int, per_day: float) -> np.ndarray:
+    """Order times (epoch seconds, ascending) over the `days` before `now`: weekday and hour-of-day seasonality,
+    paydays, Poisson-ish daily counts."""
+    start = now - timedelta(days=days)
+    day, last_day = start.astimezone(JST).date(), now.astimezone(JST).date()
+    midnights, expected = [], []
+    while day <= last_day:
+        midnights.append(int(datetime(day.year, day.month, day.day, tzinfo=JST).timestamp()))
+        expected.append(per_day * WEEKDAY_WEIGHTS[day.weekday()] * (1.15 if day.day in (25, 26) else 1.0))
+        day += timedelta(days=1)
+    mean = np.array(expected) * gen.uniform(0.85, 1.15, len(expected))
+    counts = np.maximum(0, np.rint(gen.normal(mean, np.sqrt(mean)))).astype(np.int64)
+    total = int(counts.sum())
+    stamps = (np.repeat(np.array(midnights, dtype=np.int64), counts) + _HOURS.values(gen, total) * 3600
+              + gen.integers(0, 60, total) * 60 + gen.integers(0, 60, total))
+    stamps = stamps[(stamps >= int(start.timestamp())) & (stamps < int(now.timestamp()))]
+    stamps.sort()
+    return stamps
+
+
+# The shop's history settled in columns (sandbox.lifecycle.replay): what World._apply does to one order.
+_SHOP_FAMILY = {CARD: lifecycle.INSTANT, KONBINI: lifecycle.DEFERRED, BANK: lifecycle.DEFERRED, COD: lifecycle.COD}
+FINANCIAL_STATUSES = ("PENDING", "PAID", "VOIDED", "REFUNDED", "PARTIALLY_REFUNDED")
+_PENDING, _PAID, _VOIDED, _REFUNDED, _PARTIALLY_REFUNDED = range(len(FINANCIAL_STATUSES))
+
+
+def _shop_pay(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["financial"][rows] = _PAID
+
+
+def _shop_ship(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["fulfilled"][rows] = True
+
+
+def _shop_cancel(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    paid = state["financial"][rows] == _PAID
+    state["by_customer"][rows] = paid
+    state["financial"][rows] = np.where(paid, _REFUNDED, _VOIDED)
+    state["cancelled_at"][rows] = at
+    state["zeroed"][rows] = True
+
+
+def _shop_refund(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["financial"][rows] = _REFUNDED
+    state["zeroed"][rows] = True
+
+
+def _shop_partial_refund(state: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray) -> None:
+    state["financial"][rows] = _PARTIALLY_REFUNDED
+    state["partial"][rows] = True
+
+
+_SHOP_TRANSITIONS: dict[str, lifecycle.Transition] = {
+    "pay": _shop_pay,
+    "ship": _shop_ship,
+    "cancel": _shop_cancel,
+    "refund": _shop_refund,
+    "partial_refund": _shop_partial_refund,
+}
+
+
+def settle_shop_orders(family: np.ndarray, plan: lifecycle.Plan, created: np.ndarray,
+                       until: int) -> tuple[dict[str, np.ndarray], lifecycle.Replayed]:
+    """The state of shop orders (`family`, planned `plan`, placed at epoch `created`) once every event due by
+    `until` is applied: `financial` (index into FINANCIAL_STATUSES), `fulfilled`, `cancelled_at` (-1: not cancelled),
+    `by_customer` (the cancel reason), `zeroed` (every line's current quantity is 0), `partial` (partly refunded)."""
+    n = len(family)
+    state = {"financial": np.where(family == lifecycle.INSTANT, _PAID, _PENDING).astype(np.int8),
+             "fulfilled": np.zeros(n, bool), "cancelled_at": np.full(n, -1, np.int64),
+             "by_customer": np.zeros(n, bool), "zeroed": np.zeros(n, bool), "partial": np.zeros(n, bool)}
+    return state, lifecycle.replay(plan, created, until, state, _SHOP_TRANSITIONS)
+
+
 # ------------------------------------------------------------------------------------------------ world
 class World:
     """Everything the sandbox knows. Mutate only through the methods below (they take `self.lock`)."""
@@ -557,18 +650,29 @@ class World:
         if skus < 1 or customers < 1 or history_days < 0 or orders_per_day < 0:
             raise ValueError("skus and customers must be ≥ 1; history_days and orders_per_day ≥ 0")
         world = cls(seed, now or _wall_now())
-        fake = _seeded_faker(seed)
-        world._generate_erp(skus)
-        world._generate_shop()
-        world._generate_customers(fake, customers)
-        world._generate_history(history_days, orders_per_day)
-        world._settle_inventory()
-        world._generate_malls(fake, history_days, orders_per_day)
-        world._generate_erp_master(customers, sell_bundles)
-        world._live = True
-        for mall in world.malls.values():
-            mall.go_live()
-        world.truth = PhysicalTruth(world)
+        # Generation builds millions of long-lived records and no garbage cycles; with the cyclic collector on, it
+        # re-scans the growing heap again and again (half of a 1M-order generation's time). Off while generating;
+        # a big world is then moved to the oldest generation in one full collection, here, rather than in the
+        # two or three collections the thresholds would start later, each a pause of seconds in a server.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            world._generate_erp(skus)
+            world._generate_shop()
+            world._generate_customers(customers)
+            world._generate_history(history_days, orders_per_day)
+            world._settle_inventory()
+            world._generate_malls(history_days, orders_per_day)
+            world._generate_erp_master(customers, sell_bundles)
+            world._live = True
+            for mall in world.malls.values():
+                mall.go_live()
+            world.truth = PhysicalTruth(world)
+        finally:
+            if collecting:
+                gc.enable()
+                if gc.get_count()[0] > _BIG_WORLD_OBJECTS:
+                    gc.collect()
         return world
 
     def _next_id(self, kind: str, start: int, max_gap: int = 1, rng: random.Random | None = None) -> int:
@@ -716,77 +820,153 @@ class World:
         if not self.variants:  # a tiny world still sells something
             raise ValueError("the shop lists no variant; use more skus")
 
-    def _generate_customers(self, fake: Faker, count: int) -> None:
-        rng = self._rng
+    def _generate_customers(self, count: int) -> None:
+        """`count` people with Japanese names (Faker's ja_JP tables), e-mail, mobile and address, drawn in a batch."""
+        gen = batch_rng(self.seed, "customers")
+        firsts = [_FIRST_NAMES.population[i] for i in _FIRST_NAMES.indexes(gen, count).tolist()]
+        lasts = [_LAST_NAMES.population[i] for i in _LAST_NAMES.indexes(gen, count).tolist()]
+        local_form = gen.integers(0, 4, count).tolist()
+        numbers, years = gen.integers(1, 100, count).tolist(), gen.integers(1950, 2006, count).tolist()
+        domains = [EMAIL_DOMAINS[i] for i in gen.integers(0, len(EMAIL_DOMAINS), count).tolist()]
+        mobiles = [f"{('090', '080', '070')[k]}{a:04d}{b:04d}" for k, a, b in zip(
+            gen.integers(0, 3, count).tolist(), gen.integers(0, 10_000, count).tolist(),
+            gen.integers(0, 10_000, count).tolist(), strict=True)]
+        has_phone = (gen.random(count) < 0.8).tolist()
+        created_s = int(self.now.timestamp()) - gen.integers(1, 901, count) * 86400 - gen.integers(0, 86400, count)
+        updated_s = created_s + gen.integers(0, 31, count) * 86400
+        self._customer_weights = (gen.pareto(1.3, count) + 1.0).tolist()  # Pareto(1.3): a few buy a lot
+        ids = self._next_ids("Customer", 7_200_000_000_000, 3000, count, gen).tolist()
+        addresses = self._addresses(gen, [(f[0], la[0], m) for f, la, m in zip(firsts, lasts, mobiles, strict=True)])
         used_emails: set[str] = set()
-        for _ in range(count):
-            first, first_kana, first_roman = fake.first_name_pair()
-            last, last_kana, last_roman = fake.last_name_pair()
-            local = rng.choice([f"{first_roman}.{last_roman}", f"{last_roman}{first_roman[0]}",
-                                f"{first_roman}{randint(rng, 1, 99)}", f"{last_roman}_{randint(rng, 1950, 2005)}"])
-            email = f"{local.lower()}@{rng.choice(EMAIL_DOMAINS)}"
-            n = 2
+        for i, (first, last, form, mobile, created, updated) in enumerate(zip(
+                firsts, lasts, local_form, mobiles, lifecycle.as_datetimes(created_s),
+                lifecycle.as_datetimes(updated_s), strict=True)):
+            first_roman, last_roman = first[2], last[2]
+            local = (f"{first_roman}.{last_roman}", f"{last_roman}{first_roman[0]}", f"{first_roman}{numbers[i]}",
+                     f"{last_roman}_{years[i]}")[form].lower()
+            email, n = f"{local}@{domains[i]}", 2
             while email in used_emails:
-                base, _, domain = email.partition("@")
-                email = f"{base}{n}@{domain}"
+                email = f"{local}{n}@{domains[i]}"
                 n += 1
             used_emails.add(email)
-            mobile = f"{rng.choice(('090', '080', '070'))}{randint(rng, 0, 9999):04d}{randint(rng, 0, 9999):04d}"
-            phone = f"+81{mobile[1:]}" if rng.random() < 0.8 else None
-            created = self.now - timedelta(days=randint(rng, 1, 900), seconds=randint(rng, 0, 86399))
             self.customers.append(Customer(
-                id=self._next_id("Customer", 7_200_000_000_000, 3000),
-                first_name=first, last_name=last, first_name_kana=first_kana, last_name_kana=last_kana,
-                email=email, phone=phone,
-                address=self._address(fake, first, last, mobile),
-                created_at=created, updated_at=created + timedelta(days=randint(rng, 0, 30)),
+                id=ids[i], first_name=first[0], last_name=last[0], first_name_kana=first[1], last_name_kana=last[1],
+                email=email, phone=f"+81{mobile[1:]}" if has_phone[i] else None, address=addresses[i],
+                created_at=created, updated_at=updated,
             ))
-            self._customer_weights.append(rng.paretovariate(1.3))
 
-    def _address(self, fake: Faker, first: str, last: str, mobile: str) -> dict[str, Any]:
-        rng = self._rng
-        pref, code, city, zip3, _w = _PLACES.pick(rng)
-        street = f"{fake.town()}{randint(rng, 1, 5)}-{randint(rng, 1, 30)}-{randint(rng, 1, 20)}"
-        building = f"{fake.building_name()}{fake.last_name()} {randint(rng, 1, 12)}0{randint(rng, 1, 9)}号室" \
-            if rng.random() < 0.45 else None
-        return {
-            "firstName": first, "lastName": last, "name": f"{last} {first}",
-            "zip": f"{zip3}-{randint(rng, 0, 9999):04d}", "province": pref, "provinceCode": code, "city": city,
-            "address1": street, "address2": building, "country": "Japan", "countryCodeV2": "JP",
-            "phone": f"{mobile[:3]}-{mobile[3:7]}-{mobile[7:]}", "company": None,
-        }
+    def _addresses(self, gen: np.random.Generator, people: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+        """A Japanese address for each (first name, last name, mobile digits), drawn in a batch: a weighted town of
+        PLACES, a street number, a building (45 %) named after its owner."""
+        n = len(people)
+        places = [_PLACES.population[i] for i in _PLACES.indexes(gen, n).tolist()]
+        towns = [_TOWNS[i] for i in gen.integers(0, len(_TOWNS), n).tolist()]
+        blocks = zip(gen.integers(1, 6, n).tolist(), gen.integers(1, 31, n).tolist(), gen.integers(1, 21, n).tolist(),
+                     strict=True)
+        has_building = (gen.random(n) < 0.45).tolist()
+        buildings = [_BUILDINGS[i] for i in gen.integers(0, len(_BUILDINGS), n).tolist()]
+        owners = [_LAST_NAMES.population[i][0] for i in _LAST_NAMES.indexes(gen, n).tolist()]
+        rooms = zip(gen.integers(1, 13, n).tolist(), gen.integers(1, 10, n).tolist(), strict=True)
+        zips = gen.integers(0, 10_000, n).tolist()
+        addresses = []
+        for i, ((first, last, mobile), (pref, code, city, zip3, _w), town, (chome, ban, go), (floor, room)) in \
+                enumerate(zip(people, places, towns, blocks, rooms, strict=True)):
+            addresses.append({
+                "firstName": first, "lastName": last, "name": f"{last} {first}",
+                "zip": f"{zip3}-{zips[i]:04d}", "province": pref, "provinceCode": code, "city": city,
+                "address1": f"{town}{chome}-{ban}-{go}",
+                "address2": f"{buildings[i]}{owners[i]} {floor}0{room}号室" if has_building[i] else None,
+                "country": "Japan", "countryCodeV2": "JP",
+                "phone": f"{mobile[:3]}-{mobile[3:7]}-{mobile[7:]}", "company": None,
+            })
+        return addresses
 
     def _generate_history(self, days: int, per_day: int) -> None:
+        """The shop's orders before `now`: drawn in batches, settled as of `now` in one replay of their planned
+        lifecycles (sandbox.lifecycle), each record built once in its final state (events still to come pending)."""
         if days == 0 or per_day == 0:
             return
-        rng = self._rng
-        for ts in self._order_stamps(rng, days, per_day):
-            order = self._new_order(ts, rng, check_stock=False)
-            if order is not None:
-                self._apply_due(order, self.now)
+        gen = batch_rng(self.seed, "shop", "history")
+        stamps = order_stamps(gen, self.now, days, per_day)
+        n = len(stamps)
+        if n == 0:
+            return
+        who = pick_many(gen, cumulative(self._customer_weights), n)
+        rows, picked = distinct_picks(gen, cumulative(self._variant_weights), _LINES_PER_ORDER.values(gen, n))
+        quantity = _QUANTITY.values(gen, len(rows))
+        variants = self.variants
+        rate = np.array([TAX_PERCENT[self._product_by_sku(v.sku).tax_class] for v in variants])[picked]
+        amount = np.array([v.price for v in variants])[picked] * quantity
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # every order has its first pick
+        goods = np.add.reduceat(amount, starts)
+        reduced = np.add.reduceat(np.where(rate == TAX_PERCENT["reduced"], amount, 0), starts)
+        coupon = np.where((goods >= 3000) & (gen.random(n) < 0.12), gen.integers(0, len(COUPONS), n), -1)
+        fixed = np.array([c[1] or 0 for c in COUPONS])[coupon]
+        percent = np.array([c[2] or 0 for c in COUPONS])[coupon]
+        discount = np.where(coupon >= 0, fixed + goods * percent // 100, 0)
+        remote = np.array([c.address["province"] in REMOTE_PREFECTURES for c in self.customers])[who]
+        shipping = np.where(goods - discount >= FREE_SHIPPING_FROM, 0,
+                            np.where(remote, SHIPPING_REMOTE, SHIPPING_STANDARD))
+        tax = _order_tax_columns(goods, reduced, discount, shipping)
+        gateway = _GATEWAY.indexes(gen, n)
+        family = np.array([_SHOP_FAMILY[g] for g in _GATEWAY.population])[gateway]
+        plan = lifecycle.shop_plan(family, gen.random((n, lifecycle.SHOP_DRAWS)))
+        state, done = settle_shop_orders(family, plan, stamps, int(self.now.timestamp()))
+        order_ids = self._next_ids("Order", 5_900_000_000_000, 3000, n, gen)
+        line_ids = self._next_ids("LineItem", 14_800_000_000_000, 40, len(rows), gen)
 
-    def _order_stamps(self, rng: random.Random, days: int, per_day: float) -> list[datetime]:
-        """Order times over the last `days`: weekday and hour-of-day seasonality, paydays, Poisson-ish counts."""
-        start = self.now - timedelta(days=days)
-        first_day = start.astimezone(JST).date()
-        last_day = self.now.astimezone(JST).date()
-        stamps: list[datetime] = []
-        day = first_day
-        while day <= last_day:
-            expected = per_day * WEEKDAY_WEIGHTS[day.weekday()] * rng.uniform(0.85, 1.15)
-            if day.day in (25, 26):  # payday
-                expected *= 1.15
-            for _ in range(max(0, round(rng.gauss(expected, expected ** 0.5)))):
-                hour = _HOURS.pick(rng)
-                local = datetime(day.year, day.month, day.day, hour, randint(rng, 0, 59), randint(rng, 0, 59), tzinfo=JST)
-                ts = local.astimezone(UTC)
-                if start <= ts < self.now:
-                    stamps.append(ts)
-            day += timedelta(days=1)
-        stamps.sort()
-        return stamps
+        # Records. Lists of Python values from here: indexing numpy arrays one element at a time is slow.
+        titles = {p.id: p.title for p in self.shop_products}
+        head = [(v.sku, titles[v.product_id], v.title) for v in variants]
+        tail = [(v.price, TAX_PERCENT[self._product_by_sku(v.sku).tax_class], v.id, v.inventory_item_id, v.product_id)
+                for v in variants]
+        lines = [LineItem(line_id, *head[v], q, q, *tail[v])
+                 for line_id, v, q in zip(line_ids.tolist(), picked.tolist(), quantity.tolist(), strict=True)]
+        bounds = np.r_[starts, len(rows)].tolist()
+        created = lifecycle.as_datetimes(stamps)
+        updated = lifecycle.as_datetimes(np.maximum(done.last_at, stamps))
+        cancelled = lifecycle.as_datetimes(state["cancelled_at"])
+        pending: dict[int, list[Event]] = {}
+        for row, at, kind in done.pending:
+            pending.setdefault(row, []).append(Event(lifecycle.as_datetime(at), kind))
+        customers, gateways, codes = self.customers, _GATEWAY.population, [c[0] for c in COUPONS]
+        columns = zip(order_ids.tolist(), who.tolist(), created, updated, cancelled, gateway.tolist(),
+                      coupon.tolist(), goods.tolist(), discount.tolist(), shipping.tolist(), tax.tolist(),
+                      state["financial"].tolist(), state["fulfilled"].tolist(), state["by_customer"].tolist(),
+                      state["zeroed"].tolist(), state["partial"].tolist(), strict=True)
+        number = self._next_order_number
+        for i, (order_id, c, at, updated_at, cancelled_at, g, coupon_no, lines_total, off, ship_fee, tax_jpy, fin,
+                fulfilled, by_customer, zeroed, partial) in enumerate(columns):
+            customer = customers[c]
+            order_lines = lines[bounds[i]:bounds[i + 1]]
+            if zeroed:
+                for li in order_lines:
+                    li.current_quantity = 0
+            elif partial:
+                top = max(order_lines, key=lambda li: li.unit_price)
+                top.current_quantity = max(0, top.current_quantity - 1)
+            self.orders.append(Order(
+                order_id, number + i, at, updated_at, at, gateways[g], customer.id, customer.email, customer.phone,
+                dict(customer.address), order_lines, lines_total, off, codes[coupon_no] if coupon_no >= 0 else None,
+                ship_fee, tax_jpy, FINANCIAL_STATUSES[fin], "FULFILLED" if fulfilled else "UNFULFILLED", cancelled_at,
+                None if cancelled_at is None else "CUSTOMER" if by_customer else "DECLINED", cancelled_at,
+                pending.get(i, []),
+            ))
+        self._next_order_number += n
+        latest = np.full(len(customers), -1, np.int64)
+        np.maximum.at(latest, who, stamps)
+        for c in np.flatnonzero(latest >= 0).tolist():
+            customers[c].updated_at = max(customers[c].updated_at, lifecycle.as_datetime(int(latest[c])))
+        self.version += n + int(done.applied.sum())
 
-    def _generate_malls(self, fake: Faker, days: int, per_day: int) -> None:
+    def _next_ids(self, kind: str, start: int, max_gap: int, n: int, gen: np.random.Generator) -> np.ndarray:
+        """`n` ids at once, continuing the kind's sequence (`_next_id` one at a time)."""
+        ids = sequential_ids(gen, self._ids.get(kind), start, max_gap, n)
+        if n:
+            self._ids[kind] = int(ids[-1])
+        return ids
+
+    def _generate_malls(self, days: int, per_day: int) -> None:
         """Rakuten, Amazon and Yahoo: listings, their order history, then their displayed stock."""
         sellable = {w.warehouse_code for w in self.warehouses if w.sellable}
         erp: dict[str, int] = {}
@@ -796,17 +976,11 @@ class World:
         for channel in MALL_CHANNELS:
             mall = Mall(self, PROFILES[channel])
             mall.generate_listings()
-            mall_fake = _seeded_faker(f"{self.seed}:{channel}")
-            mall.remember_old_addresses(
-                self.customers,
-                lambda person, f=mall_fake: self._address(f, person.first_name, person.last_name,
-                                                          person.address["phone"].replace("-", "")),
-            )
+            mall.remember_old_addresses(batch_rng(self.seed, channel, "moved"), self.customers, lambda gen, people: (
+                self._addresses(gen, [(p.first_name, p.last_name, p.address["phone"].replace("-", "")) for p in people])))
             if days and per_day:
-                for ts in self._order_stamps(mall.rng, days, per_day * mall.profile.volume):
-                    order = mall.new_order(ts, mall.rng, check_stock=False)
-                    if order is not None:
-                        mall.apply_due(order, self.now)
+                gen = batch_rng(self.seed, channel, "history")
+                mall.generate_history(gen, order_stamps(gen, self.now, days, per_day * mall.profile.volume))
             mall.settle_stock(erp)
             self.malls[channel] = mall
 
@@ -1073,33 +1247,11 @@ class World:
 
     @staticmethod
     def _plan_lifecycle(order: Order, rng: random.Random) -> list[Event]:
-        t = order.created_at
-
-        def hours(lo: float, hi: float) -> timedelta:
-            return timedelta(seconds=round(rng.uniform(lo, hi) * 3600))
-
-        events: list[Event] = []
-        if order.gateway == CARD:
-            if rng.random() < 0.03:
-                return [Event(t + hours(0.3, 20), "cancel")]
-            ship = t + hours(4, 60)
-            events.append(Event(ship, "ship"))
-            roll = rng.random()
-            if roll < 0.02:
-                events.append(Event(ship + hours(72, 240), "refund"))
-            elif roll < 0.035:
-                events.append(Event(ship + hours(72, 240), "partial_refund"))
-        elif order.gateway in (KONBINI, BANK):
-            if rng.random() < 0.12:
-                return [Event(t + timedelta(days=7), "cancel")]  # never paid: cancelled after the deadline
-            paid = t + hours(0.2, 72)
-            events += [Event(paid, "pay"), Event(paid + hours(4, 48), "ship")]
-        else:  # cash on delivery: shipped first, paid at the door
-            if rng.random() < 0.02:
-                return [Event(t + hours(0.5, 12), "cancel")]
-            ship = t + hours(4, 48)
-            events += [Event(ship, "ship"), Event(ship + hours(20, 72), "pay")]
-        return events
+        """A live order's plan: sandbox.lifecycle.shop_plan on one row (the history plans the same way)."""
+        draws = np.array([[rng.random() for _ in range(lifecycle.SHOP_DRAWS)]])
+        plan = lifecycle.shop_plan(np.array([_SHOP_FAMILY[order.gateway]]), draws)
+        return [Event(order.created_at + timedelta(seconds=offset), kind)
+                for offset, kind in lifecycle.ordered_events(plan, 0)]
 
     def _apply_due(self, order: Order, until: datetime) -> bool:
         changed = False

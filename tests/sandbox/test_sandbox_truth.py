@@ -177,7 +177,10 @@ def test_a_bundle_order_reserves_and_checks_its_components():
 def test_stock_out_minutes_count_while_a_listing_shows_zero_but_units_are_there():
     world = small_world(seed=9)
     truth = world.truth
-    sku = stocked_sku(world)
+    # a listing that shows stock at go-live (one showing 0 already counts minutes from then)
+    listed = {v.sku for v in world.variants}
+    sku = next(p.sku for p in world.products if p.sku in listed and truth.available(p.sku) >= 3
+               and level_of(world, p.sku).available > 0)
     level = level_of(world, sku)
     key = ("shopify", f"{level.inventory_item_id}@{level.location_id}")
     world.set_available([(level.inventory_item_id, level.location_id, 2)], at=T)
