@@ -186,6 +186,7 @@ def order_row(order: dict[str, Any]) -> dict[str, Any]:
                               field="lastUpdatedTime"),
         "fulfillment_status": (order.get("fulfillment") or {}).get("fulfillmentStatus"),
         "fulfilled_by": (order.get("fulfillment") or {}).get("fulfilledBy"),
+        "package_status": _first_package_status(order),
         "marketplace_id": (order.get("salesChannel") or {}).get("marketplaceId"),
         "buyer_name": (order.get("buyer") or {}).get("buyerName"),
         "buyer_email": (order.get("buyer") or {}).get("buyerEmail"),
@@ -205,6 +206,16 @@ def order_row(order: dict[str, Any]) -> dict[str, Any]:
         "order_items": items,
         "_raw": raw_json(order),
     }
+
+
+def _first_package_status(order: dict[str, Any]) -> str | None:
+    """`packages[0].packageStatus.status` (the status map reads it: a delivered or returned parcel). Landed as a
+    column so staging need not parse `_raw` for it (DECISIONS.md D154)."""
+    packages = order.get("packages")
+    if not isinstance(packages, list) or not packages or not isinstance(packages[0], dict):
+        return None
+    status = packages[0].get("packageStatus")
+    return status.get("status") if isinstance(status, dict) else None
 
 
 def _attribute(item: dict[str, Any], name: str) -> list[dict[str, Any]]:

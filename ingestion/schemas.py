@@ -392,6 +392,7 @@ AMAZON_ORDERS = EntitySchema(
         "updated_at": UTC_TS,  # lastUpdatedTime
         "fulfillment_status": pl.String(),
         "fulfilled_by": pl.String(),
+        "package_status": pl.String(),  # packages[0].packageStatus.status (D154)
         "marketplace_id": pl.String(),
         "buyer_name": pl.String(),
         "buyer_email": pl.String(),  # Amazon's masked relay address

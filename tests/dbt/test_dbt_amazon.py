@@ -98,3 +98,39 @@ def test_lines_and_listings_resolve_to_the_erp_sku(amazon_build):
     assert targets == len({s.erp_sku for s in mall.listings if s.erp_sku})
     daily = result.query("select sum(orders) from main.fct_daily_sales where channel = 'amazon'")[0][0]
     assert daily == sum(1 for o in mall.orders if o.state != malls.CANCELLED)
+
+
+def test_package_status_is_landed_and_older_batches_without_it_still_build(amazon_build, tmp_path):
+    """The package status is a landed column (D154): it equals packages[0].packageStatus.status of `_raw`, and a
+    landing zone whose batches predate the column (rewritten here without it) stages the same statuses from
+    `_raw`."""
+    import shutil
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    world, result = amazon_build
+    landing = result.warehouse.parent.parent / "landing"  # the fixture's root: <root>/dbt/warehouse.duckdb
+    landed = landing / "amazon" / "orders"
+    files = sorted(landed.rglob("*.parquet"))
+    assert files
+    con = duckdb.connect()
+    mismatched = con.execute(
+        "select count(*) from read_parquet(?, union_by_name=true) "
+        "where package_status is distinct from json_extract_string(_raw, '$.packages[0].packageStatus.status')",
+        [[str(f) for f in files]]).fetchone()[0]
+    assert mismatched == 0
+    compiled = (result.warehouse.parent / "dbt_target" / "compiled" / "ichigen" / "models" / "staging" / "amazon"
+                / "stg_amazon__orders.sql").read_text(encoding="utf-8")
+    assert "json_extract_string(_raw" not in compiled  # every batch has the column: _raw is not read
+    staged = dict(result.query("select order_id, package_status from staging.stg_amazon__orders"))
+    assert {"DELIVERED", "RETURNED"} & set(staged.values())  # the column carries real statuses
+
+    old_landing = tmp_path / "landing"
+    shutil.copytree(landing, old_landing)
+    for path in sorted((old_landing / "amazon" / "orders").rglob("*.parquet")):
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["package_status"]), path)
+    rebuilt = run_dbt(tmp_path / "dbt", "run", "--select", "stg_amazon__orders", landing=old_landing)
+    assert rebuilt.returncode == 0, rebuilt.output[-3000:]
+    assert dict(rebuilt.query("select order_id, package_status from staging.stg_amazon__orders")) == staged

@@ -31,14 +31,14 @@ survived as (
 orders as (
 
     select
-        l.unified_customer_id,
+        o.unified_customer_id,
         min(o.ordered_at_utc)                                           as first_order_at_utc,
         max(o.ordered_at_utc)                                           as last_order_at_utc,
         cast(count(*) as bigint)                                        as lifetime_orders
-    from {{ ref('int_orders__unified') }} as o
-    inner join {{ ref('int_customers__order_links') }} as l on l.order_key = o.order_key
-    where o.status is distinct from 'cancelled'
-    group by l.unified_customer_id
+    from {{ ref('fct_orders') }} as o
+    where o.unified_customer_id is not null
+      and o.status is distinct from 'cancelled'
+    group by o.unified_customer_id
 
 )
 

@@ -1,6 +1,7 @@
 -- One row per unified customer: RFM over a rolling window and the rank tier (var customer_rank), as of
--- macro as_of(). Orders: every channel's unified orders except cancelled ones, linked to the customer
--- through int_customers__order_links.
+-- macro as_of(). Orders: every channel's orders except cancelled ones, from fct_orders, which carries each
+-- order's unified customer (int_customers__order_links) — one scan instead of joining millions of orders to
+-- their links again (DECISIONS.md D153).
 --   recency_days  = JST days from the last order (any time up to as_of) to the as_of date; null = never
 --   frequency     = orders in the window (as_of − window_days, as_of]
 --   monetary_jpy  = Σ total_jpy (tax-inclusive) of those orders
@@ -32,17 +33,19 @@ accounts as (
         first(i.erp_rank order by i.updated_at desc nulls last, i.member_key) filter (where i.erp_rank is not null)  as erp_rank
     from {{ ref('int_customers__identities') }} as i
     inner join {{ ref('int_customers__resolved') }} as r on r.member_key = i.member_key
+    -- only ERP accounts say B2B or carry a rank: the other (millions of order-derived) records add nothing
+    where i.is_b2b or i.erp_rank is not null
     group by r.unified_customer_id
 
 ),
 
 orders as (
 
-    select l.unified_customer_id, o.ordered_at_utc, o.order_date_jst, o.total_jpy
-    from {{ ref('int_orders__unified') }} as o
-    inner join {{ ref('int_customers__order_links') }} as l on l.order_key = o.order_key
-    where o.status is distinct from 'cancelled'
-      and o.ordered_at_utc <= {{ as_of() }}
+    select unified_customer_id, ordered_at_utc, order_date_jst, total_jpy
+    from {{ ref('fct_orders') }}
+    where unified_customer_id is not null
+      and status is distinct from 'cancelled'
+      and ordered_at_utc <= {{ as_of() }}
 
 ),
 {%- for prefix, point in points %}

@@ -9,11 +9,16 @@ with source as (
 
 latest as (
 
-    -- the package status is read from _raw before the window, so the sort carries a short string instead of
-    -- every order's JSON text (at 10M order lines: 212 s → see DECISIONS.md D72)
+    -- The package status is a landed column (D154). Batches landed before it was one lack it; then it is read
+    -- from _raw, before the window, so the sort carries a short string instead of every order's JSON text
+    -- (D72) — reading _raw at all is most of this model's time at 10M order lines.
+    {%- if every_landed_file_has('amazon', 'orders', 'package_status') %}
+    select * exclude (order_items, _raw)
+    {%- else %}
     select
-        * exclude (order_items, _raw),
+        columns(lambda c: c not in ('order_items', '_raw', 'package_status')),
         json_extract_string(_raw, '$.packages[0].packageStatus.status') as package_status
+    {%- endif %}
     from source
     {{ latest_version(['order_id']) }}
 
