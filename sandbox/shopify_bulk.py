@@ -16,8 +16,9 @@
   once; a worker thread per operation does the work afterwards. A query's worker reads the world in one execution
   under the world's lock (a consistent snapshot, taken just after the run's own request has let go of the lock;
   connections unbounded, `first`/`after` ignored, as in a bulk query) and builds the JSONL outside the lock. An
-  operation is RUNNING until its work is done *and* `processing_seconds` have passed since it was created
-  (objectCount never decreases: lines done so far, then a share of the total growing with time), then COMPLETED
+  operation is RUNNING until its work is done and then `processing_seconds` more (Shopify's queueing and upload,
+  and a window in which a poll sees it RUNNING however fast the work was; objectCount never decreases: lines
+  done so far, then a share of the total growing over the processing time), then COMPLETED
   with `url` (null when a query matched nothing) — whether it is polled or not. `execution_gate(gid)`, when set,
   is called by the worker before it touches the world (tests hold an operation there to see it RUNNING, cancel
   it, …); it is None by default.
@@ -99,10 +100,9 @@ class BulkOperation:
     partial_roots: int = 0
     client_identifier: str | None = None
     notified: bool = False  # on_finish has been called
-    seconds: float = 0.3  # how long it runs at least (the shop's processing time when it was created)
-    executed: bool = False  # the worker has done the work (lines, root_count and partial_* are final)
+    seconds: float = 0.3  # how long it stays RUNNING after the work is done (the shop's processing time then)
     done: int = 0  # objects produced so far by the worker (mutation lines run)
-    ended: float | None = None  # the clock when the worker finished
+    ended: float | None = None  # the clock when the worker finished (then lines, root_count, partial_* are final)
     stop: threading.Event = field(default_factory=threading.Event)  # set on cancel and on shutdown
     worker: threading.Thread | None = None
 
@@ -146,7 +146,7 @@ class BulkOperations:
     def status(self, op: BulkOperation) -> str:
         if op.canceled:
             return "CANCELED"
-        if not op.executed or self._clock() - op.started < op.seconds:
+        if op.ended is None or self._clock() - op.ended < op.seconds:
             return "RUNNING"
         return "FAILED" if op.fail_with else "COMPLETED"
 
@@ -179,9 +179,9 @@ class BulkOperations:
         if status == "CREATED":
             objects = roots = 0
         elif status == "RUNNING":  # what the worker has done so far, then a share of the total growing with time
-            share = min(1.0, (self._clock() - op.started) / op.seconds) if op.seconds else 1.0
             objects = roots = op.done
-            if op.executed:
+            if op.ended is not None:
+                share = min(1.0, (self._clock() - op.ended) / op.seconds) if op.seconds else 1.0
                 objects, roots = max(objects, int(total * share)), max(roots, int(op.root_count * share))
         elif status == "COMPLETED":
             objects, roots = total, op.root_count
@@ -228,23 +228,22 @@ class BulkOperations:
             log.exception("bulk operation %s failed", op.gid)
             self._executed(op, [], 0, "INTERNAL_SERVER_ERROR", (0, 0))
         finally:
-            if not op.executed:  # stopped before its work was done
-                self._executed(op, [], 0, op.fail_with, (0, 0))
+            if op.ended is None:  # stopped before its work was done: canceled, or the shop is going away
+                self._executed(op, [], 0, "INTERNAL_SERVER_ERROR", (0, 0))
 
     def _executed(self, op: BulkOperation, lines: list[str], roots: int, fail_with: str | None,
                   partial: tuple[int, int]) -> None:
         """The worker's work is done: keep its result (dropped if the operation was canceled meanwhile) and,
         when someone listens, call `on_finish` once the processing time has passed too."""
         with self._lock:
-            if op.executed:
+            if op.ended is not None:
                 return
             if not op.canceled:
                 op.lines, op.root_count, op.fail_with = lines, roots, fail_with
                 op.partial_count, op.partial_roots = partial
             op.ended = self._clock()
-            op.executed = True
         if self.on_finish is not None and not op.canceled:
-            self._schedule(op, op.started + op.seconds - self._clock())
+            self._schedule(op, op.ended + op.seconds - self._clock())
 
     def _schedule(self, op: BulkOperation, delay: float) -> None:
         with self._lock:
@@ -265,9 +264,9 @@ class BulkOperations:
             op.notified = True
         self.on_finish(self.node(op))
 
-    def close(self, timeout: float = STOP_WAIT_SECONDS) -> None:
+    def close(self, timeout: float = STOP_WAIT_SECONDS) -> bool:
         """Stop the workers (waiting `timeout` seconds at most, in all) and the timers that would report finished
-        operations (the server is going away)."""
+        operations (the server is going away). True when every worker has ended."""
         with self._lock:
             self._closed = True
             timers, self._timers = self._timers, []
@@ -276,10 +275,17 @@ class BulkOperations:
             timer.cancel()
         for op in ops:
             op.stop.set()
+        return self.join(timeout)
+
+    def join(self, timeout: float) -> bool:
+        """Wait `timeout` seconds at most, in all, for every worker to end; True when none is left."""
+        with self._lock:
+            workers = [op.worker for op in self._ops.values() if op.worker is not None]
         deadline = time.monotonic() + timeout
-        for op in ops:
-            if op.worker is not None and op.worker is not threading.current_thread():
-                op.worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(w.is_alive() for w in workers if w is not threading.current_thread())
 
     # ------------------------------------------------------------------------------------------ roots
     def query_roots(self, warnings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -320,9 +326,9 @@ class BulkOperations:
         predicate = build_filter(search, fields, lambda o: o.query, self.world.clock(), info.field_name)
         if warnings is not None:
             warnings.extend({"path": [info.field_name], **w} for w in search.warnings)
-        if sortKey == "COMPLETED_AT":  # the order of ending: its processing time ran out and its work was done
+        if sortKey == "COMPLETED_AT":  # the order of ending: the processing time after its work has run out
             def sort(o: BulkOperation) -> float:
-                return max(o.started + o.seconds, o.ended if o.ended is not None else float("inf"))
+                return o.ended + o.seconds if o.ended is not None else float("inf")
         else:
             def sort(o: BulkOperation) -> float:
                 return o.started
