@@ -7,16 +7,25 @@
 - `bulkOperationRunMutation(mutation:, stagedUploadPath:, clientIdentifier:)` runs one mutation per line of a
   JSONL variables file uploaded through `stagedUploadsCreate` (sandbox.shopify_staged); checks and execution are
   in sandbox.shopify_bulk_mutation. Refusals: `INVALID_MUTATION`, `NO_SUCH_FILE`, `INVALID_STAGED_UPLOAD_FILE`.
-  The lines run when the operation is created (under the world's lock, in file order); the result file has one
-  line per input line: that execution's response plus `__lineNumber`.
+  The lines run in the operation's worker, in file order, each under the world's lock (other requests go between
+  lines); the result file has one line per input line: that execution's response plus `__lineNumber`.
 - Concurrency, as 2026-10 enforces it: at most `concurrency` (default 5; 1 before 2026-01) bulk query operations
   and, separately, as many bulk mutation operations CREATED or RUNNING per shop; one more → `userErrors [{code:
   LIMIT_REACHED}]` (`OPERATION_IN_PROGRESS` when the limit is 1, the older wording).
-- A query runs over a snapshot of the world taken when the operation is created (connections unbounded,
-  `first`/`after` ignored, as in a bulk query). An operation answers CREATED in the mutation, RUNNING until
-  `processing_seconds` have passed (objectCount grows), then COMPLETED with `url` (null when a query matched
-  nothing) — whether it is polled or not.
-- When an operation ends (completed, failed, canceled) `on_finish(node)` is called — the shop turns it into a
+- Asynchronous, as in Shopify: the run mutation only checks and registers the operation and answers CREATED at
+  once; a worker thread per operation does the work afterwards. A query's worker reads the world in one execution
+  under the world's lock (a consistent snapshot, taken just after the run's own request has let go of the lock;
+  connections unbounded, `first`/`after` ignored, as in a bulk query) and builds the JSONL outside the lock. An
+  operation is RUNNING until its work is done and then `processing_seconds` more (Shopify's queueing and upload,
+  and a window in which a poll sees it RUNNING however fast the work was; objectCount never decreases: lines
+  done so far, then a share of the total growing over the processing time), then COMPLETED
+  with `url` (null when a query matched nothing) — whether it is polled or not. `execution_gate(gid)`, when set,
+  is called by the worker before it touches the world (tests hold an operation there to see it RUNNING, cancel
+  it, …); it is None by default.
+- `bulkOperationCancel` of a RUNNING operation ends it CANCELED at once: its worker stops (before the next
+  mutation line; a query's execution is cut short) and whatever it produced is dropped — no url. Mutation lines
+  that already ran stay applied. `close()` stops every worker and waits for them, bounded.
+- When an operation ends (completed, failed, canceled) `on_finish(node)` is called once, after the real end — the shop turns it into a
   `bulk_operations/finish` webhook (sandbox.webhooks) for the subscriptions of BULK_OPERATIONS_FINISH.
 - `bulkOperation(id:)`, `bulkOperations(first:, query:, sortKey:, reverse:)` (newest first; `status:` and
   `operation_type:` filters) and the deprecated `currentBulkOperation(type:)` read them.
@@ -31,6 +40,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -40,6 +50,7 @@ from datetime import datetime
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
     FieldNode,
     GraphQLError,
     GraphQLSchema,
@@ -64,6 +75,13 @@ MAX_CONNECTIONS = 5
 MAX_NESTING = 2
 GID_PREFIX = "gid://shopify/BulkOperation/"
 OUTPUT_PATH = "/bulk-operation-outputs"
+STOP_WAIT_SECONDS = 5.0  # how long close() waits for the workers, in all
+
+log = logging.getLogger("sandbox.shopify_bulk")
+
+
+class _Stopped(Exception):
+    """Raised inside a query's execution once its operation is canceled or the shop shuts down."""
 
 
 @dataclass
@@ -72,9 +90,9 @@ class BulkOperation:
     query: str
     created_at: datetime
     started: float
-    lines: list[str]
-    root_count: int
     type: str = "QUERY"  # QUERY | MUTATION
+    lines: list[str] = field(default_factory=list)  # the result file, set when the work is done
+    root_count: int = 0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     fail_with: str | None = None
     canceled: bool = False
@@ -82,7 +100,11 @@ class BulkOperation:
     partial_roots: int = 0
     client_identifier: str | None = None
     notified: bool = False  # on_finish has been called
-    seconds: float = 0.3  # how long it runs (the shop's processing time when it was created)
+    seconds: float = 0.3  # how long it stays RUNNING after the work is done (the shop's processing time then)
+    done: int = 0  # objects produced so far by the worker (mutation lines run)
+    ended: float | None = None  # the clock when the worker finished (then lines, root_count, partial_* are final)
+    stop: threading.Event = field(default_factory=threading.Event)  # set on cancel and on shutdown
+    worker: threading.Thread | None = None
 
     @property
     def gid(self) -> str:
@@ -90,7 +112,8 @@ class BulkOperation:
 
 
 class BulkOperations:
-    """The shop's bulk operations. Thread-safe; execution happens under the world's lock (the caller's)."""
+    """The shop's bulk operations. Thread-safe. The GraphQL roots run under the world's lock (the request's);
+    each operation's worker takes that lock itself for its reads and writes."""
 
     def __init__(self, world: World, schema: GraphQLSchema, root: Callable[[], dict[str, Any]],
                  field_resolver: Callable[..., Any], type_resolver: Callable[..., Any], *,
@@ -116,13 +139,14 @@ class BulkOperations:
         self._fail_next: str | None = None
         self._timers: list[threading.Timer] = []
         self._closed = False
+        self.execution_gate: Callable[[str], None] | None = None  # see the module doc
         self.base_url = "http://127.0.0.1"  # the served address; the app sets it from each request
 
     # ------------------------------------------------------------------------------------------ state
     def status(self, op: BulkOperation) -> str:
         if op.canceled:
             return "CANCELED"
-        if self._clock() - op.started < op.seconds:
+        if op.ended is None or self._clock() - op.ended < op.seconds:
             return "RUNNING"
         return "FAILED" if op.fail_with else "COMPLETED"
 
@@ -152,13 +176,19 @@ class BulkOperations:
         status = status or self.status(op)
         done = status in ("COMPLETED", "FAILED")
         total = len(op.lines)
-        if status in ("CREATED", "RUNNING"):
-            share = min(1.0, (self._clock() - op.started) / op.seconds) if status == "RUNNING" and op.seconds else 0
-            objects, roots = int(total * share), int(op.root_count * share)
+        if status == "CREATED":
+            objects = roots = 0
+        elif status == "RUNNING":  # what the worker has done so far, then a share of the total growing with time
+            objects = roots = op.done
+            if op.ended is not None:
+                share = min(1.0, (self._clock() - op.ended) / op.seconds) if op.seconds else 1.0
+                objects, roots = max(objects, int(total * share)), max(roots, int(op.root_count * share))
         elif status == "COMPLETED":
             objects, roots = total, op.root_count
-        else:
+        elif status == "FAILED":
             objects, roots = op.partial_count, op.partial_roots
+        else:  # CANCELED: what was done before the cancel; its output is dropped
+            objects = roots = op.done
         body = self.output(op.token) if done else None
         url = f"{self.base_url}{OUTPUT_PATH}/{op.token}.jsonl"
         return {
@@ -178,12 +208,42 @@ class BulkOperations:
         }
 
     # ------------------------------------------------------------------------------------------ finishing
-    def _register(self, op: BulkOperation) -> None:
-        """Keep the operation and, when someone listens, call `on_finish` once it has ended."""
+    def _register(self, op: BulkOperation, work: Callable[[], None]) -> None:
+        """Keep the operation and start its worker (it waits for the world's lock the request holds)."""
         with self._lock:
             self._ops[op.number] = op
-        if self.on_finish is not None:
-            self._schedule(op, op.seconds)
+            if self._closed:
+                op.stop.set()
+            op.worker = threading.Thread(target=self._work, args=(op, work), name=f"shopify-bulk-{op.number}",
+                                         daemon=True)
+        op.worker.start()
+
+    def _work(self, op: BulkOperation, work: Callable[[], None]) -> None:
+        try:
+            if self.execution_gate is not None:
+                self.execution_gate(op.gid)
+            if not op.stop.is_set():
+                work()
+        except Exception:  # a sandbox fault: the operation fails as Shopify's would, and the log says why
+            log.exception("bulk operation %s failed", op.gid)
+            self._executed(op, [], 0, "INTERNAL_SERVER_ERROR", (0, 0))
+        finally:
+            if op.ended is None:  # stopped before its work was done: canceled, or the shop is going away
+                self._executed(op, [], 0, "INTERNAL_SERVER_ERROR", (0, 0))
+
+    def _executed(self, op: BulkOperation, lines: list[str], roots: int, fail_with: str | None,
+                  partial: tuple[int, int]) -> None:
+        """The worker's work is done: keep its result (dropped if the operation was canceled meanwhile) and,
+        when someone listens, call `on_finish` once the processing time has passed too."""
+        with self._lock:
+            if op.ended is not None:
+                return
+            if not op.canceled:
+                op.lines, op.root_count, op.fail_with = lines, roots, fail_with
+                op.partial_count, op.partial_roots = partial
+            op.ended = self._clock()
+        if self.on_finish is not None and not op.canceled:
+            self._schedule(op, op.ended + op.seconds - self._clock())
 
     def _schedule(self, op: BulkOperation, delay: float) -> None:
         with self._lock:
@@ -204,13 +264,28 @@ class BulkOperations:
             op.notified = True
         self.on_finish(self.node(op))
 
-    def close(self) -> None:
-        """Stop the timers that would report finished operations (the server is going away)."""
+    def close(self, timeout: float = STOP_WAIT_SECONDS) -> bool:
+        """Stop the workers (waiting `timeout` seconds at most, in all) and the timers that would report finished
+        operations (the server is going away). True when every worker has ended."""
         with self._lock:
             self._closed = True
             timers, self._timers = self._timers, []
+            ops = list(self._ops.values())
         for timer in timers:
             timer.cancel()
+        for op in ops:
+            op.stop.set()
+        return self.join(timeout)
+
+    def join(self, timeout: float) -> bool:
+        """Wait `timeout` seconds at most, in all, for every worker to end; True when none is left."""
+        with self._lock:
+            workers = [op.worker for op in self._ops.values() if op.worker is not None]
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(w.is_alive() for w in workers if w is not threading.current_thread())
 
     # ------------------------------------------------------------------------------------------ roots
     def query_roots(self, warnings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -251,9 +326,9 @@ class BulkOperations:
         predicate = build_filter(search, fields, lambda o: o.query, self.world.clock(), info.field_name)
         if warnings is not None:
             warnings.extend({"path": [info.field_name], **w} for w in search.warnings)
-        if sortKey == "COMPLETED_AT":  # the order of ending: the moment its processing time ran out
+        if sortKey == "COMPLETED_AT":  # the order of ending: the processing time after its work has run out
             def sort(o: BulkOperation) -> float:
-                return o.started + o.seconds
+                return o.ended + o.seconds if o.ended is not None else float("inf")
         else:
             def sort(o: BulkOperation) -> float:
                 return o.started
@@ -267,7 +342,10 @@ class BulkOperations:
         if self.status(op) != "RUNNING":
             return {"bulkOperation": self.node(op), "userErrors": [
                 {"field": None, "message": f"A bulk operation cannot be canceled when it is {self.status(op).lower()}"}]}
-        op.canceled = True
+        with self._lock:
+            op.canceled = True
+            op.lines = []  # anything already produced is dropped
+        op.stop.set()  # the worker stops before its next step (it cannot be mid-step: we hold the world's lock)
         if self.on_finish is not None:
             self._schedule(op, 0.0)  # canceled is an end too: the finish webhook goes out now
         return {"bulkOperation": self.node(op), "userErrors": []}
@@ -284,19 +362,16 @@ class BulkOperations:
         return "LIMIT_REACHED", (f"Bulk operations limit reached: {self.concurrency} {what} operations are "
                                  "already running for this app and shop. Please try again later.")
 
-    def _new(self, kind: str, text: str, lines: list[str], roots: int, fail_with: str | None,
-             partial: tuple[int, int], client_identifier: str | None = None) -> BulkOperation:
+    def _new(self, kind: str, text: str, client_identifier: str | None = None) -> BulkOperation:
         with self._lock:
             self._next += 1
-            op = BulkOperation(self._next, text, self.world.clock(), self._clock(), lines, roots, type=kind,
-                               fail_with=fail_with, partial_count=partial[0], partial_roots=partial[1],
-                               client_identifier=client_identifier, seconds=self.processing_seconds)
-        self._register(op)
+            op = BulkOperation(self._next, text, self.world.clock(), self._clock(), type=kind,
+                               fail_with=self._take_fail_next(), client_identifier=client_identifier,
+                               seconds=self.processing_seconds)
         return op
 
     def _take_fail_next(self) -> str | None:
-        with self._lock:
-            code, self._fail_next = self._fail_next, None
+        code, self._fail_next = self._fail_next, None  # (under self._lock)
         return code
 
     def run_query(self, info, query: str, groupObjects: bool = False):
@@ -309,10 +384,21 @@ class BulkOperations:
         busy = self._busy("QUERY")
         if busy is not None:
             return refuse(*busy)
-        lines, roots, error = self._execute(query)
-        fail_with = error or self._take_fail_next()
-        op = self._new("QUERY", query, lines, roots, fail_with, (len(lines) // 2, roots // 2))
+        op = self._new("QUERY", query)
+        self._register(op, lambda: self._run_query(op))
         return {"bulkOperation": self.node(op, "CREATED"), "userErrors": []}
+
+    def _run_query(self, op: BulkOperation) -> None:
+        """The worker's part of a query: one execution under the world's lock, the JSONL built outside it."""
+        with self.world.lock:
+            if op.stop.is_set():
+                return
+            result = self._read(op)
+        if op.stop.is_set():
+            return
+        lines, roots, error = _jsonl(result)
+        fail_with = error or op.fail_with
+        self._executed(op, lines, roots, fail_with, (len(lines) // 2, roots // 2))
 
     def run_mutation(self, info, mutation: str, stagedUploadPath: str, clientIdentifier: str | None = None,
                      groupObjects: bool | None = None):
@@ -332,15 +418,28 @@ class BulkOperations:
         busy = self._busy("MUTATION")
         if busy is not None:
             return refuse(*busy)
-        fail_with = self._take_fail_next()
+        op = self._new("MUTATION", mutation, clientIdentifier)
+        self._register(op, lambda: self._run_mutation(op, document, variables))
+        return {"bulkOperation": self.node(op, "CREATED"), "userErrors": []}
+
+    def _run_mutation(self, op: BulkOperation, document, variables: list[dict[str, Any]]) -> None:
+        """The worker's part of a mutation: one line at a time, each under the world's lock."""
         # A failing operation stops half-way: only the first half of the lines runs, and their results are
         # the partial data (Shopify gives no url then, only partialDataUrl).
-        todo = variables[: len(variables) // 2] if fail_with else variables
-        lines = run_lines(self.schema, document, todo, self._root, self._field_resolver, self._type_resolver,
+        todo = variables[: len(variables) // 2] if op.fail_with else variables
+        steps = run_lines(self.schema, document, todo, self._root, self._field_resolver, self._type_resolver,
                           self._error)
-        op = self._new("MUTATION", mutation, lines, len(lines), fail_with, (len(lines), len(lines)),
-                       clientIdentifier)
-        return {"bulkOperation": self.node(op, "CREATED"), "userErrors": []}
+        lines: list[str] = []
+        while True:
+            with self.world.lock:  # a cancel holds this lock too: once it has answered, no further line runs
+                if op.stop.is_set():
+                    return
+                line = next(steps, None)
+            if line is None:
+                break
+            lines.append(line)
+            op.done = len(lines)
+        self._executed(op, lines, len(lines), op.fail_with, (len(lines), len(lines)))
 
     # ------------------------------------------------------------------------------------------ the query
     def check(self, query: str) -> str | None:
@@ -393,23 +492,35 @@ class BulkOperations:
             return f"Bulk queries cannot contain connections with a nesting depth greater than {MAX_NESTING}."
         return None
 
-    def _execute(self, query: str) -> tuple[list[str], int, str | None]:
-        """Run the query unbounded over the world as it is now; its result flattened to JSONL lines."""
+    def _read(self, op: BulkOperation) -> ExecutionResult:
+        """Run the operation's query unbounded over the world as it is now (the caller holds the world's lock).
+        Every field first checks the stop flag, so a canceled or shut-down operation's execution ends early."""
+        resolve = self._field_resolver
+
+        def field_resolver(source: Any, info, **args: Any) -> Any:
+            if op.stop.is_set():
+                raise _Stopped(op.gid)
+            return resolve(source, info, **args)
+
         token = UNBOUNDED.set(True)
         try:
-            result = execute(self.schema, parse(query), root_value=self._root(), field_resolver=self._field_resolver,
-                             type_resolver=self._type_resolver)
+            return execute(self.schema, parse(op.query), root_value=self._root(), field_resolver=field_resolver,
+                           type_resolver=self._type_resolver)
         finally:
             UNBOUNDED.reset(token)
-        if result.errors or result.data is None:
-            return [], 0, "INTERNAL_SERVER_ERROR"
-        lines: list[dict[str, Any]] = []
-        roots = 0
-        for value in result.data.values():
-            if _is_connection(value):
-                roots += len(_connection_nodes(value))
-                _flatten(value, None, lines)
-        return [json.dumps(line, ensure_ascii=False, separators=(",", ":")) for line in lines], roots, None
+
+
+def _jsonl(result: ExecutionResult) -> tuple[list[str], int, str | None]:
+    """A bulk query's result flattened to JSONL lines: (lines, root objects, errorCode or None)."""
+    if result.errors or result.data is None:
+        return [], 0, "INTERNAL_SERVER_ERROR"
+    lines: list[dict[str, Any]] = []
+    roots = 0
+    for value in result.data.values():
+        if _is_connection(value):
+            roots += len(_connection_nodes(value))
+            _flatten(value, None, lines)
+    return [json.dumps(line, ensure_ascii=False, separators=(",", ":")) for line in lines], roots, None
 
 
 def _selected_fields(node: FieldNode) -> set[str]:

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import (
@@ -80,11 +80,11 @@ def read_variables(body: bytes) -> tuple[list[dict[str, Any]] | None, str | None
 def run_lines(schema: GraphQLSchema, document: DocumentNode, lines: list[dict[str, Any]],
               root: Callable[[], dict[str, Any]], field_resolver: Callable[..., Any],
               type_resolver: Callable[..., Any],
-              error: Callable[[GraphQLError, str | None], dict[str, Any]]) -> list[str]:
-    """Execute the mutation once per line (the caller holds the world's lock); the result JSONL lines.
+              error: Callable[[GraphQLError, str | None], dict[str, Any]]) -> Iterator[str]:
+    """Execute the mutation once per line, lazily: each line runs when its result JSONL line is asked for, so a
+    caller takes the world's lock around each step (other requests go between lines) and may stop half-way.
     `error(exc, code)` renders a GraphQL error as the shop does (code None: the error's own)."""
     operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-    out: list[str] = []
     for number, variables in enumerate(lines):
         line: dict[str, Any] = {}
         coerced = get_variable_values(schema, operation.variable_definitions or [], variables)
@@ -98,5 +98,4 @@ def run_lines(schema: GraphQLSchema, document: DocumentNode, lines: list[dict[st
             if result.data is not None:
                 line["data"] = result.data
         line["__lineNumber"] = number
-        out.append(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-    return out
+        yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,26 @@ class Shop:
     def close(self) -> None:
         self.client.close()
         self.handle.stop()
+
+
+class Gate:
+    """The shop's bulk `execution_gate`: holds each operation's worker before it touches the world until
+    `open()` — so a test sees an operation whose work is not done yet, however fast the machine. Bounded: a worker
+    held longer than `limit` seconds goes on (its operation then fails the test's expectations, not hangs)."""
+
+    def __init__(self, limit: float = 30.0):
+        self.held: list[str] = []
+        self.entered = threading.Event()
+        self._open = threading.Event()
+        self.limit = limit
+
+    def __call__(self, gid: str) -> None:
+        self.held.append(gid)
+        self.entered.set()
+        self._open.wait(self.limit)
+
+    def open(self) -> None:
+        self._open.set()
 
 
 def poll_until_done(shop: Shop, poll: str, gid: str, timeout: float = 30.0) -> list[dict]:

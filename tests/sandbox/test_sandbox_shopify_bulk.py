@@ -4,14 +4,15 @@ GIVEN a served shop WHEN a client runs bulkOperationRunQuery and polls bulkOpera
 CREATED → RUNNING → COMPLETED with a growing objectCount and a JSONL url; nested connection nodes are their own
 lines with `__parentId`; at most five bulk queries run at once per shop (one with concurrency 1, the older rule);
 refused queries say why; a failed operation has an errorCode and a partialDataUrl; the exchanges pass the shared
-conformance tool while the download is not recorded.
+conformance tool while the download is not recorded. The work is asynchronous: the run answers CREATED before
+the query has read anything, the operation stays RUNNING until its work is done, and a cancel drops it.
 """
 
 import json
 
 import httpx
 import pytest
-from sandbox_testkit import TOKEN, poll_until_done
+from sandbox_testkit import TOKEN, Gate, poll_until_done
 
 RUN = """
 mutation Run($query: String!) {
@@ -72,6 +73,45 @@ def test_lifecycle_and_jsonl_parent_linkage(serve):
     assert children[0]["variant"]["id"].startswith("gid://shopify/ProductVariant/")  # objects stay inline
 
     assert shop.data(CURRENT)["currentBulkOperation"] == {"id": op["id"], "status": "COMPLETED"}
+
+
+CANCEL = "mutation C($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }"
+
+
+def test_the_run_answers_before_the_work_and_stays_running_until_it_is_done(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.0)  # only the work keeps it RUNNING
+    gate = shop.handle.api.bulk.execution_gate = Gate()
+    op = run(shop, ORDERS_WITH_LINES)["bulkOperation"]  # answered while the worker has not read anything
+    assert op["status"] == "CREATED" and op["objectCount"] == "0"
+    assert gate.entered.wait(10) and gate.held == [op["id"]]
+
+    for _ in range(3):  # however often it is polled, the unfinished work keeps it RUNNING without a url
+        held = shop.data(POLL, {"id": op["id"]})["bulkOperation"]
+        assert (held["status"], held["objectCount"], held["url"], held["completedAt"]) == ("RUNNING", "0", None, None)
+    assert [o["id"] for o in shop.data("{ bulkOperations(first: 5, query: \"status:running\") { nodes { id } } }")
+            ["bulkOperations"]["nodes"]] == [op["id"]]
+
+    gate.open()
+    done = poll_until_done(shop, POLL, op["id"])[-1]
+    assert done["status"] == "COMPLETED"
+    lines = httpx.get(done["url"], timeout=10).text.splitlines()
+    world = shop.world
+    assert int(done["rootObjectCount"]) == len(world.orders)
+    assert int(done["objectCount"]) == len(lines) == len(world.orders) + sum(len(o.lines) for o in world.orders)
+
+
+def test_a_cancel_before_the_work_is_done_leaves_no_output(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.0)
+    gate = shop.handle.api.bulk.execution_gate = Gate()
+    gid = run(shop, ORDERS_WITH_LINES)["bulkOperation"]["id"]
+    assert gate.entered.wait(10)
+    canceled = shop.data(CANCEL, {"id": gid})["bulkOperationCancel"]
+    assert canceled == {"bulkOperation": {"status": "CANCELED"}, "userErrors": []}
+    gate.open()
+    assert shop.handle.api.bulk.join(10)  # the worker has ended …
+    after = shop.data(POLL, {"id": gid})["bulkOperation"]  # … without producing anything
+    assert (after["status"], after["objectCount"], after["url"], after["partialDataUrl"]) == ("CANCELED", "0", None, None)
+    assert run(shop, VARIANTS)["userErrors"] == []  # and it no longer counts against the limit
 
 
 def test_at_most_five_bulk_queries_run_at_once_per_shop(serve):

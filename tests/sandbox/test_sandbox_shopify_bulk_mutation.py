@@ -7,14 +7,15 @@ variables do not fit, and `__lineNumber`), only the lines the shop accepts chang
 refuses a tampered or oversized form as storage does; invalid mutations and files are refused before anything
 runs; at most five bulk mutations run at once (beside the bulk queries); a failed operation ran only what its
 partial data shows; bulkOperations / currentBulkOperation(type: MUTATION) find them; the GraphQL exchanges pass
-the shared conformance tool while uploads and downloads stay out of the traffic log.
+the shared conformance tool while uploads and downloads stay out of the traffic log. The lines run in the
+operation's worker after the run has answered: a cancel or the shop's shutdown before they run stops them.
 """
 
 import json
 
 import httpx
 import pytest
-from sandbox_testkit import poll_until_done
+from sandbox_testkit import Gate, poll_until_done
 
 STAGE = """
 mutation Stage($input: [StagedUploadInput!]!) {
@@ -248,6 +249,41 @@ def test_a_failed_bulk_mutation_ran_only_its_partial_data(serve):
     partial = [json.loads(x) for x in httpx.get(done["partialDataUrl"], timeout=10).text.splitlines()]
     assert [r["__lineNumber"] for r in partial] == [0, 1] and done["objectCount"] == "2"
     assert [lv.available for lv in rows] == [before[0] + 1, before[1] + 1, before[2], before[3]]
+
+
+CANCEL = "mutation C($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }"
+
+
+def test_a_bulk_mutation_canceled_before_its_lines_run_changes_nothing(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.0)
+    rows = levels(shop, 3)
+    before = [lv.available for lv in rows]
+    path, _ = stage(shop, jsonl([line(lv, lv.available + 3, lv.available, f"x-{i}") for i, lv in enumerate(rows)]))
+    gate = shop.handle.api.bulk.execution_gate = Gate()
+    op = run(shop, path)["bulkOperation"]
+    assert op["status"] == "CREATED" and gate.entered.wait(10)  # answered; no line has run
+    assert shop.data(POLL, {"id": op["id"]})["bulkOperation"]["status"] == "RUNNING"
+    assert shop.data(CANCEL, {"id": op["id"]})["bulkOperationCancel"]["userErrors"] == []
+    gate.open()
+    assert shop.handle.api.bulk.join(10)
+    after = shop.data(POLL, {"id": op["id"]})["bulkOperation"]
+    assert (after["status"], after["objectCount"], after["url"], after["partialDataUrl"]) == ("CANCELED", "0", None, None)
+    assert [lv.available for lv in rows] == before
+
+
+def test_a_shop_going_away_stops_its_bulk_workers_without_waiting_for_them(serve):
+    shop = serve(restore_rate=1000.0, bulk_processing_seconds=0.0)
+    rows = levels(shop, 2)
+    before = [lv.available for lv in rows]
+    path, _ = stage(shop, jsonl([line(lv, lv.available + 3, lv.available, f"s-{i}") for i, lv in enumerate(rows)]))
+    bulk = shop.handle.api.bulk
+    gate = bulk.execution_gate = Gate()
+    run(shop, path)
+    assert gate.entered.wait(10)
+    assert bulk.close(timeout=0.0) is False  # the wait is bounded: the held worker is not waited for
+    gate.open()
+    assert bulk.join(10)  # the worker saw the stop and ended …
+    assert [lv.available for lv in rows] == before  # … without running a line
 
 
 def test_bulk_mutation_traffic_passes_conformance_and_leaves_files_out(serve, tmp_path, conformance):

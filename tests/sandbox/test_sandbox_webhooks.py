@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sandbox_testkit import SET_QUANTITIES, TOKEN, SandboxProcess, Shop, set_input, small_world
+from sandbox_testkit import SET_QUANTITIES, TOKEN, Gate, SandboxProcess, Shop, set_input, small_world
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -283,6 +283,24 @@ def test_a_finished_bulk_operation_is_announced_once_signed(shops, collector):
     assert bodies[other]["status"] == "canceled"
     assert shop.data("query P($id: ID!) { bulkOperation(id: $id) { status } }",
                      {"id": op["id"]})["bulkOperation"]["status"] == "COMPLETED"
+
+
+def test_the_bulk_finish_webhook_waits_for_the_work_and_goes_out_once(shops, collector):
+    hooks = collector()
+    shop = shops(WebhookSettings(secret=SECRET), bulk_processing_seconds=0.0)  # only the work keeps it running
+    subscribe(shop, hooks.url, topics=("BULK_OPERATIONS_FINISH",))
+    gate = shop.handle.api.bulk.execution_gate = Gate()
+    gid = shop.data(BULK_QUERY, {"query": "{ orders { edges { node { id } } } }"}
+                    )["bulkOperationRunQuery"]["bulkOperation"]["id"]
+    assert gate.entered.wait(10)
+    time.sleep(0.3)  # long past the processing time: nothing is announced while the work is not done
+    assert hooks.received == []
+    gate.open()
+    wait_for(lambda: hooks.received)
+    time.sleep(0.3)  # nothing more comes
+    assert hooks.topics() == Counter({"bulk_operations/finish": 1})
+    body = json.loads(hooks.received[0]["body"])
+    assert (body["admin_graphql_api_id"], body["status"], body["error_code"]) == (gid, "completed", None)
 
 
 def test_python_dash_m_sandbox_signs_with_the_webhook_secret_it_is_given(tmp_path, collector):
