@@ -397,7 +397,8 @@ class LandingZone:
 
     def landed(self, source: str, entity: str, schema: Mapping[str, pl.DataType] | None = None) -> pl.LazyFrame:
         """Every landed batch of source/entity as one LazyFrame (duplicates across batches included: staging
-        keeps the latest version per key). Empty, but typed, when nothing has landed yet."""
+        keeps the latest version per key). Empty, but typed, when nothing has landed yet. Collect it inside
+        `reading()` (or use `select`): the files are listed now and opened at collect."""
         if schema is None and (source, entity) in SCHEMAS:
             schema = SCHEMAS[(source, entity)].landed_columns
         files = self.batch_files(source, entity)
@@ -407,6 +408,13 @@ class LandingZone:
             schema = pl.read_parquet_schema(files[-1])
         return pl.scan_parquet(files, schema=dict(schema), hive_partitioning=False, missing_columns="insert",
                                extra_columns="ignore")
+
+    def select(self, source: str, entity: str, *columns: str | pl.Expr,
+               schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+        """`columns` of every landed batch of source/entity, read under the read lock (D160). Use it, or
+        `reading()` around `landed(...)…collect()`: a LazyFrame opens its files only when collected."""
+        with self.reading(f"landed {source}/{entity}"):
+            return self.landed(source, entity, schema).select(*columns).collect()
 
     def quarantined(self, source: str, entity: str) -> pl.LazyFrame:
         files = self.quarantine_files(source, entity)
