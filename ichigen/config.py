@@ -198,7 +198,7 @@ class SchedulesConfig(_Strict):
     customers: str = "0 * * * *"
     products: str = "0 3 * * *"
     full_cycle: str = "*/15 * * * *"
-    compaction: str = "17 * * * *"  # hourly, off the 5-minute marks the ingest schedules start on
+    compaction: str = "7 * * * *"  # hourly, between the full cycles at :00 and :15 (a build holds the landing lock)
 
 
 class CompactionConfig(_Strict):
@@ -209,7 +209,7 @@ class CompactionConfig(_Strict):
     max_rows: int = Field(default=100_000, ge=1)  # a batch above this is big enough already
     # How long the removal of merged originals looks for a moment no reader holds the landing lock; past it the
     # removal waits for the next run (a dbt build holds the lock for its whole run).
-    lock_wait_seconds: float = Field(default=120.0, ge=0)
+    lock_wait_seconds: float = Field(default=300.0, ge=0)
 
 
 class StockConfig(_Strict):

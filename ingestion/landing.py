@@ -452,7 +452,7 @@ class CompactionRun:
         return sum(len(c.replaced) for c in self.merged)
 
 
-REMOVAL_WAIT_SECONDS = 120.0  # how long compaction looks for a gap between readers (a dbt build holds them)
+REMOVAL_WAIT_SECONDS = 300.0  # how long compaction looks for a gap between readers (a dbt build holds them)
 REMOVALS_PER_HOLD = 1_000  # files unlinked per exclusive hold, so a big removal never blocks readers for long
 
 
