@@ -3,8 +3,6 @@ D161). An op job, not an asset: it changes how batches are stored, not what any 
 `full_cycle` (which selects every asset). What it merged shows on the run (op metadata) and, per landed entity,
 as an observation on the `<slug>/<entity>` asset."""
 
-from __future__ import annotations
-
 from collections import defaultdict
 from datetime import timedelta
 
@@ -42,7 +40,7 @@ def build_compaction_job(config: Config, landed_keys: set[dg.AssetKey]) -> dg.Jo
     """`landed_keys`: the `<slug>/<entity>` asset keys that exist, to observe the entities compacted."""
 
     @dg.op(
-        name="compact_landing",
+        name="merge_small_batches",
         description="Merge landed batches older than compaction.older_than_minutes into one batch per entity, "
                     "date and mode; remove the originals under the landing lock (or leave them for the next run).",
         out=dg.Out(dg.Nothing),
