@@ -6,8 +6,9 @@ after it would fail with FileNotFoundError. So:
 
 - readers (the dbt build, the fast path's read of landed orders, cursor reads, webhook de-dup, the reverse
   sync's reads of landed state) hold the lock **shared** from listing the files to the last read of them;
-- compaction holds it **exclusive** only while it unlinks originals it has already merged into a new batch —
-  never while it reads or writes — so a reader waits at most one removal (milliseconds).
+- compaction holds it **exclusive** only while it renames originals it has already merged into a new batch out
+  of every reader's sight (a hidden name, unlinked after the release) — never while it reads or writes — so a
+  reader waits at most one such rename pass (milliseconds).
 
 The lock is `flock(2)` on `<root>/.landing.lock`, one open file per acquisition: the kernel releases it when
 the holder's process exits or dies, so a crashed compaction never leaves the zone locked, and two threads of

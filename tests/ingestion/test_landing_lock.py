@@ -224,7 +224,13 @@ def test_a_compaction_killed_between_write_and_removal_heals_on_the_next_run(tmp
     assert all(p.exists() for p in originals), "the originals and their merged copies are both landed"
     assert latest_per_key(tmp_path) == latest, "duplicates are identical rows: the newest per key is the same"
 
+    # a crash one step later (originals renamed out of sight, not yet unlinked) leaves hidden files only
+    hidden = originals[0].with_name(f".{originals[0].name}.removed")
+    hidden.write_bytes(originals[0].read_bytes())
+    assert latest_per_key(tmp_path) == latest, "no reader lists a hidden file"
+
     healed = compact_landing(zone, [("erp", "stock")], older_than=timedelta(0), now=T0 + timedelta(hours=2))
+    assert not hidden.exists(), "swept"
     assert healed.skipped is None, "the dead child's compaction lock was released by the kernel"
     assert healed.leftovers_removed == 20 and healed.merged == []
     assert not any(p.exists() for p in originals)
