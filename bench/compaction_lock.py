@@ -8,7 +8,7 @@ One landing zone in tmp; for `seconds`:
 - the compactor merges everything landed (older_than 0) every 0.5 s and removes the originals.
 
 Arm "lock": readers hold the shared lock for each read, compaction takes it exclusive for removals. Arm "no lock"
-(the peer): the same without any lock, as before D160. Reported: the longest and p99 wait of a reader for the
+(the peer): the same without any lock. Reported: the longest and p99 wait of a reader for the
 read lock (what compaction costs a reader), the longest exclusive hold, the compactor's wait for a gap, and the
 readers' failed reads in each arm (target 0 with the lock).
 """
@@ -126,7 +126,7 @@ def _arm(root: Path, locked: bool, size: dict[str, float]) -> dict[str, Any]:
             began = time.monotonic()
             if locked:
                 runs.append(compact_landing(zone, [("erp", "stock")], older_than=timedelta(0), lock_wait_seconds=30))
-            else:  # the same compaction with the removal's lock made a no-op: D82 as it was
+            else:  # the same compaction with the removal lock made a no-op
                 runs.append(_compact_without_lock(zone))
             round_seconds.append(time.monotonic() - began)
             time.sleep(size["compact_every"])
@@ -197,7 +197,7 @@ def run(scale: Scale) -> list[Result]:
                      f"{locked['compactor_wait_max_ms']:.1f} ms, {locked['removals_skipped']} removals skipped; "
                      + context, details=details),
         Result("compaction_reader_errors", float(locked["reader_errors"]), "failed reads", ("<=", 0.0),
-               peer="no lock (D82 as it was)", peer_value=float(unlocked["reader_errors"]),
+               peer="the same without the lock", peer_value=float(unlocked["reader_errors"]),
                notes=f"without the lock: {unlocked['reader_errors']} of {unlocked['reads']} reads failed, e.g. "
                      f"{(unlocked['error_examples'] or ['-'])[0][:120]}", details=details),
     ]
