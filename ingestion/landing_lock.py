@@ -26,6 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,54 +97,48 @@ def lock_path(root: Path) -> Path:
     return Path(root) / LOCK_FILE
 
 
-@contextlib.contextmanager
-def read_lock(root: Path, what: str, *, wait_seconds: float = READ_WAIT_SECONDS) -> Iterator[LockHold]:
+def read_lock(root: Path, what: str, *, wait_seconds: float = READ_WAIT_SECONDS) -> AbstractContextManager[LockHold]:
     """Hold the landing zone under `root` shared (list and read batches inside). Nests and overlaps freely with
     other readers in any process or thread. Raises LandingLockTimeout when a removal holds it past the wait."""
+    return _hold(root, what, exclusive=False, wait_seconds=wait_seconds)
+
+
+def removal_lock(root: Path, what: str, *, wait_seconds: float) -> AbstractContextManager[LockHold]:
+    """Hold the landing zone under `root` exclusive, for taking landed files away only (keep it to milliseconds).
+    Raises LandingLockTimeout when readers held it without a gap for `wait_seconds`: skip the removal then."""
+    return _hold(root, what, exclusive=True, wait_seconds=wait_seconds)
+
+
+@contextlib.contextmanager
+def _hold(root: Path, what: str, *, exclusive: bool, wait_seconds: float) -> Iterator[LockHold]:
     path = lock_path(root)
     fd = _open(path)
     try:
-        waited = _take(fd, fcntl.LOCK_SH, wait_seconds, READER_POLL_MAX)
+        waited = _take(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, wait_seconds,
+                       WRITER_POLL_MAX if exclusive else READER_POLL_MAX)
+        if waited is None and exclusive:
+            raise LandingLockTimeout(
+                f"landing zone {root}: {what}: readers held {path} without a gap for {wait_seconds:g} s; "
+                "the removal is left for the next run")
         if waited is None:
             raise LandingLockTimeout(
                 f"landing zone {root}: {what} could not take the read lock {path} within {wait_seconds:g} s "
                 f"(exclusive holder: {_holder(fd)}); nothing was read, try again")
-        if waited > _SLOW_WAIT:
+        if waited > _SLOW_WAIT and not exclusive:
             log.warning("landing zone %s: %s waited %.2f s for the read lock", root, what, waited)
-        hold = LockHold(what, "shared", waited)
+        hold = LockHold(what, "exclusive" if exclusive else "shared", waited)
         began = time.monotonic()
-        try:
-            yield hold
-        finally:
-            hold.held_seconds = time.monotonic() - began
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def removal_lock(root: Path, what: str, *, wait_seconds: float) -> Iterator[LockHold]:
-    """Hold the landing zone under `root` exclusive, for removing landed files only (keep it to milliseconds).
-    Raises LandingLockTimeout when readers held it without a gap for `wait_seconds`: skip the removal then."""
-    path = lock_path(root)
-    fd = _open(path)
-    try:
-        waited = _take(fd, fcntl.LOCK_EX, wait_seconds, WRITER_POLL_MAX)
-        if waited is None:
-            raise LandingLockTimeout(
-                f"landing zone {root}: {what}: readers held {path} without a gap for {wait_seconds:g} s; "
-                "the removal is left for the next run")
-        hold = LockHold(what, "exclusive", waited)
-        began = time.monotonic()
-        note = f"pid {os.getpid()}: {what} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}".encode()
-        with contextlib.suppress(OSError):  # the note is for error messages only
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, note, 0)
-        try:
-            yield hold
-        finally:
+        if exclusive:  # a note for the error message of a reader that times out meanwhile
+            note = f"pid {os.getpid()}: {what} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}".encode()
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
+                os.pwrite(fd, note, 0)
+        try:
+            yield hold
+        finally:
+            if exclusive:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             hold.held_seconds = time.monotonic() - began
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -4,6 +4,7 @@ disappears under it, and a crash between write and removal heals."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -93,26 +94,45 @@ HOLDING_READER = """
 """
 
 
+@contextlib.contextmanager
+def holding_reader(root: Path):
+    """A HOLDING_READER process that has listed the batches; `release()` lets it read them and returns its report."""
+    ready, go, out = root / "ready", root / "go", root / "out.json"
+    reader = start_python(HOLDING_READER, str(root), str(ready), str(go), str(out))
+
+    def release() -> dict:
+        go.touch()
+        reader.communicate(timeout=60)
+        return json.loads(out.read_text())
+
+    try:
+        wait_for(ready.exists, "the reader to list the batches", proc=reader)
+        yield release
+    finally:
+        go.touch()
+        stop(reader)
+
+
+def compaction_in_thread(zone: LandingZone, result: dict) -> threading.Thread:
+    """compact_landing of erp/stock on its own thread, waiting up to 60 s for the lock; the run in `result`."""
+    worker = threading.Thread(target=lambda: result.update(run=compact_landing(
+        zone, [("erp", "stock")], older_than=timedelta(0), now=T0 + timedelta(hours=1), lock_wait_seconds=60)))
+    worker.start()
+    return worker
+
+
 def test_a_reader_holding_the_lock_keeps_its_files_and_the_removal_is_left_for_the_next_run(tmp_path: Path):
     zone = LandingZone(tmp_path)
     originals = land_small_batches(zone, 30, start=75)  # 23:45–00:14: two date folders
     before = rows_of(zone)
-    ready, go, out = tmp_path / "ready", tmp_path / "go", tmp_path / "out.json"
-    reader = start_python(HOLDING_READER, str(tmp_path), str(ready), str(go), str(out))
-    try:
-        wait_for(ready.exists, "the reader to list the batches", proc=reader)
+    with holding_reader(tmp_path) as release:
         run = compact_landing(zone, [("erp", "stock")], older_than=timedelta(0), now=T0 + timedelta(hours=2),
                               lock_wait_seconds=0.5)
         # merged, but nothing removed: the reader still holds the files it listed
         assert run.batches_merged == 30 and len(run.merged) == 2, "one merged batch per date folder"
         assert run.removed == 0 and run.pending == 30 and "readers held" in run.skipped
         assert all(p.exists() for p in originals)
-        go.touch()
-        reader.communicate(timeout=60)
-    finally:
-        go.touch()
-        stop(reader)
-    got = json.loads(out.read_text())
+        got = release()
     assert got == {"files": 30, "rows": len(before)}, "every listed file was still there and whole"
 
     again = compact_landing(zone, [("erp", "stock")], older_than=timedelta(0), now=T0 + timedelta(hours=2))
@@ -125,24 +145,15 @@ def test_compaction_waits_for_the_reader_and_removes_when_it_is_done(tmp_path: P
     zone = LandingZone(tmp_path)
     originals = land_small_batches(zone, 12)
     before = rows_of(zone)
-    ready, go, out = tmp_path / "ready", tmp_path / "go", tmp_path / "out.json"
-    reader = start_python(HOLDING_READER, str(tmp_path), str(ready), str(go), str(out))
     result: dict = {}
-    try:
-        wait_for(ready.exists, "the reader to list the batches", proc=reader)
-        worker = threading.Thread(target=lambda: result.update(run=compact_landing(
-            zone, [("erp", "stock")], older_than=timedelta(0), now=T0 + timedelta(hours=1), lock_wait_seconds=60)))
-        worker.start()
+    with holding_reader(tmp_path) as release:
+        worker = compaction_in_thread(zone, result)
         # the merged batch is written without the lock; the removal waits for the reader
         wait_for(lambda: len(zone.batch_files("erp", "stock")) == 12 + 1, "the merged batch")
         assert worker.is_alive() and all(p.exists() for p in originals)
-        go.touch()
-        reader.communicate(timeout=60)
+        got = release()
         worker.join(60)
-    finally:
-        go.touch()
-        stop(reader)
-    assert json.loads(out.read_text()) == {"files": 12, "rows": len(before)}
+    assert got == {"files": 12, "rows": len(before)}
     run = result["run"]
     assert run.pending == 0 and run.removed == 12 and run.skipped is None
     assert not any(p.exists() for p in originals) and rows_of(zone) == before
@@ -153,14 +164,9 @@ def test_new_readers_are_not_held_up_while_a_compaction_waits(tmp_path: Path):
     still gets the read lock at once (a waiting compaction must not stall the fast path for a whole dbt build)."""
     zone = LandingZone(tmp_path)
     land_small_batches(zone, 6)
-    ready, go, out = tmp_path / "ready", tmp_path / "go", tmp_path / "out.json"
-    reader = start_python(HOLDING_READER, str(tmp_path), str(ready), str(go), str(out))
     result: dict = {}
-    try:
-        wait_for(ready.exists, "the long reader", proc=reader)
-        worker = threading.Thread(target=lambda: result.update(run=compact_landing(
-            zone, [("erp", "stock")], older_than=timedelta(0), now=T0 + timedelta(hours=1), lock_wait_seconds=60)))
-        worker.start()
+    with holding_reader(tmp_path) as release:
+        worker = compaction_in_thread(zone, result)
         wait_for(lambda: len(zone.batch_files("erp", "stock")) == 7, "the compaction to wait for the lock")
         second = start_python("""
             import sys, pathlib
@@ -168,15 +174,11 @@ def test_new_readers_are_not_held_up_while_a_compaction_waits(tmp_path: Path):
             with read_lock(pathlib.Path(sys.argv[1]), "second reader", wait_seconds=20) as hold:
                 print(hold.waited_seconds)
         """, str(tmp_path))
-        stdout, stderr = second.communicate(timeout=60)
+        _, stderr = second.communicate(timeout=60)
         assert second.returncode == 0, stderr
         assert worker.is_alive(), "the compaction is still waiting for the long reader"
-        go.touch()
-        reader.communicate(timeout=60)
+        release()
         worker.join(60)
-    finally:
-        go.touch()
-        stop(reader)
     assert result["run"].removed == 6
 
 
