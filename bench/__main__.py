@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "dbt_full_build_10m_s": "bench.full_build", "dbt_full_build_10m_rss_mb": "bench.full_build",
     "publish_reader_query_max_10m_ms": "bench.full_build",
     "dashboard_query_p50_ms": "bench.dashboards", "dashboard_rerun_p95_ms": "bench.dashboards",
+    "landing_lock_reader_wait_max_ms": "bench.compaction_lock", "compaction_reader_errors": "bench.compaction_lock",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -469,24 +469,29 @@ def sync_intake_command(
 @app.command()
 def compact(
     config_path: ConfigOption = None,
-    older_than_minutes: Annotated[float, typer.Option("--older-than-minutes", help="leave newer batches alone")] = 60.0,
+    older_than_minutes: Annotated[float | None, typer.Option(
+        "--older-than-minutes", help="leave newer batches alone (default: compaction.older_than_minutes)")] = None,
 ) -> None:
     """Merge the landing zone's small batches (one per webhook event, notification receive or poll) into one
-    batch per entity, date and mode; readers see the same rows (D82). Safe to rerun."""
+    batch per entity, date and mode; readers see the same rows (D82). Safe to rerun, and to run while others
+    read: the originals are removed under the landing lock, or left for the next run (D161)."""
     from datetime import timedelta
 
-    from ingestion.landing import LandingZone, compact_batches
-    from ingestion.schemas import SCHEMAS
+    from ingestion.landing import LandingZone, compact_landing
 
     config = _config(config_path)
-    landing = LandingZone(config.landing_dir)
-    merged = 0
-    for source, entity in sorted(SCHEMAS):
-        for done in compact_batches(landing, source, entity, older_than=timedelta(minutes=older_than_minutes)):
-            merged += len(done.replaced)
-            console.print(f"{source}/{entity}: {len(done.replaced)} batches → {done.path.name} "
-                          f"({done.row_count} rows)", highlight=False)
-    console.print(f"compacted {merged} batches" if merged else "nothing to compact")
+    settings = config.compaction
+    minutes = settings.older_than_minutes if older_than_minutes is None else older_than_minutes
+    run = compact_landing(LandingZone(config.landing_dir), older_than=timedelta(minutes=minutes),
+                          max_rows=settings.max_rows, lock_wait_seconds=settings.lock_wait_seconds)
+    for done in run.merged:
+        console.print(f"{done.source}/{done.entity}: {len(done.replaced)} batches → {done.path.name} "
+                      f"({done.row_count} rows)", highlight=False)
+    if run.leftovers_removed:
+        console.print(f"removed {run.leftovers_removed} batches an earlier compaction had merged")
+    if run.skipped:
+        console.print(f"[yellow]not removed:[/yellow] {run.skipped}", highlight=False)
+    console.print(f"compacted {run.batches_merged} batches" if run.merged else "nothing to compact")
 
 
 @app.command("check-config")

@@ -198,6 +198,18 @@ class SchedulesConfig(_Strict):
     customers: str = "0 * * * *"
     products: str = "0 3 * * *"
     full_cycle: str = "*/15 * * * *"
+    compaction: str = "7 * * * *"  # hourly, between the full cycles at :00 and :15 (a build holds the landing lock)
+
+
+class CompactionConfig(_Strict):
+    """Merging small landed batches (DECISIONS.md D82, D161): `ichigen compact` and the Dagster
+    `compact_landing` job (schedule: `schedules.compaction`)."""
+
+    older_than_minutes: float = Field(default=60.0, ge=0)  # newer batches are left alone
+    max_rows: int = Field(default=100_000, ge=1)  # a batch above this is big enough already
+    # How long the removal of merged originals looks for a moment no reader holds the landing lock; past it the
+    # removal waits for the next run (a dbt build holds the lock for its whole run).
+    lock_wait_seconds: float = Field(default=300.0, ge=0)
 
 
 class StockConfig(_Strict):
@@ -241,6 +253,7 @@ class Config(_Strict):
     erp: ErpConfig = ErpConfig()
     files: FilesConfig = FilesConfig()
     schedules: SchedulesConfig = SchedulesConfig()
+    compaction: CompactionConfig = CompactionConfig()
     stock: StockConfig = StockConfig()
     guard_rails: GuardRailsConfig = GuardRailsConfig()
     sandbox: SandboxConfig = SandboxConfig()

@@ -410,9 +410,11 @@ def pending_files(config: Config, kind: FileKind, now: float | None = None) -> l
 def landed_hashes(landing: LandingZone, kind: FileKind) -> set[str]:
     """SHA-256 of every file already landed (rows) or wholly quarantined, read back from the landing zone."""
     source, entity = kind.schema.source, kind.schema.entity
-    hashes = set(landing.landed(source, entity, kind.schema.landed_columns)
-                 .select("file_sha256").unique().collect().get_column("file_sha256").drop_nulls().to_list())
-    for raw in landing.quarantined(source, entity).select("raw").collect().get_column("raw").to_list():
+    with landing.reading(f"landed file hashes {source}/{entity}"):
+        hashes = set(landing.landed(source, entity, kind.schema.landed_columns)
+                     .select("file_sha256").unique().collect().get_column("file_sha256").drop_nulls().to_list())
+        quarantined = landing.quarantined(source, entity).select("raw").collect().get_column("raw").to_list()
+    for raw in quarantined:
         try:
             hashes.add(json.loads(raw)["file_sha256"])
         except (ValueError, KeyError, TypeError):

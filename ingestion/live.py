@@ -128,13 +128,14 @@ class LiveLanding:
         (a step must not cost more as the day's events pile up); every `pending_check_every` s, and on the first
         step, the full `pending_events` check also runs, so an event whose follow-up failed, or that landed
         while no loop ran, is fetched all the same. A compacted batch (D82) only re-holds events already seen."""
-        files = self.landing.batch_files(webhooks.SOURCE, webhooks.ENTITY)
-        new = [p for p in files if p not in self._followed
-               and not self.landing.batch_metadata(p).get("compacted_from")]
         full = time.monotonic() >= self._pending_check_at
-        if not new and not full:
-            return 0
-        events = pl.concat([pl.read_parquet(p) for p in new], how="diagonal_relaxed") if new else None
+        with self.landing.reading("webhook follow-up"):  # listed batches stay until read (D160); no request inside
+            files = self.landing.batch_files(webhooks.SOURCE, webhooks.ENTITY)
+            new = [p for p in files if p not in self._followed
+                   and not self.landing.batch_metadata(p).get("compacted_from")]
+            if not new and not full:
+                return 0
+            events = pl.concat([pl.read_parquet(p) for p in new], how="diagonal_relaxed") if new else None
         followed = webhooks.fetch_changed(self.config, events, landing=self.landing, include_pending=full,
                                           client=self._client_for("shopify"))
         self._followed.update(new)  # only after the fetch landed: a failed step reads them again

@@ -184,14 +184,16 @@ class FinishWatch:
     def ended(self, operation_id: str) -> bool:
         if operation_id in self._ended:
             return True
-        files = self._new_files()
-        if files:
+        with self.landing.reading("bulk finish watch"):  # a compaction keeps listed batches until read (D160)
+            files = self._new_files()
+            if not files:
+                return operation_id in self._ended
             try:
                 events = pl.read_parquet(files, columns=["topic", "resource_gid"])
             except (OSError, pl.exceptions.PolarsError):
-                return False  # a batch being compacted away: the next look (or the poll) decides
-            self._read.update(files)
-            self._ended.update(r for t, r in events.iter_rows() if t == BULK_FINISH_TOPIC and r)
+                return False  # a batch we cannot read now: the next look (or the poll) decides
+        self._read.update(files)
+        self._ended.update(r for t, r in events.iter_rows() if t == BULK_FINISH_TOPIC and r)
         return operation_id in self._ended
 
 

@@ -167,10 +167,11 @@ class WebhookEventLog:
     def _load_seen(self) -> set[str]:
         """Webhook ids landed in the last `dedup_days` days (Shopify retries for 4 h; we keep a margin)."""
         floor = (utcnow() - timedelta(days=self.dedup_days)).strftime("%Y-%m-%d")
-        files = [p for p in self.landing.batch_files(SOURCE, ENTITY) if p.parent.name[len("date="):] >= floor]
-        if not files:
-            return set()
-        ids = pl.scan_parquet(files, hive_partitioning=False).select("webhook_id").collect()
+        with self.landing.reading("webhook de-dup"):  # a compaction must not remove a listed batch (D160)
+            files = [p for p in self.landing.batch_files(SOURCE, ENTITY) if p.parent.name[len("date="):] >= floor]
+            if not files:
+                return set()
+            ids = pl.scan_parquet(files, hive_partitioning=False).select("webhook_id").collect()
         return {i for i in ids.get_column("webhook_id").to_list() if i}
 
     def seen(self, webhook_id: str) -> bool:
@@ -364,7 +365,8 @@ def subscribe(config: Config, uri: str, topics: Sequence[str] = DEFAULT_TOPICS, 
 # ------------------------------------------------------------------------------------------------ follow-up
 def landed_events(landing: LandingZone) -> pl.DataFrame:
     """Every landed webhook event, one row per webhook id (the first landing wins)."""
-    frame = landing.landed(SOURCE, ENTITY).collect()
+    with landing.reading("landed webhook events"):
+        frame = landing.landed(SOURCE, ENTITY).collect()
     return frame.sort("received_at").unique("webhook_id", keep="first", maintain_order=True)
 
 
@@ -373,27 +375,28 @@ def pending_events(landing: LandingZone, *, now: datetime | None = None,
     """Order and inventory events received within `window` whose resource has no landed version as new as the
     event (`updated_at >= resource_updated_at`, from any batch: poll or targeted). These still need a fetch."""
     floor = (now or utcnow()) - window
-    events = landing.landed(SOURCE, ENTITY).filter(
-        (pl.col("received_at") >= floor) & pl.col("resource_gid").is_not_null()
-    ).collect()
-    if events.height == 0:
-        return events
-    orders = events.filter(pl.col("topic").is_in(sorted(ORDER_TOPICS)))
-    levels = events.filter(pl.col("topic").is_in(sorted(INVENTORY_TOPICS)))
-    out = []
-    if orders.height:
-        have = landing.landed("shopify", "orders").group_by("order_id").agg(
-            pl.col("updated_at").max().alias("_have")).collect()
-        out.append(_not_followed(orders.join(have, left_on="resource_gid", right_on="order_id", how="left")))
-    if levels.height:
-        have = landing.landed("shopify", "inventory_levels").group_by("inventory_item_id", "location_id").agg(
-            pl.col("updated_at").max().alias("_have")).collect()
-        joined = levels.join(have, left_on=["resource_gid", "location_gid"],
-                             right_on=["inventory_item_id", "location_id"], how="left")
-        out.append(_not_followed(joined))
-    if not out:
-        return events.clear()
-    return pl.concat(out, how="vertical_relaxed")
+    with landing.reading("pending webhook events"):  # the events and the landed versions, one consistent listing
+        events = landing.landed(SOURCE, ENTITY).filter(
+            (pl.col("received_at") >= floor) & pl.col("resource_gid").is_not_null()
+        ).collect()
+        if events.height == 0:
+            return events
+        orders = events.filter(pl.col("topic").is_in(sorted(ORDER_TOPICS)))
+        levels = events.filter(pl.col("topic").is_in(sorted(INVENTORY_TOPICS)))
+        out = []
+        if orders.height:
+            have = landing.landed("shopify", "orders").group_by("order_id").agg(
+                pl.col("updated_at").max().alias("_have")).collect()
+            out.append(_not_followed(orders.join(have, left_on="resource_gid", right_on="order_id", how="left")))
+        if levels.height:
+            have = landing.landed("shopify", "inventory_levels").group_by("inventory_item_id", "location_id").agg(
+                pl.col("updated_at").max().alias("_have")).collect()
+            joined = levels.join(have, left_on=["resource_gid", "location_gid"],
+                                 right_on=["inventory_item_id", "location_id"], how="left")
+            out.append(_not_followed(joined))
+        if not out:
+            return events.clear()
+        return pl.concat(out, how="vertical_relaxed")
 
 
 def _not_followed(joined: pl.DataFrame) -> pl.DataFrame:

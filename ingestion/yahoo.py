@@ -400,7 +400,7 @@ def _since(config: Config, landing: LandingZone) -> datetime:
 
 
 def _landed_versions(landing: LandingZone) -> set[tuple[str, int]]:
-    frame = landing.landed(SOURCE, "orders", YAHOO_ORDERS.landed_columns).select("order_id", "version").collect()
+    frame = landing.select(SOURCE, "orders", "order_id", "version", schema=YAHOO_ORDERS.landed_columns)
     return {(oid, v) for oid, v in frame.iter_rows() if v is not None}
 
 

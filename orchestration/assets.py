@@ -27,6 +27,7 @@ import ingestion
 from ichigen.config import Config
 from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env
+from ingestion.landing import LandingZone
 from orchestration.fast_path_events import push_metadata
 from reverse_sync.erp_intake import sync_intake
 from reverse_sync.prices import PRICE_STATE_ENTITY, sync_prices
@@ -134,10 +135,15 @@ def build_dbt_assets(config: Config, project: DbtProject) -> dg.AssetsDefinition
         export_dbt_env(config)
         target = build_target_path(context.run.run_id)
         reuse_parse(target)
-        # Unit tests check logic, not data: they run in CI (tests/dbt), not in every production cycle.
-        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
-                             target_path=target, raise_on_error=False)
-        yield from invocation.stream()
+        # The whole build reads the landing zone's `**/*.parquet` globs: it holds the landing read lock throughout,
+        # so a compaction removes no batch a model has listed (it waits for the build, or leaves it, D160–D161).
+        with LandingZone(config.landing_dir).reading("dbt build") as hold:
+            if hold.waited_seconds > 0.5:
+                context.log.info(f"waited {hold.waited_seconds:.2f} s for the landing read lock")
+            # Unit tests check logic, not data: they run in CI (tests/dbt), not in every production cycle.
+            invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
+                                 target_path=target, raise_on_error=False)
+            yield from invocation.stream()
         keep_parse(target)
         report = BuildReport.from_run_results(invocation.get_artifact("run_results.json"))
         record_build(config.warehouse_path, report)

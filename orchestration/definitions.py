@@ -24,6 +24,7 @@ from orchestration.assets import (
     build_publish_asset,
     build_stock_push_asset,
 )
+from orchestration.compaction import build_compaction_job
 from orchestration.inbox_sensor import build_inbox_sensor
 
 FULL_CYCLE_JOB = "full_cycle"
@@ -107,16 +108,18 @@ def build_definitions(config: Config) -> dg.Definitions:
             *[a.key for a in ingest_assets if a.key.path[-1] in ("products", "product_variants", "warehouses")]
         ),
     )
+    compaction = build_compaction_job(config, {a.key for a in ingest_assets})
     running = dg.DefaultScheduleStatus.RUNNING
     schedules = [
         dg.ScheduleDefinition(job=full_cycle, cron_schedule=config.schedules.full_cycle, default_status=running),
         dg.ScheduleDefinition(job=ingest_orders, cron_schedule=config.schedules.orders, default_status=running),
         dg.ScheduleDefinition(job=ingest_stock, cron_schedule=config.schedules.stock, default_status=running),
         dg.ScheduleDefinition(job=ingest_products, cron_schedule=config.schedules.products, default_status=running),
+        dg.ScheduleDefinition(job=compaction, cron_schedule=config.schedules.compaction, default_status=running),
     ]
     return dg.Definitions(
         assets=[*ingest_assets, warehouse, serving, *pushes, build_erp_intake_asset(config)],
-        jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products],
+        jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products, compaction],
         schedules=schedules,
         sensors=[build_inbox_sensor(config)],
         resources={"dbt": IchigenDbtCli(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),

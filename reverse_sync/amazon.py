@@ -60,8 +60,7 @@ QUANTITY_PATH = "/attributes/fulfillment_availability"
 def amazon_listings_state(config: Config) -> pl.DataFrame:
     """What Amazon last showed per seller SKU (landed amazon/listings), keyed by the ERP SKU each listing sells
     — the match dbt made (int_products__channel_listings in the published copy: seller SKU, then JAN)."""
-    landed = LandingZone(config.landing_dir).landed("amazon", "listings").select(
-        "sku", "quantity", "_fetched_at").collect()
+    landed = LandingZone(config.landing_dir).select("amazon", "listings", "sku", "quantity", "_fetched_at")
     con = duckdb.connect(str(config.serving_path), read_only=True)
     try:
         matched = con.execute(

@@ -43,6 +43,7 @@ from ichigen.config import Config
 from ichigen.publish import published_version
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from ingestion.landing_lock import LandingLockTimeout
 from ingestion.live import CLIENT_MAKERS, LiveLanding
 from reverse_sync.plan import ChannelListing, Plan, StockTarget, new_run_id, plan_stock
 from reverse_sync.stock import SUPPORTED_CHANNELS, SyncError, SyncResult, apply_plan, known_listings
@@ -158,11 +159,12 @@ def unpublished_sales(landing: LandingZone, published: PublishedState, channels:
     """Open order lines landed since the published build (orders it does not know), newest version per order."""
     sales: list[UnpublishedSale] = []
     for channel in channels:
-        if not landing.batch_files(channel, "orders"):  # nothing landed yet: no columns to read, no sales
-            continue
-        key = ORDER_KEYS[channel]
-        newest = landing.landed(channel, "orders").sort("_fetched_at").group_by(key, maintain_order=True).last()
-        lines = ORDER_LINE_READERS[channel](newest).filter(~pl.col("cancelled") & (pl.col("units") > 0)).collect()
+        with landing.reading(f"fast path: {channel} orders"):  # a compaction waits until these are read (D160)
+            if not landing.batch_files(channel, "orders"):  # nothing landed yet: no columns to read, no sales
+                continue
+            key = ORDER_KEYS[channel]
+            newest = landing.landed(channel, "orders").sort("_fetched_at").group_by(key, maintain_order=True).last()
+            lines = ORDER_LINE_READERS[channel](newest).filter(~pl.col("cancelled") & (pl.col("units") > 0)).collect()
         for row in lines.iter_rows(named=True):
             if (channel, str(row["order_id"])) in published.order_keys:
                 continue
@@ -322,7 +324,7 @@ class FastPathWorker:
         try:
             published = read_published(self.config, self.channels)
             sales = unpublished_sales(self.landing, published, self.land_from)
-        except (SyncError, FileNotFoundError) as exc:
+        except (SyncError, FileNotFoundError, LandingLockTimeout) as exc:  # reported; the next tick retries
             result.errors.append(str(exc))
             return self._done(result, clock)
         result.unpublished_orders = len({(s.channel, s.order_id) for s in sales})

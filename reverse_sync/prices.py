@@ -43,8 +43,8 @@ PRICE_STATE_ENTITY = {"shopify": "product_variants", "rakuten": "listings", "ama
 
 def shopify_price_state(config: Config) -> pl.DataFrame:
     """The price the shop showed per variant (newest landed version), as sku, target_ref, quantity, seen_at."""
-    landed = LandingZone(config.landing_dir).landed("shopify", "product_variants")
-    frame = landed.select("variant_id", "product_id", "sku", "price", "updated_at", "_fetched_at").collect()
+    frame = LandingZone(config.landing_dir).select("shopify", "product_variants", "variant_id", "product_id", "sku",
+                                                   "price", "updated_at", "_fetched_at")
     if frame.is_empty():
         return pl.DataFrame(schema=PRICE_STATE_SCHEMA)
     newest = frame.sort("updated_at", "_fetched_at").group_by("variant_id", maintain_order=True).last()
@@ -77,9 +77,8 @@ def matched_skus(config: Config, channel: str) -> pl.DataFrame:
 def _mall_price_state(config: Config, channel: str, listing_column: str, price: pl.Expr) -> pl.DataFrame:
     """The newest landed listings of a mall as sku, target_ref (the mall's listing id), quantity (the shown
     tax-inclusive price), seen_at. Listings without a price or an ERP match are left out."""
-    landed = LandingZone(config.landing_dir).landed(channel, "listings")
-    frame = landed.select(pl.col(listing_column).alias("listing_id"), price.alias("quantity"),
-                          "_fetched_at").collect()
+    frame = LandingZone(config.landing_dir).select(channel, "listings", pl.col(listing_column).alias("listing_id"),
+                                                   price.alias("quantity"), "_fetched_at")
     if frame.is_empty():
         return pl.DataFrame(schema=PRICE_STATE_SCHEMA)
     newest = frame.sort("_fetched_at").group_by("listing_id", maintain_order=True).last()

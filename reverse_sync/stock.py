@@ -63,8 +63,8 @@ class SyncResult:
 
 def shopify_listings_state(config: Config) -> pl.DataFrame:
     """What the shop last showed per inventory item × location, from the landing zone."""
-    landed = LandingZone(config.landing_dir).landed("shopify", "inventory_levels")
-    frame = landed.select("sku", "inventory_item_id", "location_id", "available", "_fetched_at").collect()
+    frame = LandingZone(config.landing_dir).select("shopify", "inventory_levels", "sku", "inventory_item_id",
+                                                   "location_id", "available", "_fetched_at")
     location = config.channels.shopify.location_id
     if location is None:
         locations = frame.get_column("location_id").unique().to_list()
@@ -87,8 +87,7 @@ def rakuten_listings_state(config: Config) -> pl.DataFrame:
     """What Rakuten last showed per manageNumber:variantId (landed stock), with the ERP SKU the warehouse
     matched each listing to (by merchantDefinedSkuId, else JAN: int_products__channel_listings in the
     published serving copy, the same match the targets were computed from)."""
-    landed = LandingZone(config.landing_dir).landed("rakuten", "stock")
-    frame = landed.select("listing_id", "quantity", "_fetched_at").collect()
+    frame = LandingZone(config.landing_dir).select("rakuten", "stock", "listing_id", "quantity", "_fetched_at")
     con = duckdb.connect(str(config.serving_path), read_only=True)
     try:
         rows = con.execute("select listing_id, sku from intermediate.int_products__channel_listings "
@@ -121,8 +120,8 @@ def _amazon_pusher(config: Config, client: ChannelClient | None) -> AmazonStockP
 
 def rakuten_landed_stock(config: Config) -> dict[str, LandedStock]:
     """The newest landed stock read per manageNumber:variantId (quantity, the mall's `updated`, when read)."""
-    landed = LandingZone(config.landing_dir).landed("rakuten", "stock")
-    frame = (landed.select("listing_id", "quantity", "updated_at", "_fetched_at").collect()
+    frame = (LandingZone(config.landing_dir).select("rakuten", "stock", "listing_id", "quantity", "updated_at",
+                                                    "_fetched_at")
              .sort("_fetched_at").group_by("listing_id", maintain_order=True).last())
     return {row["listing_id"]: LandedStock(int(row["quantity"]), row["updated_at"], row["_fetched_at"])
             for row in frame.iter_rows(named=True)}

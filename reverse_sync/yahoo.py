@@ -37,8 +37,8 @@ MAX_PER_CALL = api.MAX_STOCK_CODES
 def yahoo_listings_state(config: Config) -> pl.DataFrame:
     """What the store last showed per listing code (landed getStock snapshots), with the ERP SKU each listing
     sells (int_products__channel_listings in the published copy: seller SKU, then JAN)."""
-    landed = LandingZone(config.landing_dir).landed("yahoo", "stock", api.YAHOO_STOCK.landed_columns)
-    stock = landed.select("listing_code", "quantity", "_fetched_at").collect()
+    stock = LandingZone(config.landing_dir).select("yahoo", "stock", "listing_code", "quantity", "_fetched_at",
+                                                   schema=api.YAHOO_STOCK.landed_columns)
     if not config.serving_path.exists() or stock.is_empty():
         return pl.DataFrame(schema={"sku": pl.String, "target_ref": pl.String, "quantity": pl.Int64,
                                     "seen_at": pl.Datetime("us", "UTC")})

@@ -191,7 +191,7 @@ def test_compaction_merges_small_old_batches_per_mode_without_changing_what_read
     before = zone.landed("erp", "stock").collect().sort(key)
     cursor = zone.cursor("erp", "stock", "updated_at")
 
-    done = compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30))
+    done = compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30)).merged
 
     assert sorted(len(c.replaced) for c in done) == [2, 3], "one batch per mode; the recent one is left alone"
     assert {c.replaced for c in done} == {tuple(b.batch_id for b in old), tuple(b.batch_id for b in targeted)}
@@ -202,7 +202,7 @@ def test_compaction_merges_small_old_batches_per_mode_without_changing_what_read
     assert fresh.cursor("erp", "stock", "updated_at") == cursor, "targeted rows still do not move the cursor"
     merged = next(c for c in done if len(c.replaced) == 3)
     assert fresh.batch_metadata(merged.path)["compacted_from"] == [b.batch_id for b in old]
-    assert compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30)) == [], "nothing left"
+    assert compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30)).merged == [], "nothing left"
 
     # A crash after the merged batch's rename but before the originals went: the next call removes them.
     leftover = merged.path.parent / f"{old[0].batch_id}.parquet"
