@@ -463,11 +463,11 @@ def _fetched_of(path: Path) -> datetime | None:
         return None
 
 
-def _footer(path: Path) -> tuple[int, dict[str, Any]]:
-    """A batch's row count and its `ichigen.batch` metadata, from one footer read."""
+def _footer(path: Path) -> tuple[int, dict[str, Any], tuple[str, ...]]:
+    """A batch's row count, its `ichigen.batch` metadata and its column names, from one footer read."""
     metadata = pq.ParquetFile(path).metadata
     raw = (metadata.metadata or {}).get(BATCH_METADATA_KEY.encode())
-    return metadata.num_rows, json.loads(raw) if raw else {}
+    return metadata.num_rows, json.loads(raw) if raw else {}, tuple(metadata.schema.names)
 
 
 def compact_batches(landing: LandingZone, source: str, entity: str, **options: Any) -> CompactionRun:
@@ -519,16 +519,20 @@ def _merge_entity(landing: LandingZone, source: str, entity: str, *, older_than:
     present = set(files)
     leftovers = {path.parent / f"{batch_id}.parquet" for path in files
                  for batch_id in footers[path][1].get("compacted_from") or ()} & present
-    groups: dict[tuple[Path, str | None], list[Path]] = {}
+    # Batches merge only with batches of the same columns: a column added to the landed contract later must stay
+    # absent from a whole file or present in all of its rows, never NULL for the older rows of a merged file —
+    # staging tells "landed before the column existed" by the file's schema (D154).
+    groups: dict[tuple[Path, str | None, tuple[str, ...]], list[Path]] = {}
     for path in files:
         fetched = _fetched_of(path)
-        rows, meta = footers[path]
+        rows, meta, columns = footers[path]
         if path in leftovers or fetched is None or fetched > now - older_than or rows > max_rows:
             continue
-        groups.setdefault((path.parent, meta.get("mode")), []).append(path)
+        groups.setdefault((path.parent, meta.get("mode"), tuple(sorted(columns))), []).append(path)
     merged: list[Compaction] = []
     originals: list[Path] = []
-    for (folder, mode), paths in sorted(groups.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))):
+    for (folder, mode, _columns), paths in sorted(groups.items(),
+                                                   key=lambda item: (str(item[0][0]), str(item[0][1]), item[0][2])):
         if len(paths) < 2:
             continue
         metas = [footers[p][1] for p in paths]

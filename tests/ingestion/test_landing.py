@@ -209,3 +209,27 @@ def test_compaction_merges_small_old_batches_per_mode_without_changing_what_read
     write_parquet_atomic(pl.read_parquet(merged.path).head(2), leftover)
     compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3, minutes=30))
     assert not leftover.exists() and zone.landed("erp", "stock").collect().sort(key).equals(before)
+
+
+def test_compaction_never_merges_batches_of_different_columns(tmp_path: Path):
+    """Batches landed before a column was added to the contract keep lacking it as a whole file: staging tells
+    them apart by their schema (D154), so a merge must not give their rows the column as NULL."""
+    from ingestion.landing import compact_batches
+
+    zone = LandingZone(tmp_path)
+    batches = [write_stock(zone, stock_rows(2, T0 + timedelta(minutes=i)), fetched_at=T0 + timedelta(seconds=i))
+               for i in range(4)]
+    for older in batches[:2]:  # as landed before `warehouse_code` existed
+        table = pq.read_table(older.path)
+        pq.write_table(table.drop_columns(["warehouse_code"]), older.path)
+    key = ["_batch_id", "sku"]
+    before = zone.landed("erp", "stock").collect().sort(key)
+
+    done = compact_batches(zone, "erp", "stock", now=T0 + timedelta(hours=3)).merged
+
+    assert sorted(c.replaced for c in done) == sorted([tuple(b.batch_id for b in batches[:2]),
+                                                       tuple(b.batch_id for b in batches[2:])])
+    by_columns = {("warehouse_code" in pq.read_schema(c.path).names): c for c in done}
+    assert set(by_columns) == {True, False}
+    assert pl.read_parquet(by_columns[True].path).get_column("warehouse_code").null_count() == 0
+    assert zone.landed("erp", "stock").collect().sort(key).equals(before)
