@@ -5,9 +5,12 @@ else JAN; deliberate unmatched listings stay null), and the unified marts includ
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import pyarrow.parquet as pq
 import pytest
 from ichigen_dbt_helpers import run_dbt
 
@@ -104,11 +107,6 @@ def test_package_status_is_landed_and_older_batches_without_it_still_build(amazo
     """The package status is a landed column (D154): it equals packages[0].packageStatus.status of `_raw`, and a
     landing zone whose batches predate the column (rewritten here without it) stages the same statuses from
     `_raw`."""
-    import shutil
-
-    import duckdb
-    import pyarrow.parquet as pq
-
     world, result = amazon_build
     landing = result.warehouse.parent.parent / "landing"  # the fixture's root: <root>/dbt/warehouse.duckdb
     landed = landing / "amazon" / "orders"

@@ -12,6 +12,9 @@ import httpx
 
 from ichigen.config import Config
 from ichigen.publish import BuildReport, publish
+from ingestion.ratelimit import reset_channel_limiters
+from ingestion.throttle import reset_shared_throttles
+from sandbox import start_world
 from sandbox.malls import MallListing
 from sandbox.world import World
 
@@ -80,3 +83,17 @@ def unlisted(world: World, channel: str, listings: list[MallListing]) -> Iterato
         with world.lock:
             mall.listings[:] = saved
             mall.by_listing.update({s.listing_id: s for s in listings})
+
+
+SHOPIFY_TOKEN = "shpat_sandbox"
+
+
+@contextmanager
+def shopify_shop(config: Config, **world) -> Iterator:
+    """A sandbox world whose Shopify shop a push test talks to (Plus restore rate, the test's token), started
+    after the process-wide limiters and throttles are reset so no earlier test's budget carries over."""
+    reset_channel_limiters()
+    reset_shared_throttles()
+    with start_world(data_dir=config.sandbox_dir, port=0, access_token=SHOPIFY_TOKEN, restore_rate=1000.0,
+                     **world) as running:
+        yield running

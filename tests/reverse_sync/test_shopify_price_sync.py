@@ -9,26 +9,20 @@ THEN the shop shows the targets, a second apply pushes nothing, a dry run and a 
 from datetime import UTC, datetime
 
 import pytest
-from sync_testkit import publish_price_targets
+from sync_testkit import publish_price_targets, shopify_shop
 
 from ichigen.config import Config
 from ingestion import ingest
 from ingestion.http import ChannelClient
-from ingestion.ratelimit import reset_channel_limiters
-from ingestion.throttle import reset_shared_throttles
 from reverse_sync.plan import PlannedChange
 from reverse_sync.prices import sync_prices
 from reverse_sync.push_log import read_push_log
 from reverse_sync.shopify import ShopifyPricePusher
-from sandbox import start_world
 
 
 @pytest.fixture
 def shop(tmp_config: Config):
-    reset_channel_limiters()
-    reset_shared_throttles()
-    with start_world(data_dir=tmp_config.sandbox_dir, seed=8, skus=20, customers=10, history_days=1,
-                     orders_per_day=2, port=0, access_token="shpat_sandbox", restore_rate=1000.0) as running:
+    with shopify_shop(tmp_config, seed=8, skus=20, customers=10, history_days=1, orders_per_day=2) as running:
         yield running
 
 

@@ -8,25 +8,20 @@ the shared conformance tool.
 
 
 import pytest
+from sync_testkit import shopify_shop
 from test_shopify_stock_sync import publish_targets, shown, targets_from
 
 from ichigen.config import Config
 from ingestion import ingest
-from ingestion.ratelimit import reset_channel_limiters
-from ingestion.throttle import reset_shared_throttles
 from reverse_sync.stock import sync_stock
-from sandbox import start_world
 from sandbox.shopify_rest import RestSettings
 
 
 @pytest.fixture
 def shop(tmp_config: Config, tmp_path):
-    reset_channel_limiters()
-    reset_shared_throttles()
-    with start_world(data_dir=tmp_config.sandbox_dir, seed=5, skus=12, customers=10, history_days=2,
-                     orders_per_day=5, port=0, access_token="shpat_sandbox", restore_rate=1000.0,
-                     traffic_log=tmp_path / "traffic.jsonl",
-                     shopify_rest=RestSettings(bucket_size=8, leak_per_second=0.4)) as running:
+    with shopify_shop(tmp_config, seed=5, skus=12, customers=10, history_days=2, orders_per_day=5,
+                      traffic_log=tmp_path / "traffic.jsonl",
+                      shopify_rest=RestSettings(bucket_size=8, leak_per_second=0.4)) as running:
         yield running
 
 

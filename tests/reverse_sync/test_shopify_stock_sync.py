@@ -11,25 +11,19 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sync_testkit import publish_stock_targets, targets_from
+from sync_testkit import publish_stock_targets, shopify_shop, targets_from
 from sync_testkit import shopify_shown as shown
 
 from ichigen.config import Config
 from ingestion import ingest
 from ingestion.http import ChannelClient
-from ingestion.ratelimit import reset_channel_limiters
-from ingestion.throttle import reset_shared_throttles
 from reverse_sync.push_log import read_push_log
 from reverse_sync.stock import sync_stock
-from sandbox import start_world
 
 
 @pytest.fixture
 def shop(tmp_config: Config):
-    reset_channel_limiters()
-    reset_shared_throttles()
-    with start_world(data_dir=tmp_config.sandbox_dir, seed=5, skus=24, customers=10, history_days=2,
-                     orders_per_day=5, port=0, access_token="shpat_sandbox", restore_rate=1000.0) as running:
+    with shopify_shop(tmp_config, seed=5, skus=24, customers=10, history_days=2, orders_per_day=5) as running:
         yield running
 
 
