@@ -6,36 +6,62 @@
     So this macro implements the part of NFKC that matters for Japanese commerce data, exactly as NFKC does:
 
       * full-width ASCII (U+FF01-FF5E: ＡＢＣ１２３－＠) -> ASCII, ideographic space (U+3000) -> ' '
-      * half-width katakana and punctuation (U+FF61-FF9F: ｶﾞｷﾞｰ｡｢｣) -> full-width; the half-width sound
+      * half-width katakana and punctuation (U+FF5F-FF9F: ｶﾞｷﾞｰ｡｢｣) -> full-width; the half-width sound
         marks ﾞ/ﾟ become the combining marks U+3099/U+309A, and `nfc_normalize` then composes
         カ + U+3099 -> ガ, just as NFKC would
       * full-width signs U+FFE0-FFEE (￥￠￡￢￤ and the half-width arrows/box) -> their compatibility
         characters
 
     Not covered (multi-character or rarely seen compatibility forms): circled digits ①, squared words ㌔,
-    parenthesised ㈱, ligatures ﬁ, superscripts ², half-width Hangul. The mapping tables below were generated
-    with Python's unicodedata.normalize('NFKC', ch) for every character in those ranges whose NFKC form is a
-    single character, so they agree with NFKC character for character.
+    parenthesised ㈱, ligatures ﬁ, superscripts ², half-width Hangul. The mapping (ichigen_nfkc_char) was
+    generated with Python's unicodedata.normalize('NFKC', ch) for every character in those ranges whose NFKC
+    form is a single character, so it agrees with NFKC character for character.
 
-    Returns NULL for NULL and trims surrounding white space; empty strings become NULL.
+    Returns NULL for NULL and trims surrounding white space (DuckDB's trim: the Unicode space separators); empty
+    strings become NULL.
 
-    Speed: DuckDB's translate() with a 220-character table costs ~13 µs a string (13 s per million), so it
-    only runs on strings that contain a character of those ranges (a regexp test, ~0.2 µs); plain text
-    takes the fast path.
+    Speed (DECISIONS.md D190): one regexp decides. Text made only of characters that neither map nor change
+    under NFC (ASCII, Latin-1, kana, CJK ideographs, CJK punctuation: ichigen_nfkc_stable) is only trimmed; any
+    other text is mapped character by character and NFC-normalised. The map is a fixed offset for full-width
+    ASCII and a lookup by position for the rest: DuckDB's translate() rebuilds its table for every string (~5 µs with
+    the 173 mapped characters, against ~0.5 µs here), and nfc_normalize on Japanese text costs more than the
+    regexp that proves it would change nothing.
 -#}
 {% macro nfkc(expr) -%}
 {%- set text = 'cast(' ~ expr ~ ' as varchar)' -%}
-nullif(trim(nfc_normalize(case
-    when regexp_matches({{ text }}, '[\x{3000}\x{FF01}-\x{FFEE}]')
-        then translate({{ text }}, {{ ichigen_nfkc_from() }}, {{ ichigen_nfkc_to() }})
+nullif(trim(case
+    when regexp_matches({{ text }}, '[^{{ ichigen_nfkc_stable() }}]')
+        then nfc_normalize(array_to_string(list_transform(string_split({{ text }}, ''), lambda nfkc_ch: {{ ichigen_nfkc_char('nfkc_ch') }}), ''))
     else {{ text }}
-end)), '')
+end), '')
 {%- endmacro %}
 
-{% macro ichigen_nfkc_from() -%}
-{% raw %}'！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～｟｠｡｢｣､･ｦｧｨｩｪｫｬｭｮｯｰｱｲｳｴｵｶｷｸｹｺｻｼｽｾｿﾀﾁﾂﾃﾄﾅﾆﾇﾈﾉﾊﾋﾌﾍﾎﾏﾐﾑﾒﾓﾔﾕﾖﾗﾘﾙﾚﾛﾜﾝﾞﾟ￠￡￢￤￥￦￨￩￪￫￬￭￮　'{% endraw %}
+{#- Characters that stay as they are: not mapped by ichigen_nfkc_char, unchanged by NFC, canonical combining class
+    0 and never the second character of a canonical composition (so no neighbour can change them either). Checked
+    character by character against Python's unicodedata in tests/dbt/test_nfkc_macro.py. -#}
+{% macro ichigen_nfkc_stable() -%}
+\x{0}-\x{7F}\x{A0}-\x{FF}\x{2010}-\x{2027}\x{3001}-\x{3029}\x{3030}-\x{303F}\x{3041}-\x{3096}\x{309B}-\x{30FF}\x{31F0}-\x{31FF}\x{4E00}-\x{9FFF}
 {%- endmacro %}
 
-{% macro ichigen_nfkc_to() -%}
-{% raw %}'!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~⦅⦆。「」、・ヲァィゥェォャュョッーアイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン゙゚¢£¬¦¥₩│←↑→↓■○ '{% endraw %}
+{#- One character (a one-character string) to its NFKC form within the covered ranges; any other character as is.
+    The half-width forms and the signs are looked up by position in a string of their NFKC forms (a position with
+    no single-character form holds the character itself). -#}
+{% macro ichigen_nfkc_char(ch) -%}
+case
+    when {{ ch }} between '！' and '～' then chr(unicode({{ ch }}) - 65248)
+    when {{ ch }} = '　' then ' '
+    when {{ ch }} between '｟' and 'ﾟ' then substr({{ ichigen_nfkc_halfwidth() }}, unicode({{ ch }}) - 65374, 1)
+    when {{ ch }} between '￠' and '￮' then substr({{ ichigen_nfkc_signs() }}, unicode({{ ch }}) - 65503, 1)
+    else {{ ch }}
+end
+{%- endmacro %}
+
+{#- U+FF5F-FF9F in order. -#}
+{% macro ichigen_nfkc_halfwidth() -%}
+{% raw %}'⦅⦆。「」、・ヲァィゥェォャュョッーアイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン゙゚'{% endraw %}
+{%- endmacro %}
+
+{#- U+FFE0-FFEE in order; U+FFE3 ￣ (two characters under NFKC) and the unassigned U+FFE7 stay themselves. -#}
+{% macro ichigen_nfkc_signs() -%}
+{% raw %}'¢£¬￣¦¥₩￧│←↑→↓■○'{% endraw %}
 {%- endmacro %}

@@ -712,3 +712,27 @@ def test_incremental_facts_rebuild_identically_and_merge_exactly_the_changed_ord
     assert third.query(
         f"select status, is_open, total_jpy, _fetched_at from main.fct_orders where order_key = '{order_key}'"
     ) == [("awaiting_shipment", True, 3000, dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC))]
+
+
+def test_declared_not_null_names_each_column_that_holds_nulls(happy_build, tmp_path):
+    """The not-null constraints of a model's columns are checked by one `declared_not_null` test per model (D175):
+    GIVEN a copy of a passing build's warehouse with nulls put into two declared columns of dim_channel, THEN
+    that model's test fails and its failing rows name exactly those columns and how many rows are null."""
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(happy_build.warehouse, warehouse)
+    con = duckdb.connect(str(warehouse))
+    con.execute("update main.dim_channel set name_en = null where channel in ('shopify', 'rakuten')")
+    con.execute("update main.dim_channel set price_step = null where channel = 'amazon'")
+    con.close()
+
+    result = run_dbt(tmp_path, "test", "--select", "dim_channel,test_name:declared_not_null", "--store-failures",
+                     warehouse=warehouse, landing=happy_build.warehouse.parent / "landing")
+
+    assert result.returncode != 0
+    (test_id,) = result.statuses()
+    assert test_id.startswith("test.ichigen.declared_not_null_dim_channel") and result.statuses()[test_id] == "fail"
+    failures = result.query("select column_name, null_rows from dbt_test__audit.declared_not_null_dim_channel_ "
+                            "order by column_name")
+    assert failures == [("name_en", 2), ("price_step", 1)]

@@ -37,7 +37,7 @@ def landed_world(tmp_path_factory) -> tuple[World, Path]:
         ingestion.ingest(config, "erp", entity, landing=landing)
     with serve_rakuten(world, port=0, service_secret="SP_d", license_key="SL_d", requests_per_second=200) as mall:
         config = config.with_overrides(**{"channels.rakuten.base_url": mall.url})
-        with rakuten.make_client(config) as client:
+        with rakuten.make_client(config, api=rakuten.ORDER_API) as client:  # the sandbox here allows 200/s
             for entity in ingestion.ENTITIES["rakuten"]:
                 ingestion.ingest(config, "rakuten", entity, landing=landing, client=client)
             # The look-back lands recent orders again: staging must keep one version per order.

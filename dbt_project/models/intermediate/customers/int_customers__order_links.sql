@@ -1,6 +1,8 @@
 -- One row per channel order that names a buyer: the unified customer it belongs to (through the order's own
 -- identity record in int_customers__identities). Orders without one (no e-mail, no customer) are absent.
-select distinct
+-- No `distinct`: an order has one identity record (staging order ids are unique, each channel's records carry
+-- their own prefix) and a member_key one resolved row, which the unique test on order_key checks (D193).
+select
     i.order_key,
     r.unified_customer_id
 from {{ ref('int_customers__identities') }} as i

@@ -17,7 +17,8 @@
     {{ exceptions.raise_compiler_error("var customer_identity_max_hops must be >= 1, got " ~ hops) }}
 {%- endif %}
 
-with identities as (
+-- identities is read twice (members, the records of members with differing keys): scanned twice, not held (D194).
+with identities as not materialized (
 
     select member_key, email_key, phone_key, kana_zip_key
     from {{ ref('int_customers__identities') }}
@@ -121,16 +122,19 @@ member_labels as (
 
 ),
 
-component_sizes as (
+-- The id is worked out once per component, not once per member (D193).
+components as (
 
-    select label, count(*) as member_count from member_labels group by label
+    select label, 'cu_' || substr(md5(label), 1, 16) as unified_customer_id, count(*) as member_count
+    from member_labels
+    group by label
 
 )
 
 select
     l.member_key,
-    'cu_' || substr(md5(l.label), 1, 16)        as unified_customer_id,
+    c.unified_customer_id,
     l.label                                     as anchor_member_key,
     c.member_count
 from member_labels as l
-inner join component_sizes as c on c.label = l.label
+inner join components as c on c.label = l.label

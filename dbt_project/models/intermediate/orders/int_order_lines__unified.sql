@@ -1,16 +1,27 @@
 -- One row per channel order line, every channel in one shape, with the line's product resolved to the
 -- ERP SKU: through the channel listing it was sold from (variant), else the line's seller SKU when it is an
 -- ERP SKU. A line that matches neither keeps erp_sku null (it reserves no ERP stock).
+--
+-- A view over the staging tables (DECISIONS.md D191): its readers (fct_order_lines, open reservations, its
+-- tests, the ERP intake) each scan the four staging line tables and join the small listing tables, which costs
+-- less than writing 10M lines a second time into the warehouse file. It reads tables of the warehouse only, so
+-- the published serving copy answers it by itself.
+{{ config(materialized='view') }}
+-- Both lookups are grouped on their join keys (one row per key already: listing_key and the ERP sku are tested
+-- unique upstream, and a failed test stops the build before this view is read). A left join to a grouped key
+-- adds no rows, so DuckDB leaves it out of every query that reads no erp_sku: the tests on the keys scan the
+-- staging lines alone.
 with listings as (
 
-    select channel, listing_id, sku
+    select channel, listing_id, any_value(sku) as sku
     from {{ ref('int_products__channel_listings') }}
+    group by channel, listing_id
 
 ),
 
 erp_skus as (
 
-    select sku from {{ ref('stg_erp__products') }}
+    select sku from {{ ref('stg_erp__products') }} group by sku
 
 ),
 

@@ -20,10 +20,20 @@ survived as (
         {%- for a in attributes %}
         first({{ a }} order by source_priority, updated_at desc nulls last, member_key) filter (where {{ a }} is not null)  as {{ a }},
         {%- endfor %}
-        list_sort(list_distinct(list(source)))                          as sources,
-        list_sort(list_distinct(list(member_key)))                      as member_keys,
-        cast(count(distinct member_key) as bigint)                      as member_count
+        list_sort(list_distinct(list(source)))                          as sources
     from identities
+    group by unified_customer_id
+
+),
+
+-- The member keys straight from int_customers__resolved (one row per member_key, tested unique and not null),
+-- not from the 6.6M identity records: the same sorted list without a distinct over every record (D192).
+members as (
+
+    select
+        unified_customer_id,
+        list(member_key order by member_key)                            as member_keys
+    from {{ ref('int_customers__resolved') }}
     group by unified_customer_id
 
 ),
@@ -52,8 +62,8 @@ select
     s.prefecture,
     s.address1,
     s.sources,
-    s.member_keys,
-    s.member_count,
+    m.member_keys,
+    cast(len(m.member_keys) as bigint)                                  as member_count,
     o.first_order_at_utc,
     o.last_order_at_utc,
     coalesce(o.lifetime_orders, 0)                                      as lifetime_orders,
@@ -62,5 +72,6 @@ select
     r.rank_tier                                                         as current_rank,
     r.rfm_score
 from survived as s
+inner join members as m on m.unified_customer_id = s.unified_customer_id
 left join orders as o on o.unified_customer_id = s.unified_customer_id
 left join {{ ref('mart_customer_rank') }} as r on r.unified_customer_id = s.unified_customer_id
