@@ -15,14 +15,15 @@ from dagster_dbt import DbtProject
 
 from ichigen.config import Config, load_config
 from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env, manifest_path
+from orchestration import warm_dbt
 from orchestration.assets import (
     IchigenDbtCli,
     build_dbt_assets,
     build_erp_intake_asset,
-    build_ingest_assets,
-    build_price_push_asset,
+    build_landing_asset,
     build_publish_asset,
-    build_stock_push_asset,
+    build_sync_asset,
+    ingest_asset_keys,
 )
 from orchestration.compaction import build_compaction_job
 from orchestration.inbox_sensor import build_inbox_sensor
@@ -83,12 +84,12 @@ def dbt_executable() -> str:
 
 def build_definitions(config: Config) -> dg.Definitions:
     project = dbt_project(config)
-    ingest_assets = build_ingest_assets(config)
+    landing = build_landing_asset(config)
+    landed_keys = ingest_asset_keys()
     warehouse = build_dbt_assets(config, project)
     serving = build_publish_asset(config, warehouse)
     channels = [c for c in ("shopify", "rakuten", "amazon", "yahoo") if getattr(config.channels, c).enabled]
-    pushes = [build_stock_push_asset(config, channel) for channel in channels]
-    pushes += [build_price_push_asset(config, channel) for channel in channels]
+    pushes = [build_sync_asset(config, channels)] if channels else []
 
     full_cycle = dg.define_asset_job(
         FULL_CYCLE_JOB,
@@ -97,18 +98,18 @@ def build_definitions(config: Config) -> dg.Definitions:
     )
     ingest_stock = dg.define_asset_job(
         "ingest_stock",
-        selection=dg.AssetSelection.assets(*[a.key for a in ingest_assets if a.key.path[-1] in ("inventory_levels", "stock")]),
+        selection=dg.AssetSelection.assets(*[k for k in landed_keys if k.path[-1] in ("inventory_levels", "stock")]),
     )
     ingest_orders = dg.define_asset_job(
-        "ingest_orders", selection=dg.AssetSelection.assets(*[a.key for a in ingest_assets if a.key.path[-1] == "orders"])
+        "ingest_orders", selection=dg.AssetSelection.assets(*[k for k in landed_keys if k.path[-1] == "orders"])
     )
     ingest_products = dg.define_asset_job(
         "ingest_products",
         selection=dg.AssetSelection.assets(
-            *[a.key for a in ingest_assets if a.key.path[-1] in ("products", "product_variants", "warehouses")]
+            *[k for k in landed_keys if k.path[-1] in ("products", "product_variants", "warehouses")]
         ),
     )
-    compaction = build_compaction_job(config, {a.key for a in ingest_assets})
+    compaction = build_compaction_job(config, set(landed_keys))
     running = dg.DefaultScheduleStatus.RUNNING
     schedules = [
         dg.ScheduleDefinition(job=full_cycle, cron_schedule=config.schedules.full_cycle, default_status=running),
@@ -118,12 +119,12 @@ def build_definitions(config: Config) -> dg.Definitions:
         dg.ScheduleDefinition(job=compaction, cron_schedule=config.schedules.compaction, default_status=running),
     ]
     return dg.Definitions(
-        assets=[*ingest_assets, warehouse, serving, *pushes, build_erp_intake_asset(config)],
+        assets=[landing, warehouse, serving, *pushes, build_erp_intake_asset(config)],
         jobs=[full_cycle, ingest_stock, ingest_orders, ingest_products, compaction],
         schedules=schedules,
         sensors=[build_inbox_sensor(config)],
         resources={"dbt": IchigenDbtCli(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR),
-                                         dbt_executable=dbt_executable())},
+                                         dbt_executable=warm_dbt.launcher(dbt_executable()))},
     )
 
 

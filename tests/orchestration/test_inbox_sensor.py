@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets import build_ingest_assets
+from orchestration.assets import LANDING_STEP, build_landing_asset
 from orchestration.inbox_sensor import build_inbox_sensor, file_asset_keys
 
 CARRIER_CSV = "お客様管理番号,送り状番号,出荷日,配達予定日\r\nSHOP-1001,123456789013,2026/11/22,2026/11/24\r\n"
@@ -26,10 +26,11 @@ def test_sensor_requests_the_asset_of_the_waiting_files_then_skips(tmp_config):
         again = sensor(dg.build_sensor_context(instance=instance))
         assert again.run_requests[0].run_key == result.run_requests[0].run_key  # same files, same key
 
-        assets = [a for a in build_ingest_assets(config) if a.key in file_asset_keys()]
-        assert {a.key for a in assets} == set(file_asset_keys())
-        run = dg.materialize(assets, instance=instance, selection=result.run_requests[0].asset_selection)
+        landing = build_landing_asset(config)
+        assert set(file_asset_keys()) <= landing.keys
+        run = dg.materialize([landing], instance=instance, selection=result.run_requests[0].asset_selection)
         assert run.success
-        materialization = run.asset_materializations_for_node("carrier__trackings")[0]
+        (materialization,) = run.asset_materializations_for_node(LANDING_STEP)
+        assert materialization.asset_key == dg.AssetKey(["carrier", "trackings"])
         assert materialization.metadata["rows_landed"].value == 1
         assert isinstance(sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)

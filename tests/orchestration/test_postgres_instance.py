@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 
 from ichigen.cycle import INSTANCE_TEMPLATE
-from orchestration.assets import build_ingest_assets
+from orchestration.assets import build_landing_asset
 from sandbox.erp import write_sqlite
 from sandbox.world import World
 
@@ -30,10 +30,10 @@ def test_an_asset_materialises_with_the_instance_on_postgres(tmp_path, tmp_confi
 
     world = World.generate(seed=3, skus=10, customers=10, history_days=2, orders_per_day=5)
     write_sqlite(world, tmp_config.erp_sqlite_path)
-    warehouses = next(a for a in build_ingest_assets(tmp_config) if a.key == dg.AssetKey(["erp", "warehouses"]))
+    landing = build_landing_asset(tmp_config)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        result = dg.materialize([warehouses], instance=instance)
+        result = dg.materialize([landing], instance=instance, selection=[dg.AssetKey(["erp", "warehouses"])])
         assert result.success
         run_id = result.run_id
 

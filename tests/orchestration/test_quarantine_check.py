@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.assets import QUARANTINE_CHECK, build_ingest_assets
+from orchestration.assets import QUARANTINE_CHECK, build_landing_asset
 
 STAMP = datetime(2026, 11, 20, 1, 2, 3, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -29,10 +29,10 @@ def product(sku, list_price) -> tuple:
 
 
 def materialize_products(tmp_config) -> dg.AssetCheckEvaluation:
-    asset = next(a for a in build_ingest_assets(tmp_config) if a.key == dg.AssetKey(["erp", "products"]))
-    result = dg.materialize([asset], raise_on_error=True)
+    products = dg.AssetKey(["erp", "products"])
+    result = dg.materialize([build_landing_asset(tmp_config)], selection=[products], raise_on_error=True)
     (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.check_name == QUARANTINE_CHECK
+    assert evaluation.check_name == QUARANTINE_CHECK and evaluation.asset_key == products
     return evaluation
 
 
