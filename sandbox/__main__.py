@@ -1,14 +1,23 @@
-"""`python -m sandbox`: generate a world, write `<data-dir>/erp.sqlite`, serve the Shopify shop until Ctrl-C or
-SIGTERM (exit 0), optionally placing a few orders every N seconds."""
+"""`python -m sandbox`: generate a world, write `<data-dir>/erp.sqlite` (and the ERP into PostgreSQL with
+--erp-postgres-dsn), serve the shop and the malls until Ctrl-C or SIGTERM (exit 0), optionally placing a few
+orders every N seconds.
+
+`--ready-file PATH`: once every channel is served, write `{"shopify": url, "rakuten": url, "yahoo": url,
+"amazon": url}` there (temp file + rename, so a reader never sees half of it) — how a program that started the
+world on free ports (`--port 0`) learns where each channel is."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
+
+import psycopg
 
 from sandbox.amazon import AmazonFaults, AmazonSettings
 from sandbox.rakuten import RakutenFaults, RakutenSettings
@@ -30,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restore-rate", type=float, default=100.0, help="cost points per second (bucket = 10×)")
     ap.add_argument("--simulate-every", type=float, default=0.0,
                     help="seconds between simulated order batches (0: no simulator)")
-    ap.add_argument("--erp-postgres-dsn", default=None, help="also write the ERP into this PostgreSQL database")
+    ap.add_argument("--erp-postgres-dsn", default=None,
+                    help="also keep the ERP in this PostgreSQL database (created when missing, its ERP tables "
+                         "replaced): mirrored like the SQLite file, and the simulator's ERP staff take what is "
+                         "posted to its intake")
     ap.add_argument("--erp-intake-fallback", action="store_true",
                     help="the simulator posts its own orders into the ERP intake (only when ichigen does not)")
     ap.add_argument("--webhook-secret", default=DEFAULT_SECRET,
@@ -60,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--amazon-traffic-log", type=Path, default=None, help="append every Amazon exchange (JSONL)")
     ap.add_argument("--amazon-sqs-endpoint", default=None,
                     help="SQS server (e.g. moto) that ORDER_CHANGE notifications are sent to once subscribed")
+    ap.add_argument("--amazon-feed-processing-seconds", type=float, default=2.0,
+                    help="seconds from createFeed to DONE (Amazon: minutes)")
+    ap.add_argument("--no-file-drops", action="store_true",
+                    help="no POS / B2B / carrier files in the inbox (a world for API work only)")
+    ap.add_argument("--ready-file", type=Path, default=None,
+                    help="when every channel is served, write their URLs here as JSON")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("sandbox")
@@ -89,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             amazon_port=args.amazon_port if args.amazon_port is not None else (0 if args.port == 0 else 8703),
             amazon_settings=AmazonSettings(rate_scale=args.amazon_rate_scale, traffic_log=args.amazon_traffic_log,
                                            sqs_endpoint=args.amazon_sqs_endpoint,
-                                           faults=AmazonFaults(rate=args.amazon_fault_rate, seed=args.seed)),
+                                           faults=AmazonFaults(rate=args.amazon_fault_rate, seed=args.seed),
+                                           feed_processing_seconds=args.amazon_feed_processing_seconds),
+            drop_files=not args.no_file_drops,
         )
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, psycopg.Error) as exc:
         print(f"sandbox: could not start: {exc}", file=sys.stderr)
         return 2
     with running:
@@ -100,15 +120,27 @@ def main(argv: list[str] | None = None) -> int:
         log.info("Rakuten (RMS Web Service): %s/es/2.0/", running.rakuten_url)
         log.info("Amazon SP-API (Orders 2026-01-01, Listings 2021-08-01): %s", running.amazon_url)
         log.info("ERP (SQLite): %s", running.erp_sqlite_path)
+        if running.erp_postgres_dsn:
+            log.info("ERP (PostgreSQL): %s", running.erp_postgres_dsn)
         log.info("Yahoo!ショッピング (store API): %s/ShoppingWebService/V1/", running.yahoo_url)
         log.info("file drops (POS, B2B, carrier): %s", running.inbox)
         log.info("world: seed %d, %d SKUs, %d variants, %d customers, %d orders", w.seed, len(w.products),
                  len(w.variants), len(w.customers), len(w.orders))
+        if args.ready_file is not None:
+            _write_ready(args.ready_file, {"shopify": running.shopify_url, "rakuten": running.rakuten_url,
+                                           "yahoo": running.yahoo_url, "amazon": running.amazon_url})
         print(f"sandbox ready at {running.shopify_url}", flush=True)
         while not stop.wait(0.5):
             pass
         log.info("stopping …")
     return 0
+
+
+def _write_ready(path: Path, urls: dict[str, str | None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(urls), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.erp_intake import create_intake_tables, release_shipped
+from sandbox.erp_intake import begin_stock_work, create_intake_tables, release_shipped
 from sandbox.world import World
 
 
@@ -150,6 +150,30 @@ def write_sqlite(world: World, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def create_postgres_database(dsn: str) -> bool:
+    """Create the database `dsn` names when it does not exist (connecting to the server's `postgres` database
+    to do so), so a world can be started on an empty server. True when it was created."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        psycopg.connect(dsn, connect_timeout=10).close()
+        return False
+    except psycopg.OperationalError:
+        pass  # missing, or the server is not there: the maintenance connection below says which
+    params = conninfo_to_dict(dsn)
+    name = params.get("dbname") or params.get("user") or os.environ.get("PGDATABASE") or os.environ.get("USER")
+    with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True, connect_timeout=10) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # another process created it meanwhile
+    return True
+
+
 def write_postgres(world: World, dsn: str) -> None:
     """(Re)create the ERP tables in the database at `dsn` and load the world's ERP, in one transaction.
     Existing tables of those names are dropped."""
@@ -173,7 +197,8 @@ class ErpMirror:
 
     Stock rows carry the physical count; the ERP's `on_hand` is that count minus the units its staff allocated to
     taken orders not yet shipped (sandbox.erp_intake), so each write subtracts the open allocations of its rows in
-    the same transaction. A shipment first ends the shipped order's allocations (`shipped`)."""
+    the same transaction. A shipment first ends the shipped order's allocations (`shipped`). The same in SQLite
+    and PostgreSQL: each write holds the ERP's stock-work lock (`begin_stock_work`) for its transaction."""
 
     def __init__(self, sqlite_path: str | os.PathLike[str] | None = None, postgres_dsn: str | None = None):
         self._sqlite = sqlite3.connect(sqlite_path, timeout=10, check_same_thread=False) if sqlite_path else None
@@ -198,6 +223,7 @@ class ErpMirror:
     def _write_stock(con: Any, rows: list[Any], keys: list[tuple[str, str]], shipped: tuple[str, str] | None,
                      now: datetime, placeholder: str, *, text_time: bool) -> None:
         table = TABLE["stock"]
+        begin_stock_work(con)  # the staff's passes (sandbox.erp_intake.take_intake) read and move on_hand too
         if shipped is not None:
             release_shipped(con, *shipped, now)
         if not rows:

@@ -17,6 +17,11 @@ contract), so that the ERP's `stock.on_hand` always reads: physical units − un
 yet shipped. When the world ships an order, `release_shipped` ends its allocations (the units have left) in the
 same transaction that writes the new physical count (sandbox.erp.ErpMirror) — an order is counted once, never
 at its allocation and again at its shipment.
+
+The staff and the mirror work the same way on either database. Whatever reads on_hand and moves it or the
+allocations begins with `begin_stock_work`: SQLite's write lock (`BEGIN IMMEDIATE`), PostgreSQL's transaction-scoped
+advisory lock — so two staff passes, or a pass and a mirror write, never interleave: a row is taken once and an
+allocation given back once, whoever else works on the ERP.
 """
 
 from __future__ import annotations
@@ -107,6 +112,21 @@ def _is_sqlite(con: Any) -> bool:
     return isinstance(con, sqlite3.Connection)
 
 
+# PostgreSQL advisory lock key of the ERP's stock work (any fixed bigint that nothing else in the database uses).
+STOCK_WORK_LOCK = 0x1C4167E5
+
+
+def begin_stock_work(con: Any) -> None:
+    """Begin the caller's transaction holding the ERP's stock-work lock until it ends (commit or rollback):
+    SQLite's write lock taken at BEGIN (not at the first write, so what is read is what is updated), or on
+    PostgreSQL a transaction-scoped advisory lock (`con`: a psycopg connection or cursor in a transaction)."""
+    if _is_sqlite(con):
+        if not con.in_transaction:
+            con.execute("BEGIN IMMEDIATE")
+    else:
+        con.execute("SELECT pg_advisory_xact_lock(%s)", (STOCK_WORK_LOCK,))
+
+
 def _stamp(con: Any, ts: datetime) -> Any:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if _is_sqlite(con) else ts.astimezone(UTC)
 
@@ -163,8 +183,7 @@ def take_intake(con: Any, now: datetime | None = None,
     its units already left. Returns the number of order rows taken. One transaction; the connection is committed.
     """
     now = now or datetime.now(UTC)
-    if _is_sqlite(con) and not con.in_transaction:
-        con.execute("BEGIN IMMEDIATE")  # read on_hand under the write lock: the ERP mirror writes it too
+    begin_stock_work(con)  # read on_hand and the new rows under the lock: the ERP mirror and other passes wait
     taken = 0
     new_rows = _query(con, "SELECT intake_id, channel, channel_order_id, event FROM order_intake "
                            "WHERE status = 'new' ORDER BY intake_id")

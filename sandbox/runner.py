@@ -11,11 +11,13 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sandbox.amazon import AmazonSettings, serve_amazon
-from sandbox.erp import ErpMirror, write_postgres, write_sqlite
+from sandbox.erp import ErpMirror, create_postgres_database, write_postgres, write_sqlite
 from sandbox.erp_intake import post_world_orders, take_intake
 from sandbox.files import FileDrops
 from sandbox.rakuten import RakutenSettings
@@ -29,17 +31,20 @@ log = logging.getLogger("sandbox")
 
 class Simulator:
     """Every `every` seconds: place 1–`max_orders` orders and apply what is due (payments, shipments, …), and
-    play the ERP's staff in the ERP SQLite file `erp_staff`: whatever an integration posted to the intake is
-    taken (allocated, sandbox.erp_intake.take_intake); the world's shipments end those allocations."""
+    play the ERP's staff in each ERP database the world keeps (`erp_sqlite`, `erp_postgres_dsn`): whatever an
+    integration posted to the intake is taken (allocated, sandbox.erp_intake.take_intake); the world's shipments
+    end those allocations (sandbox.erp.ErpMirror)."""
 
     def __init__(self, world: World, every: float, max_orders: int = 3, files: FileDrops | None = None,
-                 erp_intake_fallback: Path | None = None, erp_staff: Path | None = None):
+                 erp_sqlite: Path | None = None, erp_postgres_dsn: str | None = None,
+                 erp_intake_fallback: bool = False):
         if every <= 0:
             raise ValueError("every must be > 0 seconds")
         self.world = world
-        # The ERP SQLite file the simulator posts its own orders into when no integration does (off by default).
+        self.erp_sqlite = erp_sqlite
+        self.erp_postgres_dsn = erp_postgres_dsn
+        # The simulator posts its own orders into the ERP intake when no integration does (off by default).
         self.erp_intake_fallback = erp_intake_fallback
-        self.erp_staff = erp_staff or erp_intake_fallback
         self.every = every
         self.max_orders = max_orders
         self.files = files  # file drops (sandbox.files): each ended JST day's POS, B2B and carrier files
@@ -59,22 +64,36 @@ class Simulator:
         self.ticks += 1
         log.info("simulator: %d orders placed, %d orders moved on", len(placed), len(changed))
 
+    def _erp_connections(self) -> list[Callable[[], Any]]:
+        """A connect function per ERP database, SQLite first. Each pass opens its own connection (the mirror's
+        is autocommit and shared under the world's lock; a pass is one transaction of its own)."""
+        connects: list[Callable[[], Any]] = []
+        if self.erp_sqlite is not None:
+            connects.append(lambda: sqlite3.connect(self.erp_sqlite, timeout=10))
+        if self.erp_postgres_dsn is not None:
+            import psycopg
+
+            connects.append(lambda: psycopg.connect(self.erp_postgres_dsn, connect_timeout=10))
+        return connects
+
     def take_posted_orders(self) -> int:
-        """The ERP staff's pass (with the fallback: after posting the shop's orders themselves). Returns the
-        intake rows taken."""
-        if self.erp_staff is None:
-            return 0
-        con = sqlite3.connect(self.erp_staff, timeout=10)
-        try:
-            if self.erp_intake_fallback is not None:
-                post_world_orders(con, self.world.orders_truth())
-            # Under the world's lock: no shipment (and its ERP write) can pass between the check of an order's
-            # state and its allocation. The mirror only writes under this lock, so this cannot deadlock.
-            truth = self.world.truth
-            with self.world.lock:
-                return take_intake(con, still_open=lambda channel, order_id: (channel, order_id) in truth.open_orders)
-        finally:
-            con.close()
+        """The ERP staff's pass in each ERP database (with the fallback: after posting the shop's orders
+        themselves). Returns the intake rows taken, all databases together."""
+        taken = 0
+        truth = self.world.truth
+        for connect in self._erp_connections():
+            con = connect()
+            try:
+                if self.erp_intake_fallback:
+                    post_world_orders(con, self.world.orders_truth())
+                # Under the world's lock: no shipment (and its ERP write) can pass between the check of an order's
+                # state and its allocation. The mirror only writes under this lock, so this cannot deadlock.
+                with self.world.lock:
+                    taken += take_intake(con, still_open=lambda channel, order_id: (channel, order_id)
+                                         in truth.open_orders)
+            finally:
+                con.close()
+        return taken
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -95,13 +114,15 @@ class RunningWorld:
     def __init__(self, world: World, shopify: ServerHandle, erp_sqlite_path: Path,
                  simulator: Simulator | None = None, yahoo: ServerHandle | None = None,
                  files: FileDrops | None = None, erp_mirror: ErpMirror | None = None,
-                 rakuten: ServerHandle | None = None, amazon: ServerHandle | None = None):
+                 rakuten: ServerHandle | None = None, amazon: ServerHandle | None = None,
+                 erp_postgres_dsn: str | None = None):
         self.world = world
         self.amazon = amazon
         self.shopify = shopify
         self.yahoo = yahoo
         self.rakuten = rakuten
         self.erp_sqlite_path = erp_sqlite_path
+        self.erp_postgres_dsn = erp_postgres_dsn  # the ERP's PostgreSQL copy, when the world keeps one
         self.simulator = simulator
         self.erp_mirror = erp_mirror
         self.files = files
@@ -187,8 +208,10 @@ def start_world(
     amazon_settings: AmazonSettings | None = None,
     shopify_rest: RestSettings | None = None,
 ) -> RunningWorld:
-    """Generate the world, write `<data_dir>/erp.sqlite` (and the ERP into PostgreSQL when a DSN is given) and
-    keep it in step with the world's physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally run the order simulator.
+    """Generate the world, write the ERP into `<data_dir>/erp.sqlite` and, with `erp_postgres_dsn`, into that
+    PostgreSQL database too (created when missing; its ERP tables replaced), keep both in step with the world's
+    physical truth (sandbox.truth), serve the Shopify shop on 127.0.0.1:`port` (0 = a free port), and optionally
+    run the order simulator, whose ERP staff take posted orders in both.
 
     Webhooks (sandbox.webhooks) are signed with `webhook_secret` (the app's client secret); pass
     `webhook_settings` for the retry schedule and injected faults (its `secret` is replaced by webhook_secret
@@ -201,8 +224,9 @@ def start_world(
     files into `inbox` (default `<data_dir>/inbox`) at once and, with the simulator, each JST day's files
     when the day ends.
 
-    `erp_intake_fallback`: the simulator posts its own orders into the ERP intake (only when no ichigen
-    integration posts; off by default). Either way its ERP staff take what was posted (Simulator).
+    `erp_intake_fallback`: the simulator posts its own orders into the ERP intake of each ERP database (only
+    when no ichigen integration posts; off by default). Either way its ERP staff take what was posted (Simulator):
+    an integration posts into one of the databases, and the staff work wherever it did.
 
     `sell_bundles`: the shop lists the ERP's gift sets too. The ERP files follow the physical truth (sandbox.truth)
     as it changes (`ErpMirror`).
@@ -218,6 +242,7 @@ def start_world(
     data.mkdir(parents=True, exist_ok=True)
     sqlite_path = write_sqlite(world, data / "erp.sqlite")
     if erp_postgres_dsn:
+        create_postgres_database(erp_postgres_dsn)
         write_postgres(world, erp_postgres_dsn)
     # The physical truth (sandbox.truth) writes on-hand changes and received POs into the ERP as they happen.
     mirror = world.truth.mirror = ErpMirror(sqlite_path, erp_postgres_dsn)
@@ -256,8 +281,8 @@ def start_world(
     files = FileDrops(world, inbox if inbox is not None else data / "inbox") if drop_files else None
     if files is not None:
         files.drop_history(inbox_history_days)
-    simulator = Simulator(world, simulate_every, files=files, erp_staff=sqlite_path,
-                          erp_intake_fallback=sqlite_path if erp_intake_fallback else None
+    simulator = Simulator(world, simulate_every, files=files, erp_sqlite=sqlite_path,
+                          erp_postgres_dsn=erp_postgres_dsn, erp_intake_fallback=erp_intake_fallback
                           ).start() if simulate_every else None
     return RunningWorld(world, shop, sqlite_path, simulator, yahoo=yahoo, files=files, erp_mirror=mirror,
-                        rakuten=rakuten_server, amazon=amazon)
+                        rakuten=rakuten_server, amazon=amazon, erp_postgres_dsn=erp_postgres_dsn)

@@ -17,6 +17,7 @@ Sandbox-only endpoints (no token; not Shopify's) live under `/_sandbox/`: see `c
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
@@ -50,6 +52,7 @@ from sandbox.shopify_cost import query_cost
 from sandbox.shopify_resolvers import Resolvers
 from sandbox.shopify_rest import RestAdmin, RestSettings
 from sandbox.shopify_schema import API_VERSION, load_schema
+from sandbox.shopify_snapshot import ShopSnapshot
 from sandbox.shopify_staged import UPLOAD_PATH, StagedUploads, storage_error
 from sandbox.webhooks import WebhookHub, WebhookSettings
 from sandbox.world import World
@@ -149,13 +152,18 @@ class ShopifyAPI:
         self.resolvers = Resolvers(world)
         self.staged = StagedUploads(self.resolvers.shop_id)
         self.bulk = BulkOperations(world, self.schema, lambda: self.resolvers.root([]), _field_resolver,
-                                   _type_resolver, concurrency=bulk_concurrency,
+                                   _type_resolver, snapshot_root=self._snapshot_root, concurrency=bulk_concurrency,
                                    processing_seconds=bulk_processing_seconds, staged=self.staged,
                                    error=_line_error,
                                    on_finish=webhooks.bulk_operation_finished if webhooks is not None else None)
         self._buckets: dict[str, CostBucket] = {}
         self._buckets_lock = threading.Lock()
         self.requests = 0
+
+    def _snapshot_root(self) -> dict[str, Any]:
+        """A bulk query's root: the same resolvers over a copy of the shop (taken under the world's lock, which
+        the caller holds), so its long execution runs without the lock (D213)."""
+        return Resolvers(ShopSnapshot.take(self.world), self.resolvers.shop_id).root([])
 
     def bucket(self, token: str) -> CostBucket:
         with self._buckets_lock:
@@ -181,11 +189,9 @@ class ShopifyAPI:
         def answer(errors: list[dict[str, Any]], requested: int = 0, actual: int | None = 0) -> tuple[int, Any]:
             return 200, {"errors": errors, "extensions": {"cost": self._cost(requested, actual, bucket)}}
 
-        try:
-            document = parse(body["query"])
-        except GraphQLError as exc:
-            return answer([_error(exc, "parseError")])
-        problems = validate(self.schema, document)
+        document, parse_error, problems = _checked_document(self.schema, body["query"])
+        if parse_error is not None:
+            return answer([_error(parse_error, "parseError")])
         if problems:
             return answer(self._validation_errors(document, problems))
 
@@ -246,12 +252,25 @@ class ShopifyAPI:
     def _cost(requested: int, actual: int | None, bucket: CostBucket) -> dict[str, Any]:
         return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": bucket.status()}
 
-    def _validation_errors(self, document, problems: list[GraphQLError]) -> list[dict[str, Any]]:
+    def _validation_errors(self, document, problems: tuple[GraphQLError, ...]) -> list[dict[str, Any]]:
         codes: dict[tuple[str, str], str] = {}
         for rule in specified_rules:  # attribute each problem to its rule (only on the failure path)
             for e in validate(self.schema, document, [rule]):
                 codes.setdefault((e.message, str(e.locations)), RULE_CODES.get(rule.__name__, "validationError"))
         return [_error(e, codes.get((e.message, str(e.locations)), "validationError")) for e in problems]
+
+
+@functools.lru_cache(maxsize=512)
+def _checked_document(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None, GraphQLError | None,
+                                                                   tuple[GraphQLError, ...]]:
+    """The parsed document, its parse error or its validation problems. A client sends the same few documents
+    over and over (a push: one mutation thousands of times), so each text is parsed and validated once; the
+    answer depends on nothing but the schema and the text."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return None, exc, ()
+    return document, None, tuple(validate(schema, document))
 
 
 def _error(exc: GraphQLError, code: str) -> dict[str, Any]:

@@ -13,15 +13,18 @@
   and, separately, as many bulk mutation operations CREATED or RUNNING per shop; one more → `userErrors [{code:
   LIMIT_REACHED}]` (`OPERATION_IN_PROGRESS` when the limit is 1, the older wording).
 - Asynchronous, as in Shopify: the run mutation only checks and registers the operation and answers CREATED at
-  once; a worker thread per operation does the work afterwards. A query's worker reads the world in one execution
-  under the world's lock (a consistent snapshot, taken just after the run's own request has let go of the lock;
-  connections unbounded, `first`/`after` ignored, as in a bulk query) and builds the JSONL outside the lock. An
+  once; a worker thread per operation does the work afterwards. A query's worker takes a snapshot of the shop
+  under the world's lock (copies of its records, sandbox.shopify_snapshot, just after the run's own request has
+  let go of the lock) and then, without the lock, executes the query over it (connections unbounded,
+  `first`/`after` ignored, as in a bulk query) and builds the JSONL: the file is one moment's shop, and every
+  other request is answered while the export runs, as Shopify serves other calls during a bulk operation. An
   operation is RUNNING until its work is done and then `processing_seconds` more (Shopify's queueing and upload,
   and a window in which a poll sees it RUNNING however fast the work was; objectCount never decreases: lines
   done so far, then a share of the total growing over the processing time), then COMPLETED
   with `url` (null when a query matched nothing) — whether it is polled or not. `execution_gate(gid)`, when set,
-  is called by the worker before it touches the world (tests hold an operation there to see it RUNNING, cancel
-  it, …); it is None by default.
+  is called by the worker before it touches the world, and `export_gate(gid)` by a query's worker after its
+  snapshot, outside the lock (tests hold an operation at either to see it RUNNING, cancel it, call the shop
+  meanwhile, …); both are None by default.
 - `bulkOperationCancel` of a RUNNING operation ends it CANCELED at once: its worker stops (before the next
   mutation line; a query's execution is cut short) and whatever it produced is dropped — no url. Mutation lines
   that already ran stay applied. `close()` stops every worker and waits for them, bounded.
@@ -113,17 +116,21 @@ class BulkOperation:
 
 class BulkOperations:
     """The shop's bulk operations. Thread-safe. The GraphQL roots run under the world's lock (the request's);
-    each operation's worker takes that lock itself for its reads and writes."""
+    each operation's worker takes that lock itself: a query's for its snapshot only, a mutation's for each line."""
 
     def __init__(self, world: World, schema: GraphQLSchema, root: Callable[[], dict[str, Any]],
                  field_resolver: Callable[..., Any], type_resolver: Callable[..., Any], *,
+                 snapshot_root: Callable[[], dict[str, Any]],
                  concurrency: int = DEFAULT_CONCURRENCY, processing_seconds: float = 0.3,
                  clock: Callable[[], float] = time.monotonic, staged: StagedUploads | None = None,
                  error: Callable[..., dict[str, Any]] | None = None,
                  on_finish: Callable[[dict[str, Any]], None] | None = None):
         self.world = world
         self.schema = schema
-        self._root = root
+        self._root = root  # over the live world: mutation lines run on it, each under the world's lock
+        # Called under the world's lock: a root value over a copy of the shop at that moment, which a query's
+        # execution then reads without the lock (sandbox.shopify_snapshot).
+        self._snapshot_root = snapshot_root
         self._field_resolver = field_resolver
         self._type_resolver = type_resolver
         self.concurrency = concurrency
@@ -140,6 +147,7 @@ class BulkOperations:
         self._timers: list[threading.Timer] = []
         self._closed = False
         self.execution_gate: Callable[[str], None] | None = None  # see the module doc
+        self.export_gate: Callable[[str], None] | None = None  # see the module doc
         self.base_url = "http://127.0.0.1"  # the served address; the app sets it from each request
 
     # ------------------------------------------------------------------------------------------ state
@@ -389,11 +397,16 @@ class BulkOperations:
         return {"bulkOperation": self.node(op, "CREATED"), "userErrors": []}
 
     def _run_query(self, op: BulkOperation) -> None:
-        """The worker's part of a query: one execution under the world's lock, the JSONL built outside it."""
+        """The worker's part of a query: a snapshot of the shop under the world's lock (copies of its records,
+        milliseconds), then the execution over it and the JSONL outside the lock, so that every other request is
+        answered while the export runs (D213)."""
         with self.world.lock:
             if op.stop.is_set():
                 return
-            result = self._read(op)
+            root = self._snapshot_root()
+        if self.export_gate is not None:
+            self.export_gate(op.gid)
+        result = self._read(op, root)
         if op.stop.is_set():
             return
         lines, roots, error = _jsonl(result)
@@ -492,8 +505,8 @@ class BulkOperations:
             return f"Bulk queries cannot contain connections with a nesting depth greater than {MAX_NESTING}."
         return None
 
-    def _read(self, op: BulkOperation) -> ExecutionResult:
-        """Run the operation's query unbounded over the world as it is now (the caller holds the world's lock).
+    def _read(self, op: BulkOperation, root: dict[str, Any]) -> ExecutionResult:
+        """Run the operation's query unbounded over `root`, a snapshot's (no lock needed).
         Every field first checks the stop flag, so a canceled or shut-down operation's execution ends early."""
         resolve = self._field_resolver
 
@@ -504,7 +517,7 @@ class BulkOperations:
 
         token = UNBOUNDED.set(True)
         try:
-            return execute(self.schema, parse(op.query), root_value=self._root(), field_resolver=field_resolver,
+            return execute(self.schema, parse(op.query), root_value=root, field_resolver=field_resolver,
                            type_resolver=self._type_resolver)
         finally:
             UNBOUNDED.reset(token)

@@ -23,6 +23,7 @@ from typing import Any
 from graphql import GraphQLError, GraphQLResolveInfo, get_directive_values
 
 from sandbox.shopify_search import Field, SortedIndex, build_filter, paginate, parse_search
+from sandbox.shopify_snapshot import ShopSnapshot
 from sandbox.world import (
     CURRENCY,
     Customer,
@@ -74,8 +75,8 @@ def _opt_iso(ts: datetime | None) -> str | None:
 class Resolvers:
     """Builds the root value for one request. Holds the idempotency record across requests."""
 
-    def __init__(self, world: World, shop_id: int = 68_000_000_000):
-        self.world = world
+    def __init__(self, world: World | ShopSnapshot, shop_id: int = 68_000_000_000):
+        self.world = world  # a ShopSnapshot for a bulk query's execution: read-only, no lock needed
         self.shop_id = shop_id
         self._idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
         self._sorted: dict[tuple[str, str], tuple[int, SortedIndex]] = {}

@@ -591,7 +591,58 @@ def settle_shop_orders(family: np.ndarray, plan: lifecycle.Plan, created: np.nda
 
 
 # ------------------------------------------------------------------------------------------------ world
-class World:
+class ShopLookups:
+    """The shop's records by id, over the collections of `World` or of a copy of them
+    (sandbox.shopify_snapshot.ShopSnapshot). Indexes are built on first use and again when a collection grows."""
+
+    orders: list[Order]
+    customers: list[Customer]
+    shop_products: list[ShopProduct]
+    variants: list[Variant]
+    inventory_items: list[InventoryItem]
+    locations: list[Location]
+    levels: dict[tuple[int, int], InventoryLevel]
+
+    def _index(self, name: str, rows: list) -> dict[int, Any]:
+        cache = self.__dict__.setdefault("_indexes", {})
+        index = cache.get(name)
+        if index is None or len(index) != len(rows):
+            index = cache[name] = {r.id: r for r in rows}
+        return index
+
+    def shop_product(self, product_id: int) -> ShopProduct | None:
+        return self._index("products", self.shop_products).get(product_id)
+
+    def variant(self, variant_id: int) -> Variant | None:
+        return self._index("variants", self.variants).get(variant_id)
+
+    def inventory_item(self, item_id: int) -> InventoryItem | None:
+        return self._index("items", self.inventory_items).get(item_id)
+
+    def location(self, location_id: int) -> Location | None:
+        return self._index("locations", self.locations).get(location_id)
+
+    def customer(self, customer_id: int) -> Customer | None:
+        return self._index("customers", self.customers).get(customer_id)
+
+    def order(self, order_id: int) -> Order | None:
+        return self._index("orders", self.orders).get(order_id)
+
+    def levels_of(self, item_id: int) -> list[InventoryLevel]:
+        # Levels are only ever added (never replaced or removed), so an index rebuilt when their count changes
+        # stays right; scanning every level per item made a page of 250 items, or the inventory truth of a
+        # 50k-SKU world, quadratic.
+        cache = self.__dict__.setdefault("_indexes", {})
+        index = cache.get("levels_of")
+        if index is None or cache.get("levels_of_size") != len(self.levels):
+            index = {}
+            for (item, _loc), level in self.levels.items():
+                index.setdefault(item, []).append(level)
+            cache["levels_of"], cache["levels_of_size"] = index, len(self.levels)
+        return list(index.get(item_id, ()))
+
+
+class World(ShopLookups):
     """Everything the sandbox knows. Mutate only through the methods below (they take `self.lock`)."""
 
     def __init__(self, seed: int, now: datetime):
@@ -1450,36 +1501,8 @@ class World:
         except KeyError:
             return None
 
-    def _index(self, name: str, rows: list) -> dict[int, Any]:
-        cache = self.__dict__.setdefault("_indexes", {})
-        index = cache.get(name)
-        if index is None or len(index) != len(rows):
-            index = cache[name] = {r.id: r for r in rows}
-        return index
-
     def _shop_product(self, product_id: int) -> ShopProduct:
         return self._index("products", self.shop_products)[product_id]
-
-    def shop_product(self, product_id: int) -> ShopProduct | None:
-        return self._index("products", self.shop_products).get(product_id)
-
-    def variant(self, variant_id: int) -> Variant | None:
-        return self._index("variants", self.variants).get(variant_id)
-
-    def inventory_item(self, item_id: int) -> InventoryItem | None:
-        return self._index("items", self.inventory_items).get(item_id)
-
-    def location(self, location_id: int) -> Location | None:
-        return self._index("locations", self.locations).get(location_id)
-
-    def customer(self, customer_id: int) -> Customer | None:
-        return self._index("customers", self.customers).get(customer_id)
-
-    def order(self, order_id: int) -> Order | None:
-        return self._index("orders", self.orders).get(order_id)
-
-    def levels_of(self, item_id: int) -> list[InventoryLevel]:
-        return [lv for (i, _loc), lv in self.levels.items() if i == item_id]
 
     # --------------------------------------------------------------------------------------- truth views
     def orders_truth(self) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Running the sandbox: background servers, start_world for the product's CLI, and `python -m sandbox`."""
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -91,3 +92,24 @@ def test_python_dash_m_sandbox_serves_until_sigterm_and_exits_zero(tmp_path):
         assert r.status_code == 200
     assert sandbox.exit_code == 0
     assert "shpat_sandbox" not in log.read_text(encoding="utf-8"), "the token is never recorded"
+
+
+def test_python_dash_m_sandbox_writes_every_channels_url_to_the_ready_file(tmp_path):
+    """A program that starts the world on free ports learns each channel's address from --ready-file; with
+    --no-file-drops the inbox stays empty."""
+    data_dir = tmp_path / "world"
+    ready = tmp_path / "ready" / "urls.json"
+    args = ["--seed", "3", "--skus", "12", "--customers", "10", "--history-days", "2", "--orders-per-day", "5",
+            "--port", "0", "--data-dir", str(data_dir), "--ready-file", str(ready), "--no-file-drops",
+            "--amazon-feed-processing-seconds", "0.5"]
+    with SandboxProcess(args) as sandbox:
+        urls = json.loads(ready.read_text(encoding="utf-8"))
+        assert urls["shopify"] == sandbox.url
+        assert sorted(urls) == ["amazon", "rakuten", "shopify", "yahoo"]
+        assert len(set(urls.values())) == 4
+        assert httpx.get(f"{urls['rakuten']}/_sandbox/rakuten/stock", timeout=5).status_code == 200
+        assert httpx.get(f"{urls['yahoo']}/_sandbox/yahoo/stock", timeout=5).status_code == 200
+        assert httpx.get(f"{urls['amazon']}/_sandbox/amazon/listings", timeout=5).json()
+        inbox = data_dir / "inbox"
+        assert not inbox.exists() or not any(p.is_file() for p in inbox.rglob("*"))
+    assert sandbox.exit_code == 0

@@ -5,14 +5,17 @@ CREATED → RUNNING → COMPLETED with a growing objectCount and a JSONL url; ne
 lines with `__parentId`; at most five bulk queries run at once per shop (one with concurrency 1, the older rule);
 refused queries say why; a failed operation has an errorCode and a partialDataUrl; the exchanges pass the shared
 conformance tool while the download is not recorded. The work is asynchronous: the run answers CREATED before
-the query has read anything, the operation stays RUNNING until its work is done, and a cancel drops it.
+the query has read anything, the operation stays RUNNING until its work is done, and a cancel drops it. A query
+reads a snapshot of the shop taken under the world's lock and exports it without the lock: other calls are
+answered while a large export runs, and what changes meanwhile does not show in its file.
 """
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
-from sandbox_testkit import TOKEN, Gate, poll_until_done
+from sandbox_testkit import NOW, SET_QUANTITIES, TOKEN, Gate, poll_until_done, set_input, small_world
 
 RUN = """
 mutation Run($query: String!) {
@@ -173,3 +176,58 @@ def test_bulk_calls_need_the_token_and_their_traffic_passes_conformance(serve, t
     assert recorded and all(e["path"].endswith("/graphql.json") for e in recorded)  # the download is not
     assert TOKEN not in log.read_text()
     conformance(log)
+
+
+ORDERS_WITH_STATE = """
+{ orders { edges { node { id updatedAt displayFulfillmentStatus displayFinancialStatus
+    lineItems { edges { node { id currentQuantity } } } } } } }
+"""
+
+
+def test_other_calls_are_answered_while_a_large_bulk_query_exports_its_snapshot(serve):
+    # GIVEN a shop with months of orders, and a bulk query whose worker has taken its snapshot and is held before
+    # the export (the execution over the snapshot and the JSONL)
+    world = small_world(seed=9, history_days=120, orders_per_day=40)
+    shop = serve(world, restore_rate=1000.0, bulk_processing_seconds=0.0)
+    gate = shop.handle.api.bulk.export_gate = Gate()
+    op = run(shop, ORDERS_WITH_STATE)["bulkOperation"]
+    assert gate.entered.wait(10) and gate.held == [op["id"]]
+    assert world.lock.acquire(timeout=10), "the worker holds the world's lock during the export"
+    try:
+        at_snapshot = {o.gid: (o.fulfillment_status, [li.current_quantity for li in o.lines]) for o in world.orders}
+    finally:
+        world.lock.release()
+    assert len(at_snapshot) > 3000
+
+    # WHEN other calls come in meanwhile: an orders poll, a stock push, new sales, the world moving on (each
+    # bounded by the client's 10 s timeout: a call waiting for the world's lock would fail here)
+    page = shop.data("{ orders(first: 5, sortKey: UPDATED_AT, reverse: true) { nodes { id } } }")
+    level = next(iter(world.levels.values()))
+    pushed = shop.data(SET_QUANTITIES, {"input": set_input([(f"gid://shopify/InventoryItem/{level.inventory_item_id}",
+                                                             f"gid://shopify/Location/{level.location_id}", 7, None)]),
+                                        "key": "export-running"})
+    placed = shop.client.post("/_sandbox/orders", json={"count": 3})
+    moved = shop.client.post("/_sandbox/advance", json={"to": (NOW + timedelta(days=12)).isoformat()})
+    held = shop.data(POLL, {"id": op["id"]})["bulkOperation"]
+
+    # THEN each is answered while the operation is still RUNNING without output
+    assert len(page["orders"]["nodes"]) == 5 and pushed["inventorySetQuantities"]["userErrors"] == []
+    assert placed.status_code == 200 and len(placed.json()) >= 1 and moved.status_code == 200
+    assert (held["status"], held["url"]) == ("RUNNING", None)
+
+    # AND once the export runs, its file holds the shop as it was at the snapshot, not what changed since
+    gate.open()
+    done = poll_until_done(shop, POLL, op["id"], timeout=60)[-1]
+    assert done["status"] == "COMPLETED"
+    lines = [json.loads(line) for line in httpx.get(done["url"], timeout=30).text.splitlines()]
+    orders = {line["id"]: line for line in lines if "__parentId" not in line}
+    quantities: dict[str, list[int]] = {gid: [] for gid in orders}
+    for line in lines:
+        if "__parentId" in line:
+            quantities[line["__parentId"]].append(line["currentQuantity"])
+    exported = {gid: (o["displayFulfillmentStatus"], quantities[gid]) for gid, o in orders.items()}
+    assert exported == at_snapshot
+    with world.lock:
+        now = {o.gid: (o.fulfillment_status, [li.current_quantity for li in o.lines]) for o in world.orders}
+    assert len(now) > len(at_snapshot) and any(now[g] != at_snapshot[g] for g in at_snapshot), \
+        "the world did move on during the export"

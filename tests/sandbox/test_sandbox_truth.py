@@ -273,8 +273,7 @@ def test_the_erp_counts_a_taken_order_once_allocated_when_taken_released_when_sh
     with start_world(data_dir=tmp_path, seed=12, skus=24, customers=30, history_days=2, orders_per_day=10, port=0,
                      access_token=TOKEN, restore_rate=1000.0, now=NOW, sell_bundles=True) as running:
         world = running.world
-        staff = Simulator(world, every=1.0, erp_staff=running.erp_sqlite_path,
-                          erp_intake_fallback=running.erp_sqlite_path)
+        staff = Simulator(world, every=1.0, erp_sqlite=running.erp_sqlite_path, erp_intake_fallback=True)
         world.place_orders(12, at=T)
 
         def physical() -> dict[tuple[str, str], int]:
