@@ -18,7 +18,7 @@ from ingestion.errors import (
     PageLimitReached,
     SourceUnreachable,
 )
-from ingestion.registry import ENTITIES, ingest
+from ingestion.registry import ENTITIES, budget, ingest
 
 __all__ = [
     "ENTITIES",
@@ -32,5 +32,6 @@ __all__ = [
     "IngestionError",
     "PageLimitReached",
     "SourceUnreachable",
+    "budget",
     "ingest",
 ]

@@ -294,6 +294,8 @@ class ChannelClient:
                                 exc.final.retries = retries_here
                                 raise exc.final from exc.__cause__
                         raise
+                    finally:
+                        self.throttle.answered(operation)  # whatever pacing held for this attempt is free
         except _Retry as exc:
             final = exc.final
             final.retries = retries_here

@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ log = logging.getLogger("ingestion.live")
 
 CHANNELS = ("shopify", "rakuten", "amazon", "yahoo")
 CLIENT_MAKERS: dict[str, Callable[[Config], ChannelClient]] = {
-    "shopify": shopify.make_client, "rakuten": rakuten.make_client, "amazon": amazon.make_client,
+    "shopify": shopify.make_client, "rakuten": partial(rakuten.make_client, api=rakuten.ORDER_API),
+    "amazon": amazon.make_client,
     "yahoo": yahoo.make_client}
 # The fastest sustained poll each channel's documented budget allows beside everything else it must serve
 # (channels.md): Rakuten ~1 request/s per API and a poll is searchOrder + getOrder; Yahoo ~1 request/s for the

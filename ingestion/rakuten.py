@@ -102,11 +102,25 @@ def _asked_page(response: httpx.Response) -> int | None:
     return page if isinstance(page, int) else None
 
 
-def make_client(config: Config, **options: Any) -> ChannelClient:
+# RMS allows about 1 request/s per API (channels.md): each API has a budget of its own, and entities and pushes
+# on different APIs run side by side (D176).
+ORDER_API, ITEMS_API, INVENTORY_API = "order", "items", "inventory"
+ENTITY_API = {"orders": ORDER_API, "listings": ITEMS_API, "stock": INVENTORY_API}
+
+
+def budget_key(api: str) -> str:
+    """The rate-limiter key of one RMS API (`rakuten/<api>`)."""
+    return f"{SOURCE}/{api}"
+
+
+def make_client(config: Config, *, api: str, **options: Any) -> ChannelClient:
+    """A client drawing on the budget of one RMS API (`ORDER_API`, `ITEMS_API`, `INVENTORY_API`)."""
+    if api not in (ORDER_API, ITEMS_API, INVENTORY_API):
+        raise ValueError(f"unknown RMS API {api!r}")
     rakuten = config.channels.rakuten
     # RMS counts arrivals per second with no burst: each request also waits a full interval after the previous
     # answer, so transit jitter cannot make two arrivals closer than that (D102).
-    limiter = channel_limiter(SOURCE, requests_per_second=rakuten.requests_per_second,
+    limiter = channel_limiter(budget_key(api), requests_per_second=rakuten.requests_per_second,
                               answer_gap=1.0 / rakuten.requests_per_second)
     return ChannelClient(
         SOURCE,
@@ -404,7 +418,7 @@ def ingest(config: Config, entity: str, *, landing: LandingZone | None = None, c
     until = (fetched_at + timedelta(seconds=1)).astimezone(UTC).replace(microsecond=0)
     since = _since(config, landing, spec, fetched_at)
     own_client = client is None
-    client = client or make_client(config)
+    client = client or make_client(config, api=ENTITY_API[entity])
     retries_before = client.stats.retries
     pages_before = client.stats.requests
     rows: list[dict[str, Any]] = []

@@ -17,6 +17,14 @@ ENTITIES: dict[str, tuple[str, ...]] = {slug: module.ENTITIES for slug, module i
 _CONNECTORS = {slug: module.ingest for slug, module in _MODULES.items()} | {s: files.connector(s) for s in files.ENTITIES}
 
 
+def budget(source: str, entity: str) -> str:
+    """The request budget `source/entity` draws on: the source's, or for Rakuten the RMS API's (`rakuten/<api>`,
+    ~1 request/s each). Work on different budgets can run side by side without exceeding any of them."""
+    if source == "rakuten":
+        return rakuten.budget_key(rakuten.ENTITY_API[entity])
+    return source
+
+
 def ingest(config: Config, source: str, entity: str, **kw: Any) -> IngestResult:
     """Land what changed for source/entity. Keyword arguments go to the connector (`landing`, `now`, and for
     shopify `client`, `max_pages`; for erp `lookback`; the file sources take `landing` and `now` only)."""

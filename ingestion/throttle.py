@@ -4,6 +4,8 @@ HTTP-level signals every channel shares (429 + Retry-After, 503) are handled by 
 A strategy adds what one API does differently:
 
 - `pace(operation)` — seconds to wait *before* sending, from what the API last told us (proactive pacing);
+- `answered(operation)` — the request `pace` was called for has its answer (or failed): whatever `pace` held
+  back for it is free again;
 - `inspect(response, operation)` — look at a 2xx answer: `Signal.retry(after)` when the API throttled us
   without an HTTP error (Shopify GraphQL answers 200 with `THROTTLED`), `Signal.fail(reason)` when the body
   cannot be used, None when it is fine.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +51,9 @@ class ThrottleStrategy:
     def pace(self, operation: str) -> float:
         return 0.0
 
+    def answered(self, operation: str) -> None:
+        return None
+
     def inspect(self, response: httpx.Response, operation: str) -> Signal | None:
         return None
 
@@ -60,6 +66,11 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
     `errors[].extensions.code == "THROTTLED"`: we wait (requestedQueryCost − currentlyAvailable) / restoreRate
     and retry. Before each request we also wait if the last known bucket (refilled at restoreRate since we saw
     it) cannot cover what this operation cost last time, so a steady loop rarely hits THROTTLED at all.
+    Calls in flight at once (several threads, D101) each reserve their cost when paced, until their answer's
+    status replaces the estimate: without that, every thread sees the same free points, all go, and the
+    bucket answers THROTTLED to most of them. A call that the server has counted but whose answer has not
+    arrived yet is counted twice for that moment — the estimate errs towards waiting. Answers may arrive out of
+    order; of two snapshots the newer is the lower once both are refilled to now, so the lower one is kept.
     Any other GraphQL error (MAX_COST_EXCEEDED, ACCESS_DENIED, a field error) fails the call: landing a
     partial `data` silently would lose records.
     """
@@ -71,6 +82,9 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
         self._lock = threading.Lock()
         self._status: tuple[float, float, float, float] | None = None  # available, rate, maximum, seen at
         self._cost: dict[str, float] = {}
+        self._reserved = 0.0  # points held by calls paced but not yet answered (all threads)
+        self._unpriced: Counter[str] = Counter()  # calls in flight whose operation had no known cost when paced
+        self._held = threading.local()  # what the current thread's call holds (a thread runs one call at a time)
         self.throttled = 0  # THROTTLED answers seen (for tests and logs)
 
     def available_now(self) -> float | None:
@@ -81,17 +95,44 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
             return min(maximum, available + rate * max(0.0, self._clock() - seen))
 
     def pace(self, operation: str) -> float:
+        """Seconds to wait before this call; its cost is reserved until `answered` (or its answer's status)."""
         with self._lock:
+            self._release_locked()  # a call paced again (a retry) holds one reservation, not two
             cost = self._cost.get(operation)
-            status = self._status
-        if cost is None or status is None:
+            if cost is None or self._status is None:
+                # Not priced yet (the first calls of an operation): it goes, and holds what the first answer
+                # teaches this operation costs, so calls paced after that answer count it.
+                self._unpriced[operation] += 1
+                self._held.entry = (operation, None)
+                return 0.0
+            available, rate, maximum, seen = self._status
+            free = min(maximum, available + rate * max(0.0, self._clock() - seen)) - self._held_points_locked()
+            need = min(cost, maximum)
+            self._reserved += need
+            self._held.entry = (operation, need)
+        if free >= need or rate <= 0:
             return 0.0
-        _, rate, maximum, _ = status
-        available = self.available_now() or 0.0
-        need = min(cost, maximum)
-        if available >= need or rate <= 0:
-            return 0.0
-        return min(MAX_PACE_SECONDS, (need - available) / rate)
+        return min(MAX_PACE_SECONDS, (need - free) / rate)
+
+    def answered(self, operation: str) -> None:
+        with self._lock:
+            self._release_locked()
+
+    def _held_points_locked(self) -> float:
+        return self._reserved + sum(self._cost.get(op, 0.0) * n for op, n in self._unpriced.items())
+
+    def _release_locked(self) -> None:
+        entry = getattr(self._held, "entry", None)
+        if entry is None:
+            return
+        operation, points = entry
+        if points is None:
+            self._unpriced[operation] -= 1
+            if self._unpriced[operation] <= 0:
+                del self._unpriced[operation]
+        else:
+            self._reserved = max(0.0, self._reserved - points)
+        self._held.entry = None
 
     def _observe(self, operation: str, cost: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
         requested = _number(cost.get("requestedQueryCost"))
@@ -103,7 +144,15 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
             if requested is not None:
                 self._cost[operation] = requested
             if available is not None and rate is not None:
-                self._status = (available, rate, maximum if maximum is not None else available, self._clock())
+                now = self._clock()
+                if self._status is not None:
+                    # Answers of calls in flight can arrive out of order: an older snapshot, refilled to now,
+                    # is never below a newer one (the bucket only lost points between them), so the lower of
+                    # the two is the newer — keep it, or an earlier answer arriving last undoes a later call.
+                    before, before_rate, before_max, seen = self._status
+                    available = min(available, min(before_max, before + before_rate * max(0.0, now - seen)))
+                self._status = (available, rate, maximum if maximum is not None else available, now)
+                self._release_locked()  # this call is in the status now; atomically, so no one sees neither
         return requested, available, rate
 
     def inspect(self, response: httpx.Response, operation: str) -> Signal | None:

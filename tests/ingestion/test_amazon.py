@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import polars as pl
 import pytest
 
 import ingestion
 from ichigen.config import Config
 from ingestion import amazon
-from ingestion.errors import ChannelAuthError
+from ingestion.errors import ChannelAuthError, ChannelRateLimited
+from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from ingestion.ratelimit import ChannelRateLimiter, RateSpec
 from sandbox.amazon import AmazonFaults, AmazonSettings, serve_amazon
 from sandbox.world import World
 
@@ -158,3 +162,39 @@ def test_orders_by_id_land_as_a_targeted_batch(world, served, tmp_config):
         result = amazon.ingest_orders_by_id(config, wanted + wanted[:1], landing=landing, client=c)
     assert result.rows_landed == 3
     assert landing.cursor("amazon", "orders", "updated_at") is None  # a targeted batch never moves the cursor
+
+
+def test_our_bucket_one_token_short_of_amazons_absorbs_arrival_jitter():
+    """Amazon meters an operation where requests arrive (here 10/s, burst 5, refill checked on arrival); a
+    request after a slow one travels fast and arrives early. At the documented (rate, burst) our bucket lets
+    Amazon's run dry and the early arrival meets a 429; one token held back (`operation_spec`) absorbs it."""
+    def refused(spec: RateSpec) -> int:
+        bucket = {"tokens": 5.0, "at": time.monotonic()}
+        sent = 0
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            nonlocal sent
+            sent += 1
+            time.sleep(0.05 if sent % 2 else 0.0)  # transit: every other request is slow
+            now = time.monotonic()
+            bucket["tokens"] = min(5.0, bucket["tokens"] + (now - bucket["at"]) * 10.0)
+            bucket["at"] = now
+            if bucket["tokens"] < 1:
+                return httpx.Response(429, json={"errors": [{"code": "QuotaExceeded", "message": "You exceeded "
+                                                                                                   "your quota"}]})
+            bucket["tokens"] -= 1
+            return httpx.Response(200, json={"items": []})
+
+        limiter = ChannelRateLimiter("jitter", RateSpec(1000.0, 1000), {"searchListingsItems": spec})
+        client = ChannelClient("jitter", "http://api.test", None, limiter, 2.0, 0, httpx.MockTransport(handler))
+        count = 0
+        for _ in range(30):
+            try:
+                client.request("GET", "/listings", operation="searchListingsItems")
+            except ChannelRateLimited:
+                count += 1
+        return count
+
+    assert amazon.operation_spec(5.0, 5, 2.0) == RateSpec(10.0, 4)
+    assert refused(amazon.operation_spec(5.0, 5, 2.0)) == 0
+    assert refused(RateSpec(10.0, 5)) > 0  # the documented burst in our bucket too: Amazon's runs dry

@@ -3,12 +3,9 @@ delayed notifications; the searchOrders poll as the backstop."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ichigen.config import Config
 from ingestion import amazon
@@ -18,26 +15,6 @@ from sandbox.amazon_notifications import NotificationFaults
 from sandbox.world import World
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def sqs_server():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def queue(sqs_server):
-    sqs = boto3.client("sqs", endpoint_url=sqs_server, region_name="us-west-2", aws_access_key_id="sandbox",
-                       aws_secret_access_key="sandbox")
-    # moto keeps one in-process backend for every server it runs: a queue name of its own per test, so messages
-    # another test (the stock-lag bench's) left in its queue are never counted here.
-    url = sqs.create_queue(QueueName=f"ichigen-amazon-orders-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return sqs, url, arn
 
 
 @pytest.fixture

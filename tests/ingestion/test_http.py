@@ -220,6 +220,58 @@ def test_shopify_paces_from_the_last_throttle_status():
     assert client.stats.paced_seconds >= 0.18 and client.stats.retries == 0
 
 
+def test_shopify_calls_in_flight_reserve_their_cost():
+    """Paced at once from several threads, each call holds its cost until its answer: the second of two calls
+    the known bucket can pay for once waits for the refill instead of going out beside the first."""
+    clock = [0.0]
+    throttle = ShopifyGraphQLThrottle(clock=lambda: clock[0])
+    status = {"data": {"x": 1}, "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": 10,
+              "throttleStatus": {"maximumAvailable": 100.0, "currentlyAvailable": 15.0, "restoreRate": 10.0}}}}
+    assert throttle.inspect(httpx.Response(200, json=status), "push") is None
+    assert throttle.pace("push") == 0.0  # 15 free: this thread's call goes and holds 10
+    waits: list[float] = []
+    other = threading.Thread(target=lambda: waits.append(throttle.pace("push")))
+    other.start()
+    other.join(5)
+    assert waits == [pytest.approx(0.5)]  # 15 − 10 held = 5 free; 5 more points at 10/s
+    throttle.answered("push")  # this thread's answer: its 10 are free again (the other thread still holds 10)
+    assert throttle.pace("push") == pytest.approx(0.5)
+
+
+def test_shopify_calls_in_flight_meet_no_throttled_answer():
+    """Four threads share one client against a cost bucket whose requests arrive a moment after they are sent:
+    the shared pacing keeps every call within the bucket (no THROTTLED, no retry)."""
+    lock = threading.Lock()
+    bucket = {"available": 40.0, "at": time.monotonic()}
+    answers = {"throttled": 0, "ok": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.02)  # transit: all threads have been paced before the first call reaches the bucket
+        with lock:
+            now = time.monotonic()
+            bucket["available"] = min(40.0, bucket["available"] + (now - bucket["at"]) * 200.0)
+            bucket["at"] = now
+            ok = bucket["available"] >= 10
+            bucket["available"] -= 10 if ok else 0
+            answers["ok" if ok else "throttled"] += 1
+            status = {"maximumAvailable": 40.0, "currentlyAvailable": bucket["available"], "restoreRate": 200.0}
+        cost = {"requestedQueryCost": 10, "actualQueryCost": 10 if ok else None, "throttleStatus": status}
+        if ok:
+            return httpx.Response(200, json={"data": {"x": 1}, "extensions": {"cost": cost}})
+        return httpx.Response(200, json={"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                                         "extensions": {"cost": cost}})
+
+    client = client_for(handler, channel="shopify", throttle=ShopifyGraphQLThrottle(), max_retries=5)
+    threads = [threading.Thread(target=lambda: [client.request("POST", "/g", operation="push", json={})
+                                                for _ in range(10)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == {"throttled": 0, "ok": 40}
+    assert client.stats.retries == 0
+
+
 def test_graphql_errors_are_response_errors():
     body = {"errors": [{"message": "Query cost is 1502, which exceeds the single query max cost limit (1000).",
                         "extensions": {"code": "MAX_COST_EXCEEDED", "cost": 1502, "maxCost": 1000}}]}
