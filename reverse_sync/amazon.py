@@ -1,18 +1,23 @@
-"""Amazon stock push from a fresh read (D26): per-SKU `patchListingsItem`, or a JSON_LISTINGS_FEED for large sets.
+"""Amazon stock push from a fresh state (D26): per-SKU `patchListingsItem`, or JSON_LISTINGS_FEEDs for large sets.
 
-Amazon takes absolute quantities only: no compare-and-swap, no deltas. So right before sending, the pusher
-reads what Amazon shows now and lowers each target by every unit sold since the quantity the plan started from
-(`old_value`): a sale between our read and our push is never put back on sale.
+Amazon takes absolute quantities only: no compare-and-swap, no deltas. So before sending, the pusher learns
+what sold since the quantity the plan started from (`old_value`) and lowers each target by those units: a
+sale between the plan's read and our push is never put back on sale.
 
 - Up to `channels.amazon.feed_threshold` changes (D26): getListingsItem, then the PATCH at once (one round
   trip of window), about 5 SKUs a second (patch 5/s burst 5 plus the read).
-- Above it (D65): a JSON_LISTINGS_FEED per ≤ `feed_max_messages` changes. The fresh read is
-  searchListingsItems by SKU (20 a call at 5/s: ~100 SKUs/s, the binding limit, half the feed ceiling of
-  ~208/s); then the document (one PATCH message per SKU) is uploaded to the URL createFeedDocument returned
-  (a plain client: the pre-signed URL must not see our access token), createFeed, getFeed polled every
-  `feed_poll_seconds` for at most `feed_wait_seconds`, then the processing report decides per SKU: a
-  message with an ERROR issue is logged `failed` with its issues, the rest `applied`. A feed that ends FATAL
-  or outlives the wait is logged `failed` for all its SKUs (outcome unknown, not resent).
+- Above it: JSON_LISTINGS_FEEDs of ≤ `feed_max_messages` changes each, sent one after another without waiting
+  for the previous one's processing; the processing reports are read at the end (D201). Per SKU from the
+  report: a message with an ERROR issue is logged `failed` with its issues, the rest `applied`. A feed that
+  ends FATAL or outlives `feed_wait_seconds` is logged `failed` for all its SKUs (outcome unknown, not resent).
+  What the pusher knows before each feed:
+  - up to `feed_fresh_read_max` changes (D65): every SKU read fresh with searchListingsItems (20 a call at
+    5/s: ~100 SKUs/s, the binding limit);
+  - more (D200): the sales since the plan's read, from searchOrders (createdAfter = the plan's oldest read −
+    `feed_sales_lookback_minutes`; complete up to the answer's `createdBefore`, about two minutes before the
+    call) and from the ORDER_CHANGE notifications landed since; only the SKUs those orders name are read
+    fresh — once for the whole push before its first feed, and again before a part for a SKU notified since
+    (D223) — the rest go out as planned. Too many orders for `feed_sales_max_pages` → every SKU is read fresh.
 
 Nothing is resent after an answer that may mean "applied" (`idempotent=False` on PATCH and createFeed): a
 resend of an absolute quantity after a sale would resurrect that unit. It is logged `failed`, and the next
@@ -25,19 +30,27 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import duckdb
 import polars as pl
 
 from ichigen.config import AmazonConfig, Config
-from ingestion.amazon import DEFAULT_FULFILLMENT_CHANNEL, LISTINGS_PATH
+from ingestion.amazon import (
+    DEFAULT_FULFILLMENT_CHANNEL,
+    ENTITY_SPECS,
+    LISTINGS_PATH,
+    ORDERS_PATH,
+    operation_spec,
+)
+from ingestion.common import RecordError, format_utc, parse_utc
 from ingestion.errors import ChannelError
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
-from ingestion.ratelimit import RateSpec
+from ingestion.paging import PageRequest, paginate
 from reverse_sync.plan import PlannedChange
 from reverse_sync.push_log import PushRecord
 
@@ -55,6 +68,9 @@ FEED_RATE_LIMITS: dict[str, tuple[float, int]] = {
     "getFeedDocument": (0.0222, 10),
 }
 QUANTITY_PATH = "/attributes/fulfillment_availability"
+# searchOrders answers only for orders created at least this long before the call (Amazon's systematic delay;
+# a `createdBefore` later than that is refused). Used when an answer does not state its `createdBefore`.
+ORDERS_DELAY = timedelta(minutes=2)
 
 
 def amazon_listings_state(config: Config) -> pl.DataFrame:
@@ -86,14 +102,42 @@ class _Fresh:
     value: int
 
 
+@dataclass(frozen=True)
+class _Sales:
+    """What the sales check learnt before a feed push (D200)."""
+
+    since: datetime  # orders created from here on count (the plan's oldest read − the look-back)
+    skus: frozenset[str]  # seller SKUs in the orders searchOrders returned
+    horizon: datetime | None  # searchOrders' createdBefore: every order created earlier is in `skus`
+
+
+@dataclass(frozen=True)
+class _ReadAhead:
+    """The sold SKUs of a feed push read once before its first feed (D223)."""
+
+    sold: frozenset[str]  # seller SKUs known sold when they were read
+    shown: dict[str, int]  # what Amazon showed for them (a SKU Amazon does not know is absent)
+
+
+@dataclass
+class _Submitted:
+    """One feed on its way: its sends and its id, or why it could not be created."""
+
+    sends: list
+    feed_id: str | None = None
+    error: str | None = None
+
+
 class AmazonStockPusher:
-    def __init__(self, client: ChannelClient, amazon: AmazonConfig):
+    def __init__(self, client: ChannelClient, amazon: AmazonConfig, landing: LandingZone | None = None):
         self.client = client
         self.amazon = amazon
+        self.landing = landing  # where ORDER_CHANGE notifications land (None: the sales check uses searchOrders only)
         if client.limiter is not None:
             for operation, (rate, burst) in FEED_RATE_LIMITS.items():
-                client.limiter.set_operation(operation, RateSpec(rate * amazon.rate_scale, burst))
+                client.limiter.set_operation(operation, operation_spec(rate, burst, amazon.rate_scale))
         self.feed_ids: list[str] = []  # the feeds this pusher created (for the push's caller and tests)
+        self.sales: _Sales | None = None  # what the last feed push's sales check learnt (None: it read every SKU)
 
     def _item_path(self, seller_sku: str) -> str:
         return f"{LISTINGS_PATH}/{self.amazon.seller_id}/{seller_sku}"
@@ -151,54 +195,183 @@ class AmazonStockPusher:
                            planned_at, 1)
         return _record(run_id, change, believed, value, "applied", None, planned_at, 1)
 
-    # -- feeds (D65) -----------------------------------------------------------------------------------
+    # -- feeds (D65, D200, D201) ------------------------------------------------------------------------
     def push_by_feeds(self, run_id: str, changes: list[PlannedChange], planned_at: datetime,
                       on_progress: Callable[[int, int], None] | None = None) -> list[PushRecord]:
-        """One JSON_LISTINGS_FEED per `feed_max_messages` changes, each from its own fresh read."""
-        records: list[PushRecord] = []
+        """JSON_LISTINGS_FEEDs of ≤ `feed_max_messages` changes: each part's state learnt and its feed created
+        one after another, then every feed's processing report read (D201)."""
         size = self.amazon.feed_max_messages
-        for start in range(0, len(changes), size):
-            records += self._push_feed(run_id, changes[start:start + size], planned_at)
+        parts = [changes[start:start + size] for start in range(0, len(changes), size)]
+        knowledge = self._feed_knowledge(changes)
+        ahead = self._read_ahead(changes, knowledge)
+        done: list[list[PushRecord]] = []
+        submitted: list[_Submitted] = []
+        for part in parts:
+            records, sends = self._feed_sends(run_id, part, planned_at, knowledge, ahead)
+            done.append(records)
+            submitted.append(self._submit(sends))
+        out: list[PushRecord] = []
+        finished = 0
+        for records, feed in zip(done, submitted, strict=True):
+            out += records + self._feed_records(run_id, feed, planned_at)
+            finished += len(records) + len(feed.sends)
             if on_progress:
-                on_progress(min(start + size, len(changes)), len(changes))
-        return records
+                on_progress(finished, len(changes))
+        return out
 
-    def _push_feed(self, run_id: str, changes: list[PlannedChange], planned_at: datetime) -> list[PushRecord]:
+    def _feed_knowledge(self, changes: list[PlannedChange]) -> Any:
+        """Learnt once per push before the first feed: the sales check for a large push (D200), else None (every
+        part reads its SKUs fresh, D65)."""
+        self.sales = None
+        if len(changes) <= self.amazon.feed_fresh_read_max:
+            return None
         try:
-            shown = self.current_quantities([c.target_ref for c in changes])
+            self.sales = self.sales_since(c.seen_at for c in changes)
+        except ChannelError:
+            self.sales = None  # no order knowledge: read every SKU, as a smaller push does
+        return self.sales
+
+    def _read_ahead(self, changes: list[PlannedChange], sales: _Sales | None) -> _ReadAhead | None:
+        """With a sales check, the SKUs of the whole push that sold since the plan's read (or whose read time is
+        unknown), read once before the first feed: ⌈sold / 20⌉ calls rather than one for every part that holds
+        a sold SKU. None without a sales check or when the read fails (each part then reads its own)."""
+        if sales is None:
+            return None
+        sold = sales.skus | self.notified_skus(sales.since)
+        wanted = [c.target_ref for c in changes if c.seen_at is None or c.target_ref in sold]
+        try:
+            return _ReadAhead(sold, self.current_quantities(wanted) if wanted else {})
+        except ChannelError:
+            return None
+
+    def _feed_sends(self, run_id: str, part: list[PlannedChange], planned_at: datetime,
+                    sales: _Sales | None, ahead: _ReadAhead | None) -> tuple[list[PushRecord], list[_Fresh]]:
+        """Records of the changes that need no message (not on Amazon, already at target, unreadable) and the
+        re-targeted changes to send. With a sales check only the SKUs that sold since the plan's read (or whose
+        read time is unknown) are read fresh: those known before the first feed were read ahead, and the landed
+        notifications are looked at again right now so a SKU notified since is read too."""
+        if sales is None:
+            fresh_reads, to_read = part, part
+        else:
+            sold = sales.skus | self.notified_skus(sales.since)
+            fresh_reads = [c for c in part if c.seen_at is None or c.target_ref in sold]
+            to_read = fresh_reads if ahead is None else [
+                c for c in fresh_reads if c.seen_at is not None and c.target_ref not in ahead.sold]
+        records: list[PushRecord] = []
+        try:
+            shown = self.current_quantities([c.target_ref for c in to_read]) if to_read else {}
         except ChannelError as exc:
-            return [_record(run_id, c, c.old_value, c.new_value, "failed", f"fresh read: {type(exc).__name__}: "
-                            f"{exc}", planned_at, 0) for c in changes]
-        records, to_send = [], []
-        for change in changes:
-            if change.target_ref not in shown:
+            failed = {id(c) for c in to_read}
+            records = [_record(run_id, c, c.old_value, c.new_value, "failed", f"fresh read: {type(exc).__name__}: "
+                               f"{exc}", planned_at, 0) for c in to_read]
+            part = [c for c in part if id(c) not in failed]
+            fresh_reads = [c for c in fresh_reads if id(c) not in failed]
+            shown = {}
+        if ahead is not None:
+            shown = {**ahead.shown, **shown}
+        read = {id(c) for c in fresh_reads}
+        sends: list[_Fresh] = []
+        for change in part:
+            if id(change) not in read:  # no sale since the plan's read: the plan's quantity is Amazon's
+                fresh = _Fresh(change, change.old_value, change.new_value)
+            elif change.target_ref not in shown:
                 records.append(_record(run_id, change, change.old_value, change.new_value, "failed",
                                        "not found on Amazon (searchListingsItems by SKU)", planned_at, 0))
                 continue
-            fresh = _retarget(change, shown[change.target_ref])
+            else:
+                fresh = _retarget(change, shown[change.target_ref])
             if fresh.value == fresh.current:
                 records.append(_record(run_id, change, fresh.current, fresh.value, "applied", None, planned_at, 0))
             else:
-                to_send.append(fresh)
-        if not to_send:
-            return records
+                sends.append(fresh)
+        return records, sends
+
+    def _submit(self, sends: list) -> _Submitted:
+        if not sends:
+            return _Submitted(sends)
         try:
-            feed_id = self._submit_feed(to_send)
-            issues = self._await_report(feed_id)
-        except (ChannelError, FeedOutcomeUnknown) as exc:
-            return records + [_record(run_id, f.change, f.current, f.value, "failed",
-                                      f"{type(exc).__name__}: {exc}", planned_at, 1) for f in to_send]
-        for message_id, fresh in enumerate(to_send, 1):
-            problems = issues.get(message_id)
-            errors = [i for i in problems or [] if i.get("severity") == "ERROR"]
-            if errors:
-                text = "; ".join(f"{i.get('code')}: {i.get('message')}" for i in errors)
-                records.append(_record(run_id, fresh.change, fresh.current, fresh.value, "failed",
-                                       f"feed {feed_id} message {message_id}: {text}", planned_at, 1))
-            else:
-                records.append(_record(run_id, fresh.change, fresh.current, fresh.value, "applied", None,
-                                       planned_at, 1))
+            return _Submitted(sends, feed_id=self._submit_feed(sends))
+        except ChannelError as exc:
+            return _Submitted(sends, error=f"{type(exc).__name__}: {exc}")
+
+    def _feed_records(self, run_id: str, feed: _Submitted, planned_at: datetime) -> list[PushRecord]:
+        """One record per message of a submitted feed, from its processing report."""
+        if not feed.sends:
+            return []
+        error = feed.error
+        issues: dict[int, list[dict]] = {}
+        if feed.feed_id is not None:
+            try:
+                issues = self._await_report(feed.feed_id)
+            except (ChannelError, FeedOutcomeUnknown) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            return [self._sent_record(run_id, send, "failed", error, planned_at) for send in feed.sends]
+        records = []
+        for message_id, send in enumerate(feed.sends, 1):
+            errors = [i for i in issues.get(message_id) or [] if i.get("severity") == "ERROR"]
+            text = "; ".join(f"{i.get('code')}: {i.get('message')}" for i in errors)
+            records.append(self._sent_record(run_id, send, "failed" if errors else "applied",
+                                             f"feed {feed.feed_id} message {message_id}: {text}" if errors else None,
+                                             planned_at))
         return records
+
+    def _sent_record(self, run_id: str, send: _Fresh, status: str, error: str | None,
+                     planned_at: datetime) -> PushRecord:
+        return _record(run_id, send.change, send.current, send.value, status, error, planned_at, 1)
+
+    # -- the sales check (D200) ------------------------------------------------------------------------
+    def sales_since(self, seen: Iterable[datetime | None]) -> _Sales:
+        """Seller SKUs in the orders created since the plan's oldest read (− the look-back), by searchOrders.
+        When every read is younger than searchOrders can answer for (two minutes), nothing is asked: a sale
+        since is only known from a notification. Raises ChannelError when the orders do not fit
+        `feed_sales_max_pages` pages, so the caller reads every SKU instead."""
+        known = [t for t in seen if t is not None]
+        now = datetime.now(UTC)
+        since = (min(known) if known else now) - timedelta(minutes=self.amazon.feed_sales_lookback_minutes)
+        if since >= now - ORDERS_DELAY:
+            return _Sales(since, frozenset(), None)
+        params = {"createdAfter": format_utc(since), "marketplaceIds": self.amazon.marketplace_id,
+                  "maxResultsPerPage": self.amazon.page_size}
+        pager = paginate(self.client, PageRequest("GET", ORDERS_PATH, params=params), ENTITY_SPECS["orders"].paging,
+                         operation="searchOrders", max_pages=self.amazon.feed_sales_max_pages, on_limit="stop")
+        skus: set[str] = set()
+        horizon: datetime | None = None
+        for page in pager:
+            for order in page.items:
+                for item in (order or {}).get("orderItems") or []:
+                    sku = (item.get("product") or {}).get("sellerSku")
+                    if sku:
+                        skus.add(sku)
+            if horizon is None:  # the window the search answers for, never later than Amazon's two minutes
+                horizon = now - ORDERS_DELAY
+                try:
+                    stated = parse_utc(page.body.get("createdBefore"), field="createdBefore")
+                except RecordError:
+                    stated = None
+                if stated is not None:
+                    horizon = min(horizon, stated)
+        if pager.truncated:
+            raise ChannelError(f"amazon: searchOrders: more orders since {format_utc(since)} than "
+                               f"{self.amazon.feed_sales_max_pages} pages", channel="amazon", operation="searchOrders")
+        return _Sales(since, frozenset(skus), horizon)
+
+    def notified_skus(self, since: datetime) -> frozenset[str]:
+        """Seller SKUs of the ORDER_CHANGE notifications landed for events from `since` on (the live worker
+        lands them within about a second of the sale; a dropped or late one is simply not here)."""
+        if self.landing is None:
+            return frozenset()
+        with self.landing.reading("amazon/notifications for the sales check"):
+            rows = (self.landing.landed("amazon", "notifications").filter(pl.col("event_time") >= since)
+                    .select("_raw").collect())
+        skus: set[str] = set()
+        for raw in rows.get_column("_raw").to_list():
+            try:
+                summary = json.loads(raw or "")["Payload"]["OrderChangeNotification"]["Summary"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            skus.update(i["SellerSKU"] for i in summary.get("OrderItems") or [] if i.get("SellerSKU"))
+        return frozenset(skus)
 
     def feed_document(self, sends: list[_Fresh]) -> dict:
         """The JSON_LISTINGS_FEED (listings-feed-schema-v2): one PATCH message per SKU, messageId = position."""

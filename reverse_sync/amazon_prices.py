@@ -5,8 +5,9 @@ The value is the JP offer's price schedule, tax inclusive (総額表示):
 `[{"marketplace_id": "A1VC38T7YXB528", "currency": "JPY", "our_price": [{"schedule": [{"value_with_tax": 1980}]}]}]`.
 Unlike a quantity, a price has no race with sales: no fresh read before sending, and a PATCH may be resent
 by the request loop after a lost answer (it sets the same value again). Above `channels.amazon.feed_threshold`
-changes the stock pusher's feed path is reused as it is (createFeedDocument → upload → createFeed → getFeed →
-processing report, one feed per `feed_max_messages`); only the messages differ. A message with an ERROR issue
+changes the stock pusher's feed path is reused (createFeedDocument → upload → createFeed, one feed per
+`feed_max_messages`, then getFeed → processing report for each); only the messages differ, and nothing is read
+or checked first. A message with an ERROR issue
 is logged `failed` with the issue, the rest `applied`; a feed that ends FATAL or outlives the wait is logged
 `failed` for all its SKUs (createFeed is never resent; the next cycle plans again).
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ingestion.errors import ChannelError
-from reverse_sync.amazon import PRODUCT_TYPE, AmazonStockPusher, FeedOutcomeUnknown
+from reverse_sync.amazon import PRODUCT_TYPE, AmazonStockPusher
 from reverse_sync.plan import PlannedChange
 from reverse_sync.push_log import PushRecord
 
@@ -57,23 +58,17 @@ class AmazonPricePusher(AmazonStockPusher):
             return PushRecord.of_change(run_id, change, "failed", f"{answer.get('status')}: {issues}", planned_at)
         return PushRecord.of_change(run_id, change, "applied", None, planned_at)
 
-    # push_by_feeds splits by feed_max_messages and calls _push_feed per part
-    def _push_feed(self, run_id: str, changes: list[PlannedChange], planned_at: datetime) -> list[PushRecord]:
-        sends = [_PriceSend(c, c.new_value) for c in changes]
-        try:
-            feed_id = self._submit_feed(sends)
-            issues = self._await_report(feed_id)
-        except (ChannelError, FeedOutcomeUnknown) as exc:
-            return [PushRecord.of_change(run_id, c, "failed", f"{type(exc).__name__}: {exc}", planned_at)
-                    for c in changes]
-        records = []
-        for message_id, change in enumerate(changes, 1):
-            errors = [i for i in issues.get(message_id) or [] if i.get("severity") == "ERROR"]
-            text = "; ".join(f"{i.get('code')}: {i.get('message')}" for i in errors)
-            records.append(PushRecord.of_change(run_id, change, "failed" if errors else "applied",
-                                                f"feed {feed_id} message {message_id}: {text}" if errors else None,
-                                                planned_at))
-        return records
+    # push_by_feeds splits by feed_max_messages: a price needs nothing learnt first and every change is sent.
+    def _feed_knowledge(self, changes: list[PlannedChange]) -> None:
+        return None
+
+    def _feed_sends(self, run_id: str, part: list[PlannedChange], planned_at: datetime,
+                    knowledge: object) -> tuple[list[PushRecord], list[_PriceSend]]:
+        return [], [_PriceSend(c, c.new_value) for c in part]
+
+    def _sent_record(self, run_id: str, send: _PriceSend, status: str, error: str | None,  # type: ignore[override]
+                     planned_at: datetime) -> PushRecord:
+        return PushRecord.of_change(run_id, send.change, status, error, planned_at)
 
     def feed_document(self, sends: list) -> dict:  # type: ignore[override]
         """listings-feed-schema-v2: one PATCH of purchasable_offer per SKU, messageId = position in the feed."""

@@ -37,6 +37,9 @@ class PlannedChange:
     old_value: int
     new_value: int
     reason: str
+    # When the channel showed old_value (the landed read, or our own applied push); None: not known. Amazon's
+    # large stock pushes look for sales from here on (D200).
+    seen_at: datetime | None = None
 
 
 @dataclass
@@ -157,6 +160,7 @@ def plan_field(
                 old_value=listing.quantity,
                 new_value=value,
                 reason=explain,
+                seen_at=listing.seen_at,
             )
         )
     published_at = None

@@ -25,6 +25,7 @@ from ingestion import amazon as amazon_ingestion
 from ingestion import yahoo as yahoo_ingestion
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from ingestion.rakuten import ITEMS_API
 from ingestion.rakuten import make_client as rakuten_client
 from reverse_sync.amazon_prices import AmazonPricePusher
 from reverse_sync.plan import Plan, latest_listings, plan_prices, read_price_targets
@@ -128,7 +129,7 @@ def _shopify_price_pusher(config: Config, client: ChannelClient | None) -> Shopi
 
 
 def _rakuten_price_pusher(config: Config, client: ChannelClient | None) -> RakutenPricePusher:
-    return RakutenPricePusher(client or rakuten_client(config))
+    return RakutenPricePusher(client or rakuten_client(config, api=ITEMS_API))
 
 
 def _amazon_price_pusher(config: Config, client: ChannelClient | None) -> AmazonPricePusher:

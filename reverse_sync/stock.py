@@ -14,6 +14,7 @@ from ichigen.publish import last_build
 from ingestion import amazon as amazon_ingestion
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
+from ingestion.rakuten import INVENTORY_API
 from ingestion.rakuten import make_client as rakuten_client
 from reverse_sync.amazon import AmazonStockPusher, amazon_listings_state
 from reverse_sync.guard import GuardVerdict, check_plan, unpushed_records
@@ -115,7 +116,8 @@ def _shopify_pusher(config: Config, client: ChannelClient | None) -> ShopifyBulk
 
 
 def _amazon_pusher(config: Config, client: ChannelClient | None) -> AmazonStockPusher:
-    return AmazonStockPusher(client or amazon_ingestion.make_client(config), config.channels.amazon)
+    return AmazonStockPusher(client or amazon_ingestion.make_client(config), config.channels.amazon,
+                             LandingZone(config.landing_dir))
 
 
 def rakuten_landed_stock(config: Config) -> dict[str, LandedStock]:
@@ -128,7 +130,7 @@ def rakuten_landed_stock(config: Config) -> dict[str, LandedStock]:
 
 
 def _rakuten_pusher(config: Config, client: ChannelClient | None) -> RakutenStockPusher:
-    return RakutenStockPusher(client or rakuten_client(config), Journal(config.push_log_dir, "rakuten"),
+    return RakutenStockPusher(client or rakuten_client(config, api=INVENTORY_API), Journal(config.push_log_dir, "rakuten"),
                               rakuten_landed_stock(config))
 
 

@@ -1,11 +1,12 @@
 """ERP order intake (受注連携) against a sandbox world after a real full cycle (ingest → dbt → publish → post).
 
-GIVEN a sandbox world (Shopify over real HTTP, the ERP in SQLite; PostgreSQL for one test) and one full cycle
+GIVEN a sandbox world (Shopify over real HTTP, the ERP in SQLite; in PostgreSQL for some tests) and one full cycle
 WHEN the intake plans, guards and applies
 THEN every bookable order reaches the ERP intake exactly once with its lines, a second apply posts nothing,
      a dry run posts nothing, a cancelled order posts a cancel, an unknown SKU is held with a reason (and
      posts once it maps), a kill -9 mid-apply then a rerun posts each order exactly once, and once the ERP
-     has taken the orders they stop reserving channel-side stock in the next build.
+     has taken the orders they stop reserving channel-side stock in the next build — on SQLite and on PostgreSQL,
+     where the sandbox's ERP staff take the posted orders the same way.
 """
 
 import os
@@ -30,6 +31,7 @@ from reverse_sync.push_log import read_push_log
 from sandbox import start_world
 from sandbox.erp import write_postgres, write_sqlite
 from sandbox.erp_intake import take_intake
+from sandbox.runner import Simulator
 
 pytestmark = [pytest.mark.e2e]
 INTAKE_SQL = "SELECT channel_order_id, order_version, event, total_jpy FROM order_intake ORDER BY intake_id"
@@ -121,7 +123,8 @@ def test_every_order_reaches_a_postgres_erp_exactly_once(cycled, pg_database, tm
     world, config = cycled
     write_postgres(world.world, pg_database)
     config = config.with_overrides(**{"erp.kind": "postgres", "erp.postgres_dsn": pg_database,
-                                      "paths.landing": str(tmp_path / "landing")})
+                                      "paths.landing": str(tmp_path / "landing"),
+                                      "paths.push_log": str(tmp_path / "push_log")})  # the module's log stays as is
     truth = bookable_truth(world)
 
     first = sync_intake(config)
@@ -191,10 +194,12 @@ def test_an_order_with_an_unknown_sku_is_held_with_a_reason_then_posts_once_mapp
     world, config = cycled
     config = fresh_sqlite_erp(config, world, tmp_path)
     order_id = sorted(bookable_truth(world))[1]
+    # int_order_lines__unified is a view (DECISIONS.md D191): the order's staged lines get a seller SKU and a
+    # variant that match nothing, so the published lines resolve to no ERP SKU.
     unmapped = serving_variant(
         config, tmp_path,
-        "update intermediate.int_order_lines__unified set erp_sku = null, channel_sku = 'NO-SUCH-SKU' "
-        f"where order_key = 'shopify:{order_id}'")
+        "update staging.stg_shopify__order_lines set sku = 'NO-SUCH-SKU', variant_id = 'no-such-variant' "
+        f"where order_id = '{order_id}'")
 
     held = sync_intake(unmapped)
 
@@ -255,13 +260,32 @@ def test_kill_9_mid_apply_then_a_rerun_posts_every_order_exactly_once(cycled, tm
     assert orphans == [(0,)], "a chunk is one transaction: no header without its lines"
 
 
-def test_orders_the_erp_has_taken_stop_reserving_on_the_channel_side(cycled):
-    world, config = cycled
+def reserved_units(config: Config) -> int:
     serving = duckdb.connect(str(config.serving_path), read_only=True)
-    reserved_before = serving.execute("select coalesce(sum(open_order_units), 0) from "
-                                      "intermediate.int_stock__open_reservations").fetchone()[0]
-    serving.close()
-    assert reserved_before > 0
+    try:
+        return serving.execute("select coalesce(sum(open_order_units), 0) from "
+                               "intermediate.int_stock__open_reservations").fetchone()[0]
+    finally:
+        serving.close()
+
+
+def landed_intake_statuses(config: Config) -> list[tuple]:
+    serving = duckdb.connect(str(config.serving_path), read_only=True)
+    try:
+        return serving.execute("select distinct status from staging.stg_erp__order_intakes").fetchall()
+    finally:
+        serving.close()
+
+
+def test_orders_the_erp_has_taken_stop_reserving_on_the_channel_side(cycled, tmp_path):
+    # on copies (the cycle's own ERP with what it posted included): the module's other tests keep reading the
+    # state the first cycle left, whichever order xdist runs them in
+    world, config = cycled
+    erp_copy = tmp_path / "erp" / config.erp_sqlite_path.name
+    erp_copy.parent.mkdir()
+    shutil.copy2(config.erp_sqlite_path, erp_copy)
+    config = on_its_own(config, tmp_path).with_overrides(**{"erp.sqlite_path": str(erp_copy)})
+    assert reserved_units(config) > 0
     con = sqlite3.connect(config.erp_sqlite_path)
     on_hand_before = con.execute("SELECT sum(on_hand) FROM stock").fetchone()[0]
     taken = take_intake(con)
@@ -272,29 +296,73 @@ def test_orders_the_erp_has_taken_stop_reserving_on_the_channel_side(cycled):
     summary = run_full_cycle(config)
 
     assert summary.success, summary.failure
-    serving = duckdb.connect(str(config.serving_path), read_only=True)
-    try:
-        reserved_after = serving.execute("select coalesce(sum(open_order_units), 0) from "
-                                         "intermediate.int_stock__open_reservations").fetchone()[0]
-        statuses = serving.execute("select distinct status from staging.stg_erp__order_intakes").fetchall()
-    finally:
-        serving.close()
-    assert reserved_after == 0 and statuses == [("taken",)]
+    assert reserved_units(config) == 0 and landed_intake_statuses(config) == [("taken",)]
     assert sqlite_rows(config, "SELECT count(*) FROM order_intake")[0][0] == taken, "the cycle posted nothing new"
 
 
-def test_the_sandbox_fallback_posts_its_own_orders_once_when_no_integration_runs(tmp_path):
-    from sandbox.runner import Simulator
+def on_its_own(config: Config, tmp_path: Path) -> Config:
+    """This module's landing, warehouse, published copy and push log copied to tmp: a cycle run on the copy
+    changes nothing the module's other tests read."""
+    paths = {"paths.landing": config.landing_dir, "paths.warehouse": config.warehouse_path,
+             "paths.serving": config.serving_path, "paths.push_log": config.push_log_dir}
+    overrides = {}
+    for key, path in paths.items():
+        folder = path if path.is_dir() else path.parent
+        copy = tmp_path / key.split(".")[1] / folder.name
+        shutil.copytree(folder, copy)
+        overrides[key] = str(copy if path.is_dir() else copy / path.name)
+    return config.with_overrides(**overrides, **{"paths.dagster_home": str(tmp_path / "dagster")})
+
+
+def test_a_postgres_erp_s_staff_take_the_posted_orders_and_they_stop_reserving(cycled, pg_database, tmp_path):
+    # GIVEN the world's ERP in PostgreSQL, the product configured to read it and post its intake there
+    world, config = cycled
+    write_postgres(world.world, pg_database)
+    config = on_its_own(config, tmp_path).with_overrides(**{"erp.kind": "postgres", "erp.postgres_dsn": pg_database})
+    assert reserved_units(config) > 0
+    posted = sync_intake(config)
+    assert len(posted.posted) == len(bookable_truth(world)) and not posted.failed
+
+    # WHEN the sandbox's ERP staff (the simulator's) take what was posted there
+    with psycopg.connect(pg_database, autocommit=True) as pg:
+        on_hand_before = pg.execute("SELECT sum(on_hand) FROM stock").fetchone()[0]
+        taken = Simulator(world.world, every=1.0, erp_postgres_dsn=pg_database).take_posted_orders()
+        on_hand_after = pg.execute("SELECT sum(on_hand) FROM stock").fetchone()[0]
+        statuses = pg.execute("SELECT DISTINCT status FROM order_intake").fetchall()
+        allocated = pg.execute("SELECT coalesce(sum(quantity), 0) FROM stock_allocations").fetchone()[0]
+
+    # THEN every posted order is taken and the open ones' units are allocated out of on_hand
+    assert taken == len(posted.posted) and statuses == [("taken",)]
+    assert on_hand_before - on_hand_after == allocated > 0
+
+    summary = run_full_cycle(config)  # the next cycle reads the ERP's markers from PostgreSQL
+
+    # AND they stop reserving channel-side stock, and the cycle posts nothing new
+    assert summary.success, summary.failure
+    assert reserved_units(config) == 0 and landed_intake_statuses(config) == [("taken",)]
+    with psycopg.connect(pg_database) as pg:
+        assert pg.execute("SELECT count(*) FROM order_intake").fetchone()[0] == taken
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_sandbox_fallback_posts_its_own_orders_once_when_no_integration_runs(kind, request, tmp_path):
     from sandbox.world import World
 
     world = World.generate(seed=3, skus=8, customers=5, history_days=2, orders_per_day=8)
-    path = write_sqlite(world, tmp_path / "erp.sqlite")
-    simulator = Simulator(world, every=1.0, erp_intake_fallback=path)
+    if kind == "sqlite":
+        path = write_sqlite(world, tmp_path / "erp.sqlite")
+        simulator = Simulator(world, every=1.0, erp_sqlite=path, erp_intake_fallback=True)
+        connect = lambda: sqlite3.connect(path)  # noqa: E731
+    else:
+        dsn = request.getfixturevalue("pg_database")
+        write_postgres(world, dsn)
+        simulator = Simulator(world, every=1.0, erp_postgres_dsn=dsn, erp_intake_fallback=True)
+        connect = lambda: psycopg.connect(dsn)  # noqa: E731
 
     simulator.tick()
     simulator.tick()
 
-    con = sqlite3.connect(path)
+    con = connect()
     rows = con.execute("SELECT channel_order_id, event, status FROM order_intake").fetchall()
     con.close()
     truth = world.orders_truth()
@@ -303,7 +371,7 @@ def test_the_sandbox_fallback_posts_its_own_orders_once_when_no_integration_runs
     assert len(ordered) == len(set(ordered)) and set(ordered) <= bookable
     assert {o["order_id"] for o in truth if not o["cancelled"]} & bookable <= set(ordered)
     assert {r[2] for r in rows} == {"taken"}
-    assert Simulator(world, every=1.0).erp_intake_fallback is None  # off unless asked for
+    assert Simulator(world, every=1.0).erp_intake_fallback is False  # off unless asked for
 
 
 def test_the_cli_dry_run_and_apply(cycled, tmp_path):

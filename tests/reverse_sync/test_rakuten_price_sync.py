@@ -131,7 +131,7 @@ def test_an_item_the_mall_refuses_fails_alone_and_the_next_cycle_heals_it(config
 def test_a_variant_rms_names_as_wrong_fails_alone_and_the_rest_of_its_item_is_sent_again(config, mall):
     from datetime import UTC, datetime
 
-    from ingestion.rakuten import make_client
+    from ingestion.rakuten import ITEMS_API, make_client
     from reverse_sync.plan import PlannedChange
     from reverse_sync.rakuten_prices import RakutenPricePusher
 
@@ -142,7 +142,7 @@ def test_a_variant_rms_names_as_wrong_fails_alone_and_the_rest_of_its_item_is_se
                              "t") for s in variants]
     changes.append(PlannedChange("rakuten", "price", "GHOST", f"{item}:no-such-variant", 1000, 1100, "t"))
 
-    records = RakutenPricePusher(make_client(config)).push("run-1", changes, datetime.now(UTC))
+    records = RakutenPricePusher(make_client(config, api=ITEMS_API)).push("run-1", changes, datetime.now(UTC))
 
     status = {r.target_ref: (r.status, r.attempt, r.error) for r in records}
     assert status[f"{item}:no-such-variant"][0] == "failed" and "IE0404" in status[f"{item}:no-such-variant"][2]

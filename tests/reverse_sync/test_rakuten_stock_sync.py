@@ -137,7 +137,7 @@ class LoseUpsertAnswer(httpx.HTTPTransport):
 
 
 def client_with(config: Config, transport: httpx.BaseTransport):
-    return rakuten.make_client(config, transport=transport, backoff_base=0.01)
+    return rakuten.make_client(config, api=rakuten.INVENTORY_API, transport=transport, backoff_base=0.01)
 
 
 def test_a_delta_whose_answer_was_lost_after_applying_is_not_sent_again(config, mall):
