@@ -46,17 +46,54 @@ def _start_sandbox(config: Config, port: int):
         access_token=config.channels.shopify.access_token, restore_rate=s.shopify_restore_rate,
         rakuten=RakutenSettings(service_secret=config.channels.rakuten.service_secret,
                                 license_key=config.channels.rakuten.license_key),
+        yahoo_access_token=config.channels.yahoo.access_token, yahoo_seller_id=config.channels.yahoo.seller_id,
+        yahoo_requests_per_second=s.yahoo_requests_per_second,
+        erp_postgres_dsn=_sandbox_erp_dsn(config),
     )
 
 
+def _sandbox_erp_dsn(config: Config) -> str | None:
+    """With `erp.kind = "postgres"` the sandbox keeps its ERP in `erp.postgres_dsn` too (beside the SQLite file),
+    so the product reads the ERP and posts its intake where the sandbox's ERP staff take orders."""
+    return config.erp.postgres_dsn if config.erp.kind == "postgres" else None
+
+
+def sandbox_command(config: Config, python: str | Path, port: int, simulate_every: float) -> list[str]:
+    """The `python -m sandbox` command line of the configured world (`ichigen sandbox`, `ichigen demo`)."""
+    s = config.sandbox
+    dsn = _sandbox_erp_dsn(config)
+    return [
+        str(python), "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
+        "--customers", str(s.customers), "--history-days", str(s.history_days),
+        "--orders-per-day", str(s.orders_per_day), "--port", str(port),
+        "--data-dir", str(config.sandbox_dir), "--simulate-every", str(simulate_every),
+        "--restore-rate", str(s.shopify_restore_rate), "--access-token", config.channels.shopify.access_token,
+        "--yahoo-access-token", config.channels.yahoo.access_token,
+        "--yahoo-requests-per-second", str(s.yahoo_requests_per_second),
+        *(["--erp-postgres-dsn", dsn] if dsn else []),
+    ]
+
+
+def _connect_sandbox_yahoo(config: Config) -> dict[str, str]:
+    """The environment that connects the product to the sandbox's Yahoo store: ingestion and pushes on, paced
+    at the embedded store's limit. A value the user set in the environment wins."""
+    return {"ICHIGEN_YAHOO_ENABLED": os.environ.get("ICHIGEN_YAHOO_ENABLED", "true"),
+            "ICHIGEN_YAHOO_REQUESTS_PER_SECOND": os.environ.get(
+                "ICHIGEN_YAHOO_REQUESTS_PER_SECOND", str(config.sandbox.yahoo_requests_per_second))}
+
+
 def _point_at_world(config: Config, world) -> Config:
+    """The configuration of a product connected to every channel of the embedded `world` (on its ports)."""
+    yahoo = _connect_sandbox_yahoo(config)
     return config.with_overrides(**{
         "channels.shopify.base_url": world.shopify_url,
         "channels.rakuten.base_url": world.rakuten_url,
         "channels.amazon.base_url": world.amazon_url,
         "channels.amazon.token_url": f"{world.amazon_url}/auth/o2/token",
-        "erp.kind": "sqlite",
-        "erp.sqlite_path": str(world.erp_sqlite_path),
+        "channels.yahoo.base_url": world.yahoo_url,
+        "channels.yahoo.enabled": yahoo["ICHIGEN_YAHOO_ENABLED"],
+        "channels.yahoo.requests_per_second": yahoo["ICHIGEN_YAHOO_REQUESTS_PER_SECOND"],
+        "erp.sqlite_path": str(world.erp_sqlite_path),  # erp.kind stays: the world keeps a PostgreSQL ERP too
         "paths.inbox": str(world.inbox),
         "files.settle_seconds": 0,  # the sandbox renames whole files into the inbox
     })
@@ -93,10 +130,12 @@ def once(config_path: ConfigOption = None) -> None:
     reset_world_data(config)
     console.print("starting the sandbox world …")
     with _start_sandbox(config, port=0) as world:
-        console.print(f"sandbox Shopify at {world.shopify_url}, ERP at {world.erp_sqlite_path}")
+        also = " and in PostgreSQL (erp.postgres_dsn)" if world.erp_postgres_dsn else ""
+        console.print(f"sandbox Shopify at {world.shopify_url}, ERP at {world.erp_sqlite_path}{also}")
         import dagster as dg
 
-        summary = _run_cycle(_point_at_world(config, world), dg.DagsterInstance.get())
+        config = _point_at_world(config, world)
+        summary = _run_cycle(config, dg.DagsterInstance.get())
     print_summary(summary)
     if not summary.success:
         console.print(f"[red]the cycle failed:[/red] {summary.failure}")
@@ -128,14 +167,7 @@ def sandbox(
 ) -> None:
     """Run the sandbox world in the foreground until Ctrl-C."""
     config = _config(config_path)
-    s = config.sandbox
-    cmd = [
-        sys.executable, "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
-        "--customers", str(s.customers), "--history-days", str(s.history_days),
-        "--orders-per-day", str(s.orders_per_day), "--port", str(port or s.shopify_port),
-        "--data-dir", str(config.sandbox_dir), "--simulate-every", str(simulate_every),
-        "--restore-rate", str(s.shopify_restore_rate), "--access-token", config.channels.shopify.access_token,
-    ]
+    cmd = sandbox_command(config, sys.executable, port or config.sandbox.shopify_port, simulate_every)
     raise typer.Exit(subprocess.call(cmd))
 
 
@@ -196,6 +228,8 @@ def demo(config_path: ConfigOption = None) -> None:
 
     from ichigen.cycle import prepare_dagster_home, reset_world_data
 
+    # The sandbox's Yahoo store is connected for every process the demo starts (they read the environment).
+    os.environ.update(_connect_sandbox_yahoo(_config(config_path)))
     config = _config(config_path)
     home = prepare_dagster_home(config)
     reset_world_data(config)
@@ -230,12 +264,7 @@ def demo(config_path: ConfigOption = None) -> None:
     config.sandbox_dir.mkdir(parents=True, exist_ok=True)
     try:
         start("sqs", [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s.sqs_port)])
-        start("sandbox", [str(bin_dir / "python"), "-m", "sandbox", "--seed", str(s.seed), "--skus", str(s.skus),
-                          "--customers", str(s.customers), "--history-days", str(s.history_days),
-                          "--orders-per-day", str(s.orders_per_day), "--port", str(s.shopify_port),
-                          "--data-dir", str(config.sandbox_dir), "--simulate-every", "10",
-                          "--restore-rate", str(s.shopify_restore_rate),
-                          "--access-token", config.channels.shopify.access_token,
+        start("sandbox", [*sandbox_command(config, bin_dir / "python", s.shopify_port, 10),
                           "--webhook-secret", config.channels.shopify.webhook_secret,
                           "--amazon-sqs-endpoint", sqs_endpoint])
         url = config.channels.shopify.base_url
@@ -269,7 +298,7 @@ def demo(config_path: ConfigOption = None) -> None:
             f"  Sandbox Rakuten:     {config.channels.rakuten.base_url}/es/2.0/\n"
             f"  Sandbox Amazon:      {config.channels.amazon.base_url}/orders/2026-01-01/orders\n"
             f"  Sandbox Yahoo:       {config.channels.yahoo.base_url}/ShoppingWebService/V1/ "
-            f"({'on' if config.channels.yahoo.enabled else 'served; ingestion off: ICHIGEN_YAHOO_ENABLED=true'})\n"
+            f"({'on' if config.channels.yahoo.enabled else 'served; ingestion off (ICHIGEN_YAHOO_ENABLED=false)'})\n"
             f"  File inbox:          {config.resolve(config.paths.inbox)}\n"
             f"  Logs:                {config.sandbox_dir.parent}/*.log\n"
             "Ctrl-C stops everything."

@@ -157,6 +157,13 @@ class AmazonConfig(_Strict):
     feed_max_messages: int = Field(default=25_000, ge=1, le=25_000)
     feed_poll_seconds: float = Field(default=15.0, gt=0)  # getFeed every … while a feed is processed
     feed_wait_seconds: float = Field(default=1800.0, gt=0)  # then its outcome counts as unknown
+    # A feed push of at most this many SKUs reads every SKU fresh first (D65: ~100 SKUs/s, 12,000 in the two
+    # minutes searchOrders lags); a larger one reads only the SKUs that sold since the plan's read (D200).
+    feed_fresh_read_max: int = Field(default=12_000, ge=0)
+    # Orders created this long before the plan's read count too: Amazon's clock and its whole-second stamps are
+    # not ours, and our own push's read time is its report's, minutes after Amazon applied it (D200).
+    feed_sales_lookback_minutes: float = Field(default=30.0, ge=1)
+    feed_sales_max_pages: int = Field(default=10, ge=1)  # searchOrders pages (burst 20); beyond: read every SKU
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
 
@@ -245,6 +252,10 @@ class SandboxConfig(_Strict):
     # GraphQL cost points restored per second: 100 Standard, 200 Advanced, 1000 Plus (a backfill's pace).
     shopify_restore_rate: float = Field(default=1000.0, gt=0)
     sqs_port: int = Field(default=8706, ge=1, le=65535)  # the demo's SQS server (moto) for Amazon's ORDER_CHANGE
+    # The embedded Yahoo store's request limit. A real store allows ~1/s and reads every order by one orderInfo
+    # call, so the world's 30-day history would take minutes to backfill; the demo's store is a faster one, as
+    # its Shopify is Plus (shopify_restore_rate). `ichigen once` and `ichigen demo` pace the client to match.
+    yahoo_requests_per_second: float = Field(default=20.0, gt=0)
 
 
 class Config(_Strict):

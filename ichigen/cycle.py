@@ -27,6 +27,7 @@ class CycleSummary:
     published_version: str | None = None
     pushes: dict[str, dict[str, int]] = field(default_factory=dict)  # "<channel> <stock|price>" -> planned/applied/failed/refused
     guard_rail_refusals: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # "slug/entity" or "<channel>/<field>_push" -> seconds
     failure: str | None = None
 
 
@@ -66,6 +67,8 @@ def run_full_cycle(config: Config, instance=None, log_level: str = "WARNING") ->
         mat = event.materialization
         key = "/".join(mat.asset_key.path)
         meta = {k: v.value for k, v in mat.metadata.items()}
+        if "seconds" in meta:
+            summary.seconds[key] = float(meta["seconds"])
         if "rows_landed" in meta:
             summary.landed[key] = (int(meta["rows_landed"]), int(meta["rows_quarantined"]))
         elif key == "serving_copy":

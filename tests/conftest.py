@@ -71,3 +71,29 @@ def pg_database():
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def sqs_server():
+    """An SQS server (moto, server mode) on a free 127.0.0.1 port: where Amazon's ORDER_CHANGE notifications go."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def queue(sqs_server):
+    """(sqs client, queue URL, queue ARN) of a new queue on `sqs_server`."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=sqs_server, region_name="us-west-2", aws_access_key_id="sandbox",
+                       aws_secret_access_key="sandbox")
+    # moto keeps one in-process backend for every server it runs: a queue name of its own per test, so messages
+    # another test (the stock-lag bench's) left in its queue are never counted here.
+    url = sqs.create_queue(QueueName=f"ichigen-amazon-orders-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return sqs, url, arn

@@ -12,8 +12,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-from ichigen.cli import demo_processes
+from ichigen.cli import _connect_sandbox_yahoo, _point_at_world, demo_processes, sandbox_command
 from ichigen.config import load_config
 from ingestion.landing import LandingZone
 from sandbox import start_world
@@ -30,6 +31,49 @@ def test_the_demo_starts_the_webhook_receiver_and_the_fast_path_worker_beside_da
     assert all(Path(cmd[0]).exists() for cmd in procs.values()), "every command is an installed executable"
     with_config = dict(demo_processes(load_config(), BIN, Path("other.toml")))
     assert with_config["webhooks"][-2:] == with_config["worker"][-2:] == ["--config", "other.toml"]
+
+
+def test_the_sandbox_keeps_its_erp_in_postgres_too_when_the_product_reads_the_erp_there():
+    sqlite_only = sandbox_command(load_config(), "python", 8701, 10)
+    on_postgres = load_config().with_overrides(**{"erp.kind": "postgres",
+                                                  "erp.postgres_dsn": "postgresql://erp@127.0.0.1:5432/shop_erp"})
+
+    command = sandbox_command(on_postgres, "python", 8701, 10)
+
+    assert "--erp-postgres-dsn" not in sqlite_only
+    assert command[:3] == ["python", "-m", "sandbox"] and command[command.index("--port") + 1] == "8701"
+    assert command[command.index("--erp-postgres-dsn") + 1] == "postgresql://erp@127.0.0.1:5432/shop_erp"
+    assert command[:-2] == sqlite_only  # everything else as on SQLite
+
+
+def test_once_and_the_demo_connect_the_sandbox_yahoo_store_at_the_limit_it_serves(monkeypatch):
+    monkeypatch.delenv("ICHIGEN_YAHOO_ENABLED", raising=False)
+    monkeypatch.delenv("ICHIGEN_YAHOO_REQUESTS_PER_SECOND", raising=False)
+    config = load_config().with_overrides(**{"sandbox.yahoo_requests_per_second": 12.5})
+    world = SimpleNamespace(shopify_url="http://127.0.0.1:1", rakuten_url="http://127.0.0.1:2",
+                            amazon_url="http://127.0.0.1:3", yahoo_url="http://127.0.0.1:4",
+                            erp_sqlite_path=Path("erp.sqlite"), inbox=Path("inbox"))
+
+    pointed = _point_at_world(config, world)  # `ichigen once`
+    command = sandbox_command(config, "python", 8701, 10)  # `ichigen demo`'s world
+    for name, value in _connect_sandbox_yahoo(config).items():
+        monkeypatch.setenv(name, value)
+    demo = load_config()  # what the demo's processes read from their environment
+
+    assert not config.channels.yahoo.enabled, "a real store stays off until it is connected"
+    assert pointed.channels.yahoo.enabled and pointed.channels.yahoo.base_url == "http://127.0.0.1:4"
+    assert pointed.channels.yahoo.requests_per_second == 12.5
+    assert command[command.index("--yahoo-requests-per-second") + 1] == "12.5"
+    assert demo.channels.yahoo.enabled and demo.channels.yahoo.requests_per_second == 12.5
+
+
+def test_a_user_who_switched_yahoo_off_keeps_it_off_in_once(monkeypatch):
+    monkeypatch.setenv("ICHIGEN_YAHOO_ENABLED", "false")
+    url = "http://127.0.0.1:1"
+    world = SimpleNamespace(shopify_url=url, rakuten_url=url, amazon_url=url, yahoo_url=url,
+                            erp_sqlite_path=Path("erp.sqlite"), inbox=Path("inbox"))
+
+    assert not _point_at_world(load_config(), world).channels.yahoo.enabled
 
 
 def _free_port() -> int:
