@@ -63,7 +63,7 @@ class AmazonPricePusher(AmazonStockPusher):
         return None
 
     def _feed_sends(self, run_id: str, part: list[PlannedChange], planned_at: datetime,
-                    knowledge: object) -> tuple[list[PushRecord], list[_PriceSend]]:
+                    knowledge: object, ahead: object) -> tuple[list[PushRecord], list[_PriceSend]]:
         return [], [_PriceSend(c, c.new_value) for c in part]
 
     def _sent_record(self, run_id: str, send: _PriceSend, status: str, error: str | None,  # type: ignore[override]
