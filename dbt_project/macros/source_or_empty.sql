@@ -8,7 +8,11 @@
     on a glob that matches no file, and a fresh install has not landed every entity yet. So at compile/run time
     this macro asks DuckDB's `glob()` (through run_query) whether the pattern matches at least one file:
 
-      * yes -> the source relation itself (i.e. the read_parquet call), so lineage and freshness stay dbt's own
+      * yes -> the source's read_parquet call with the pattern replaced by the list of the files it matched
+               then: every read of it in the model sees the same files, even where the model reads it more
+               than once (latest_version() reads it three times) while new batches land (D224); the build
+               holds the landing lock, so none of them goes away (D160). `source()` is still called, so
+               lineage stays dbt's own.
       * no  -> `(select cast(null as <type>) as <column>, ... where false)`: an EMPTY relation with the typed
                columns declared in the source yml (every declared column must carry a data_type)
 
@@ -21,9 +25,13 @@
         {{ return(relation) }}
     {%- endif -%}
     {%- set pattern = ichigen_source_glob(relation) -%}
-    {%- set found = run_query("select count(*) from glob('" ~ pattern | replace("'", "''") ~ "')") -%}
-    {%- if found.columns[0].values()[0] | int > 0 -%}
-        {{ return(relation) }}
+    {%- set found = run_query("select file from glob('" ~ pattern | replace("'", "''") ~ "') order by file") -%}
+    {%- set files = found.columns[0].values() -%}
+    {%- if files | length > 0 -%}
+        {%- set quoted -%}
+            {%- for file in files %}{{ ', ' if not loop.first }}'{{ file | replace("'", "''") }}'{% endfor -%}
+        {%- endset -%}
+        {{ return(relation.external | replace("'" ~ pattern ~ "'", "[" ~ quoted ~ "]")) }}
     {%- else -%}
         {{ log("source_or_empty: no file matches " ~ pattern ~ "; " ~ source_name ~ "." ~ table_name ~ " is empty", info=false) }}
         {{ return(ichigen_empty_typed_relation(source_name, table_name)) }}

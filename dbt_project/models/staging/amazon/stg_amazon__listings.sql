@@ -1,6 +1,6 @@
 -- One row per Amazon listing (seller SKU), latest version: the SKU ↔ ASIN/JAN mapping, price and the stock
 -- Amazon shows (merchant-fulfilled DEFAULT channel).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('amazon', 'listings') }}
 
@@ -8,8 +8,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['sku']) }}
+    {{ latest_version('source', ['sku'], columns='* exclude (_raw)') }}
 
 ),
 

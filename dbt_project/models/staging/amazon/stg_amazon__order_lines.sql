@@ -1,5 +1,5 @@
 -- One row per item of the latest version of each Amazon order (items are landed inside their order).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('amazon', 'orders') }}
 
@@ -7,9 +7,8 @@ with source as (
 
 latest as (
 
-    select order_id, fulfillment_status, order_items, _batch_id, _fetched_at
-    from source
-    {{ latest_version(['order_id']) }}
+    {{ latest_version('source', ['order_id'],
+                      columns='order_id, fulfillment_status, order_items, _batch_id, _fetched_at') }}
 
 ),
 

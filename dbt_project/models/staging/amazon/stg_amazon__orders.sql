@@ -1,7 +1,7 @@
 -- One row per Amazon order: the latest version landed. Money: decimal strings -> integer JPY (tax-inclusive);
 -- timestamps UTC; text NFKC. The buyer columns follow the shared contract (buyer_* from buyer and the
 -- delivery address; Amazon has no kana and relays e-mail through a masked address).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('amazon', 'orders') }}
 
@@ -13,14 +13,12 @@ latest as (
     -- from _raw, before the window, so the sort carries a short string instead of every order's JSON text
     -- (D72) — reading _raw at all is most of this model's time at 10M order lines.
     {%- if every_landed_file_has('amazon', 'orders', 'package_status') %}
-    select * exclude (order_items, _raw)
+    {%- set kept = "* exclude (order_items, _raw)" %}
     {%- else %}
-    select
-        columns(lambda c: c not in ('order_items', '_raw', 'package_status')),
-        json_extract_string(_raw, '$.packages[0].packageStatus.status') as package_status
+    {%- set kept = "columns(lambda c: c not in ('order_items', '_raw', 'package_status')),
+        json_extract_string(_raw, '$.packages[0].packageStatus.status') as package_status" %}
     {%- endif %}
-    from source
-    {{ latest_version(['order_id']) }}
+    {{ latest_version('source', ['order_id'], columns=kept) }}
 
 )
 

@@ -1,6 +1,6 @@
 -- One row per ERP B2B account (取引先): the latest version landed. Text NFKC (half-width kana readings become
 -- full-width), e-mail lower-cased. The ERP's own rank is kept as sent.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('erp', 'customers') }}
 
@@ -8,8 +8,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['customer_code']) }}
+    {{ latest_version('source', ['customer_code'], columns='* exclude (_raw)') }}
 
 )
 

@@ -9,7 +9,7 @@
     {%- set probe = run_query("select count(*) from (describe select * from " ~ products ~ ") where column_name = 'is_bundle'") -%}
     {%- set has_is_bundle = probe.columns[0].values()[0] | int > 0 -%}
 {%- endif %}
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ products }}
 
@@ -17,8 +17,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['sku']) }}
+    {{ latest_version('source', ['sku'], columns='* exclude (_raw)') }}
 
 ),
 

@@ -1,6 +1,6 @@
 -- One row per purchase-order line (po_number × sku), latest version. Incremental in the connector (updated_at with
 -- look-back), so a line that was received lands again with its new status; the latest version wins.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('erp', 'purchase_orders') }}
 
@@ -8,8 +8,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['po_number', 'sku']) }}
+    {{ latest_version('source', ['po_number', 'sku'], columns='* exclude (_raw)') }}
 
 ),
 

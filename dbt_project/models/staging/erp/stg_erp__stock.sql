@@ -4,7 +4,7 @@
 -- is the whole truth: a row missing from it was deleted in the ERP and must not keep selling stale units,
 -- which "latest version per key" over all batches would do. Within the batch, latest_version() still
 -- guarantees one row per key.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('erp', 'stock') }}
 
@@ -12,9 +12,10 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    where _batch_id = (select max(_batch_id) from source)  -- batch ids sort by fetch time (D4)
-    {{ latest_version(['sku', 'warehouse_code']) }}
+    -- the newest batch only (batch ids sort by fetch time, D4)
+    {{ latest_version('source', ['sku', 'warehouse_code'],
+                      columns='* exclude (_raw)',
+                      where="_batch_id = (select max(_batch_id) from source)") }}
 
 )
 

@@ -1,6 +1,6 @@
 -- One row per ERP warehouse / store, from the LATEST SNAPSHOT (the ERP connector lands warehouses whole
 -- every run, like stock; a warehouse missing from the newest batch no longer exists).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('erp', 'warehouses') }}
 
@@ -8,9 +8,10 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    where _batch_id = (select max(_batch_id) from source)  -- batch ids sort by fetch time (D4)
-    {{ latest_version(['warehouse_code']) }}
+    -- the newest batch only (batch ids sort by fetch time, D4)
+    {{ latest_version('source', ['warehouse_code'],
+                      columns='* exclude (_raw)',
+                      where="_batch_id = (select max(_batch_id) from source)") }}
 
 )
 

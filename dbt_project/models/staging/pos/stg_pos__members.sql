@@ -1,6 +1,6 @@
 -- One row per POS store member: the latest version landed (the export has no updated_at: the newest fetch
 -- wins). Text NFKC, e-mail lower-cased.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('pos', 'members') }}
 
@@ -8,8 +8,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['member_id'], updated_at='_fetched_at') }}
+    {{ latest_version('source', ['member_id'], '_fetched_at', columns='* exclude (_raw)') }}
 
 )
 

@@ -1,5 +1,5 @@
 -- One row per Rakuten item variant (manageNumber:variantId), the latest snapshot, with the shop's SKU and JAN.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('rakuten', 'listings') }}
 
@@ -7,8 +7,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['listing_id']) }}
+    {{ latest_version('source', ['listing_id'], columns='* exclude (_raw)') }}
 
 ),
 

@@ -1,6 +1,6 @@
 -- One row per item of the latest version of each Rakuten order (items over all packages). A cancelled or
 -- returned order keeps its lines with current_quantity 0 (RMS keeps the ordered units on the item).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('rakuten', 'orders') }}
 
@@ -8,9 +8,8 @@ with source as (
 
 latest as (
 
-    select order_number, order_progress, change_reason_details, items, _batch_id, _fetched_at
-    from source
-    {{ latest_version(['order_number'], 'update_datetime') }}
+    {{ latest_version('source', ['order_number'], 'update_datetime',
+                      columns='order_number, order_progress, change_reason_details, items, _batch_id, _fetched_at') }}
 
 ),
 

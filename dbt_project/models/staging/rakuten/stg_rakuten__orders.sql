@@ -2,7 +2,7 @@
 -- timestamps UTC; text NFKC. Status codes as RMS sends them, plus two derived codes the status map reads:
 -- payment_status_code (PAID / UNPAID for prepaid methods without a payment date / DEFERRED: card
 -- authorisation or 代引) and return_code (RETURN when a change reason says 返品).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('rakuten', 'orders') }}
 
@@ -10,8 +10,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw, items) from source
-    {{ latest_version(['order_number'], 'update_datetime') }}
+    {{ latest_version('source', ['order_number'], 'update_datetime', columns='* exclude (_raw, items)') }}
 
 )
 

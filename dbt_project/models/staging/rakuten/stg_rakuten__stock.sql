@@ -1,5 +1,5 @@
 -- One row per Rakuten variant: the stock the mall showed in the newest snapshot.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('rakuten', 'stock') }}
 
@@ -7,8 +7,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['listing_id']) }}
+    {{ latest_version('source', ['listing_id'], columns='* exclude (_raw)') }}
 
 )
 

@@ -1,7 +1,7 @@
 -- One row per Shopify customer: the latest version landed. Names NFKC; Shopify keeps no reading (kana) of its
 -- own, so name_kana is null here (shops that collect フリガナ keep it in a metafield: not landed yet).
 -- full_name is family name first, as Japanese shops show it.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'customers') }}
 
@@ -9,8 +9,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['customer_id']) }}
+    {{ latest_version('source', ['customer_id'], columns='* exclude (_raw)') }}
 
 )
 

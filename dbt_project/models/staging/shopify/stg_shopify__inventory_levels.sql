@@ -1,5 +1,5 @@
 -- One row per Shopify inventory item × location: the stock level the channel last reported (latest version).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'inventory_levels') }}
 
@@ -7,8 +7,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['inventory_item_id', 'location_id']) }}
+    {{ latest_version('source', ['inventory_item_id', 'location_id'], columns='* exclude (_raw)') }}
 
 )
 

@@ -1,6 +1,6 @@
 -- One row per Shopify order line, unnested from the latest version of each order (lines are landed inside
 -- their order, D4). An order edit that removes a line keeps the line with current_quantity 0.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'orders') }}
 
@@ -8,9 +8,7 @@ with source as (
 
 latest as (
 
-    select order_id, line_items, _batch_id, _fetched_at
-    from source
-    {{ latest_version(['order_id']) }}
+    {{ latest_version('source', ['order_id'], columns='order_id, line_items, _batch_id, _fetched_at') }}
 
 ),
 

@@ -1,6 +1,6 @@
 -- One row per Shopify order: the latest version landed (the ingest look-back re-lands recent orders).
 -- Money: decimal strings -> integer JPY. Timestamps stay UTC (timestamptz); JST dates derived.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'orders') }}
 
@@ -9,8 +9,7 @@ with source as (
 latest as (
 
     -- _raw and line_items stay behind: the window sort then carries only narrow columns
-    select * exclude (_raw, line_items) from source
-    {{ latest_version(['order_id']) }}
+    {{ latest_version('source', ['order_id'], columns='* exclude (_raw, line_items)') }}
 
 )
 

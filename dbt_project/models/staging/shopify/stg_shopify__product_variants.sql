@@ -1,5 +1,5 @@
 -- One row per Shopify product variant (what the shop lists), latest version.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'product_variants') }}
 
@@ -7,8 +7,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['variant_id']) }}
+    {{ latest_version('source', ['variant_id'], columns='* exclude (_raw)') }}
 
 ),
 

@@ -1,6 +1,6 @@
 -- One row per Yahoo listing (item code × sub code), latest snapshot. The shop's own SKU sits in the sub code
 -- (an item without sub codes: the item code), so seller_sku is that, NFKC'd.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('yahoo', 'listings') }}
 
@@ -8,8 +8,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['listing_code'], '_fetched_at') }}
+    {{ latest_version('source', ['listing_code'], '_fetched_at', columns='* exclude (_raw)') }}
 
 ),
 

@@ -1,6 +1,6 @@
 -- One row per Item line of the latest version of each Yahoo order. Yahoo keeps a cancelled order's lines as
 -- they were ordered; current_quantity is 0 for them (nothing is sold or reserved).
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('yahoo', 'orders') }}
 
@@ -8,9 +8,8 @@ with source as (
 
 latest as (
 
-    select order_id, order_status, items, _batch_id, _fetched_at
-    from source
-    {{ latest_version(['order_id'], 'version') }}
+    {{ latest_version('source', ['order_id'], 'version',
+                      columns='order_id, order_status, items, _batch_id, _fetched_at') }}
 
 ),
 

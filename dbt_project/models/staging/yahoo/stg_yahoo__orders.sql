@@ -1,6 +1,6 @@
 -- One row per Yahoo!ショッピング order: the latest version landed (highest Version, then fetch time).
 -- Money is already integer JPY (tax included); timestamps UTC; text NFKC. Status codes as Yahoo sends them.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('yahoo', 'orders') }}
 
@@ -8,8 +8,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw, items) from source
-    {{ latest_version(['order_id'], 'version') }}
+    {{ latest_version('source', ['order_id'], 'version', columns='* exclude (_raw, items)') }}
 
 )
 

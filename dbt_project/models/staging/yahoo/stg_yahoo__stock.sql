@@ -1,5 +1,5 @@
 -- One row per Yahoo listing code: the stock the store showed in the newest getStock snapshot.
-with source as (
+with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('yahoo', 'stock') }}
 
@@ -7,8 +7,7 @@ with source as (
 
 latest as (
 
-    select * exclude (_raw) from source
-    {{ latest_version(['listing_code'], '_fetched_at') }}
+    {{ latest_version('source', ['listing_code'], '_fetched_at', columns='* exclude (_raw)') }}
 
 )
 
