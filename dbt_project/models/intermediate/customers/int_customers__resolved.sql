@@ -17,7 +17,8 @@
     {{ exceptions.raise_compiler_error("var customer_identity_max_hops must be >= 1, got " ~ hops) }}
 {%- endif %}
 
--- identities is read twice (members, the records of members with differing keys): scanned twice, not held (D194).
+-- identities is read more than once (members, the records of members with differing keys): scanned each time,
+-- not held (D194).
 with identities as not materialized (
 
     select member_key, email_key, phone_key, kana_zip_key
@@ -27,8 +28,28 @@ with identities as not materialized (
 
 -- One row per member (member_key: one record, or several such as a Shopify customer and its orders). When
 -- each key column has one value over all of its records (first = last), the member's keys are simply
--- (email, phone, kana_zip); otherwise it is a member with differing keys.
+-- (email, phone, kana_zip); otherwise it is a member with differing keys. Most members are one record (every
+-- marketplace order is one): those pass as they are, and only the members with several records are grouped
+-- (grouping all 6.6M records was a third of this model's time at 10M order lines, DECISIONS.md D225).
+members_with_several_records as (
+
+    select member_key from identities group by member_key having count(*) > 1
+
+),
+
 members as (
+
+    select
+        member_key,
+        email_key as email, email_key as last_email,
+        phone_key as phone, phone_key as last_phone,
+        kana_zip_key as kana_zip, kana_zip_key as last_kana_zip,
+        coalesce(email_key, phone_key, kana_zip_key) is not null as has_keys,
+        true as has_one_key_set
+    from identities
+    anti join members_with_several_records using (member_key)
+
+    union all
 
     select
         member_key,
@@ -39,6 +60,7 @@ members as (
         email is not distinct from last_email and phone is not distinct from last_phone
             and kana_zip is not distinct from last_kana_zip as has_one_key_set
     from identities
+    semi join members_with_several_records using (member_key)
     group by member_key
 
 ),
