@@ -1,7 +1,11 @@
 -- One row per channel order that names a buyer: the unified customer it belongs to (through the order's own
 -- identity record in int_customers__identities). Orders without one (no e-mail, no customer) are absent.
 -- No `distinct`: an order has one identity record (staging order ids are unique, each channel's records carry
--- their own prefix) and a member_key one resolved row, which the unique test on order_key checks (D193).
+-- their own prefix) and a member_key one resolved row (D193).
+-- A view, read by fct_orders alone: writing 6.5M links at 10M order lines and testing them cost more than the
+-- join in fct_orders' query (DECISIONS.md D226). An order linked twice would show twice in fct_orders, whose
+-- unique test on order_key fails the build then.
+{{ config(materialized='view') }}
 select
     i.order_key,
     r.unified_customer_id
