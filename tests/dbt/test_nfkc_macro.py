@@ -85,3 +85,29 @@ def test_the_fast_path_characters_never_change(macros) -> None:
                 if unicodedata.category(chr(cp)) == "Cn" or unicodedata.normalize("NFC", chr(cp)) != chr(cp)
                 or unicodedata.combining(chr(cp)) != 0 or chr(cp) in seconds or cp in COVERED]
     assert not unstable
+
+
+def test_normalised_once_per_distinct_buyer_joins_back_to_every_row(macros) -> None:
+    """GIVEN orders whose buyer columns repeat across orders, hold NULLs and need NFKC, WHEN the buyers are normalised
+    once per distinct combination (nfkc_per_distinct) and joined back (nfkc_join_back), THEN every order gets
+    exactly the values nfkc() gives it row by row: none lost, none doubled, NULL matching NULL."""
+    family = ["ﾔﾏﾀﾞ", "山田", None, "ＳＭＩＴＨ"]
+    phone = ["０９０－１２３４－５６７８", "03-1234-5678", None]
+    city = ["江東区青海２－４", None, "  大阪市  "]
+    rows = [(n, family[n % 4], phone[n % 3], city[n % 5 % 3]) for n in range(60)]
+    con = duckdb.connect()
+    con.register("landed", pa.table({"order_id": [r[0] for r in rows], "family_name": [r[1] for r in rows],
+                                     "phone": [r[2] for r in rows], "city": [r[3] for r in rows]}))
+    inputs = ["family_name", "phone", "city"]
+    outputs = {"buyer_name": "concat_ws(' ', family_name, '様')", "buyer_phone": "phone", "buyer_city": "city"}
+    once = con.execute(
+        f"with buyers as ({macros.nfkc_per_distinct('landed', inputs, outputs)}) "
+        f"select landed.order_id, b.buyer_name, b.buyer_phone, b.buyer_city from landed "
+        f"left join buyers as b on {macros.nfkc_join_back('b', 'landed', inputs)} order by 1").fetchall()
+    per_row = con.execute(
+        f"select order_id, {macros.nfkc(outputs['buyer_name'])}, {macros.nfkc('phone')}, {macros.nfkc('city')} "
+        f"from landed order by 1").fetchall()
+    assert once == per_row
+    assert len(once) == 60 and ("ﾔﾏﾀﾞ 様" not in {r[1] for r in once}) and None in {r[2] for r in once}
+    distinct = con.execute(f"select count(*) from ({macros.nfkc_per_distinct('landed', inputs, outputs)})").fetchone()
+    assert distinct[0] == len({r[1:] for r in rows}) < 60

@@ -1,7 +1,7 @@
 -- One row per Amazon order: the latest version landed. Money: decimal strings -> integer JPY (tax-inclusive);
 -- timestamps UTC; text NFKC. The buyer columns follow the shared contract (buyer_* from buyer and the
 -- delivery address; Amazon has no kana and relays e-mail through a masked address).
-with source as not materialized (  -- read three times by latest_version()
+with source as not materialized (  -- read three times by latest_version(), once for the buyers
 
     select * from {{ source_or_empty('amazon', 'orders') }}
 
@@ -19,6 +19,26 @@ latest as (
         json_extract_string(_raw, '$.packages[0].packageStatus.status') as package_status" %}
     {%- endif %}
     {{ latest_version('source', ['order_id'], columns=kept) }}
+
+),
+
+{%- set buyer_inputs = ['buyer_name', 'buyer_email', 'recipient_phone', 'recipient_postal_code',
+                        'recipient_state_or_region', 'recipient_city', 'recipient_address_line1',
+                        'recipient_address_line2'] %}
+
+-- The buyer's text normalised once per distinct buyer (DECISIONS.md D227).
+buyers as (
+
+    {{ nfkc_per_distinct('source', buyer_inputs, {
+        'buyer_name': 'buyer_name',
+        'buyer_email': 'buyer_email',
+        'buyer_phone': 'recipient_phone',
+        'buyer_postal_code': 'recipient_postal_code',
+        'buyer_prefecture': 'recipient_state_or_region',
+        'buyer_city': 'recipient_city',
+        'buyer_address1': 'recipient_address_line1',
+        'buyer_address2': 'recipient_address_line2',
+    }) }}
 
 )
 
@@ -38,16 +58,18 @@ select
     coalesce({{ jpy_from_decimal_string('shipping_total') }}, 0)        as shipping_jpy,
     coalesce(-{{ jpy_from_decimal_string('discount_total') }}, 0)       as discounts_jpy,
     cast(payment_method as varchar)                                     as payment_method,
-    {{ nfkc('buyer_name') }}                                            as buyer_name,
+    b.buyer_name,
     cast(null as varchar)                                               as buyer_name_kana,
-    {{ nfkc('buyer_email') }}                                           as buyer_email,
-    {{ nfkc('recipient_phone') }}                                       as buyer_phone,
-    {{ nfkc('recipient_postal_code') }}                                 as buyer_postal_code,
-    {{ nfkc('recipient_state_or_region') }}                             as buyer_prefecture,
-    {{ nfkc('recipient_city') }}                                        as buyer_city,
-    {{ nfkc('recipient_address_line1') }}                               as buyer_address1,
-    {{ nfkc('recipient_address_line2') }}                               as buyer_address2,
+    b.buyer_email,
+    b.buyer_phone,
+    b.buyer_postal_code,
+    b.buyer_prefecture,
+    b.buyer_city,
+    b.buyer_address1,
+    b.buyer_address2,
     cast(_batch_id as varchar)                                          as _batch_id,
     cast(_fetched_at as timestamptz)                                    as _fetched_at
 
 from latest
+left join buyers as b
+    on {{ nfkc_join_back('b', 'latest', buyer_inputs) }}

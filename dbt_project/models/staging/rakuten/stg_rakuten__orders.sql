@@ -2,7 +2,7 @@
 -- timestamps UTC; text NFKC. Status codes as RMS sends them, plus two derived codes the status map reads:
 -- payment_status_code (PAID / UNPAID for prepaid methods without a payment date / DEFERRED: card
 -- authorisation or 代引) and return_code (RETURN when a change reason says 返品).
-with source as not materialized (  -- read three times by latest_version()
+with source as not materialized (  -- read three times by latest_version(), once for the buyers
 
     select * from {{ source_or_empty('rakuten', 'orders') }}
 
@@ -11,6 +11,25 @@ with source as not materialized (  -- read three times by latest_version()
 latest as (
 
     {{ latest_version('source', ['order_number'], 'update_datetime', columns='* exclude (_raw, items)') }}
+
+),
+
+{%- set buyer_inputs = ['orderer_family_name', 'orderer_first_name', 'orderer_family_name_kana',
+                        'orderer_first_name_kana', 'orderer_email_address', 'orderer_phone_number',
+                        'orderer_zip_code', 'orderer_prefecture', 'orderer_city', 'orderer_sub_address'] %}
+
+-- The buyer's text normalised once per distinct buyer (DECISIONS.md D227).
+buyers as (
+
+    {{ nfkc_per_distinct('source', buyer_inputs, {
+        'buyer_name': "concat_ws(' ', orderer_family_name, orderer_first_name)",
+        'buyer_name_kana': "concat_ws(' ', orderer_family_name_kana, orderer_first_name_kana)",
+        'buyer_email': 'orderer_email_address',
+        'buyer_phone': 'orderer_phone_number',
+        'buyer_postal_code': 'orderer_zip_code',
+        'buyer_prefecture': 'orderer_prefecture',
+        'buyer_address1': "concat_ws('', orderer_city, orderer_sub_address)",
+    }) }}
 
 )
 
@@ -36,13 +55,15 @@ select
     coalesce(cast(coupon_all_total_price as bigint), 0)         as discounts_jpy,
     coalesce(cast(used_point as bigint), 0)                     as points_jpy,
     cast(request_price as bigint)                               as request_jpy,
-    {{ nfkc("concat_ws(' ', orderer_family_name, orderer_first_name)") }}            as buyer_name,
-    {{ nfkc("concat_ws(' ', orderer_family_name_kana, orderer_first_name_kana)") }}  as buyer_name_kana,
-    {{ nfkc('orderer_email_address') }}                         as buyer_email,
-    {{ nfkc('orderer_phone_number') }}                          as buyer_phone,
-    {{ nfkc('orderer_zip_code') }}                              as buyer_postal_code,
-    {{ nfkc('orderer_prefecture') }}                            as buyer_prefecture,
-    {{ nfkc("concat_ws('', orderer_city, orderer_sub_address)") }}                   as buyer_address1,
+    b.buyer_name,
+    b.buyer_name_kana,
+    b.buyer_email,
+    b.buyer_phone,
+    b.buyer_postal_code,
+    b.buyer_prefecture,
+    b.buyer_address1,
     cast(_batch_id as varchar)                                  as _batch_id,
     cast(_fetched_at as timestamptz)                            as _fetched_at
 from latest
+left join buyers as b
+    on {{ nfkc_join_back('b', 'latest', buyer_inputs) }}

@@ -1,6 +1,6 @@
 -- One row per Yahoo!ショッピング order: the latest version landed (highest Version, then fetch time).
 -- Money is already integer JPY (tax included); timestamps UTC; text NFKC. Status codes as Yahoo sends them.
-with source as not materialized (  -- read three times by latest_version()
+with source as not materialized (  -- read three times by latest_version(), once for the buyers
 
     select * from {{ source_or_empty('yahoo', 'orders') }}
 
@@ -9,6 +9,27 @@ with source as not materialized (  -- read three times by latest_version()
 latest as (
 
     {{ latest_version('source', ['order_id'], 'version', columns='* exclude (_raw, items)') }}
+
+),
+
+{%- set buyer_inputs = ['bill_last_name', 'bill_first_name', 'bill_last_name_kana', 'bill_first_name_kana',
+                        'bill_mail_address', 'bill_phone_number', 'bill_zip_code', 'bill_prefecture', 'bill_city',
+                        'bill_address1', 'bill_address2'] %}
+
+-- The buyer's text normalised once per distinct buyer (DECISIONS.md D227).
+buyers as (
+
+    {{ nfkc_per_distinct('source', buyer_inputs, {
+        'buyer_name': "nullif(concat_ws(' ', bill_last_name, bill_first_name), '')",
+        'buyer_name_kana': "nullif(concat_ws(' ', bill_last_name_kana, bill_first_name_kana), '')",
+        'buyer_email': 'bill_mail_address',
+        'buyer_phone': 'bill_phone_number',
+        'buyer_postal_code': 'bill_zip_code',
+        'buyer_prefecture': 'bill_prefecture',
+        'buyer_city': 'bill_city',
+        'buyer_address1': 'bill_address1',
+        'buyer_address2': 'bill_address2',
+    }) }}
 
 )
 
@@ -34,16 +55,18 @@ select
     cast(ship_complete_date as timestamptz)                         as delivered_at,
     cast(cancel_date as timestamptz)                                as cancelled_at,
     {{ nfkc('ship_invoice_number1') }}                              as tracking_number,
-    {{ nfkc("nullif(concat_ws(' ', bill_last_name, bill_first_name), '')") }}           as buyer_name,
-    {{ nfkc("nullif(concat_ws(' ', bill_last_name_kana, bill_first_name_kana), '')") }} as buyer_name_kana,
-    {{ nfkc('bill_mail_address') }}                                 as buyer_email,
-    {{ nfkc('bill_phone_number') }}                                 as buyer_phone,
-    {{ nfkc('bill_zip_code') }}                                     as buyer_postal_code,
-    {{ nfkc('bill_prefecture') }}                                   as buyer_prefecture,
-    {{ nfkc('bill_city') }}                                         as buyer_city,
-    {{ nfkc('bill_address1') }}                                     as buyer_address1,
-    {{ nfkc('bill_address2') }}                                     as buyer_address2,
+    b.buyer_name,
+    b.buyer_name_kana,
+    b.buyer_email,
+    b.buyer_phone,
+    b.buyer_postal_code,
+    b.buyer_prefecture,
+    b.buyer_city,
+    b.buyer_address1,
+    b.buyer_address2,
     cast(_batch_id as varchar)                                      as _batch_id,
     cast(_fetched_at as timestamptz)                                as _fetched_at
 
 from latest
+left join buyers as b
+    on {{ nfkc_join_back('b', 'latest', buyer_inputs) }}
