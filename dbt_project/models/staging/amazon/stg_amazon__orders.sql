@@ -26,19 +26,23 @@ latest as (
                         'recipient_state_or_region', 'recipient_city', 'recipient_address_line1',
                         'recipient_address_line2'] %}
 
+{#- each buyer column of the shared contract and the landed text it is normalised from (Amazon sends no kana) -#}
+{%- set buyer_columns = {
+    'buyer_name': 'buyer_name',
+    'buyer_name_kana': 'cast(null as varchar)',
+    'buyer_email': 'buyer_email',
+    'buyer_phone': 'recipient_phone',
+    'buyer_postal_code': 'recipient_postal_code',
+    'buyer_prefecture': 'recipient_state_or_region',
+    'buyer_city': 'recipient_city',
+    'buyer_address1': 'recipient_address_line1',
+    'buyer_address2': 'recipient_address_line2',
+} %}
+
 -- The buyer's text normalised once per distinct buyer (DECISIONS.md D227).
 buyers as (
 
-    {{ nfkc_per_distinct('source', buyer_inputs, {
-        'buyer_name': 'buyer_name',
-        'buyer_email': 'buyer_email',
-        'buyer_phone': 'recipient_phone',
-        'buyer_postal_code': 'recipient_postal_code',
-        'buyer_prefecture': 'recipient_state_or_region',
-        'buyer_city': 'recipient_city',
-        'buyer_address1': 'recipient_address_line1',
-        'buyer_address2': 'recipient_address_line2',
-    }) }}
+    {{ nfkc_per_distinct('source', buyer_inputs, buyer_columns) }}
 
 )
 
@@ -58,15 +62,9 @@ select
     coalesce({{ jpy_from_decimal_string('shipping_total') }}, 0)        as shipping_jpy,
     coalesce(-{{ jpy_from_decimal_string('discount_total') }}, 0)       as discounts_jpy,
     cast(payment_method as varchar)                                     as payment_method,
-    b.buyer_name,
-    cast(null as varchar)                                               as buyer_name_kana,
-    b.buyer_email,
-    b.buyer_phone,
-    b.buyer_postal_code,
-    b.buyer_prefecture,
-    b.buyer_city,
-    b.buyer_address1,
-    b.buyer_address2,
+    {%- for column in buyer_columns %}
+    b.{{ column }},
+    {%- endfor %}
     cast(_batch_id as varchar)                                          as _batch_id,
     cast(_fetched_at as timestamptz)                                    as _fetched_at
 

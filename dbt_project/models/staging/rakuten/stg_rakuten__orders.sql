@@ -18,18 +18,21 @@ latest as (
                         'orderer_first_name_kana', 'orderer_email_address', 'orderer_phone_number',
                         'orderer_zip_code', 'orderer_prefecture', 'orderer_city', 'orderer_sub_address'] %}
 
+{#- each buyer column of the shared contract and the landed text it is normalised from -#}
+{%- set buyer_columns = {
+    'buyer_name': "concat_ws(' ', orderer_family_name, orderer_first_name)",
+    'buyer_name_kana': "concat_ws(' ', orderer_family_name_kana, orderer_first_name_kana)",
+    'buyer_email': 'orderer_email_address',
+    'buyer_phone': 'orderer_phone_number',
+    'buyer_postal_code': 'orderer_zip_code',
+    'buyer_prefecture': 'orderer_prefecture',
+    'buyer_address1': "concat_ws('', orderer_city, orderer_sub_address)",
+} %}
+
 -- The buyer's text normalised once per distinct buyer (DECISIONS.md D227).
 buyers as (
 
-    {{ nfkc_per_distinct('source', buyer_inputs, {
-        'buyer_name': "concat_ws(' ', orderer_family_name, orderer_first_name)",
-        'buyer_name_kana': "concat_ws(' ', orderer_family_name_kana, orderer_first_name_kana)",
-        'buyer_email': 'orderer_email_address',
-        'buyer_phone': 'orderer_phone_number',
-        'buyer_postal_code': 'orderer_zip_code',
-        'buyer_prefecture': 'orderer_prefecture',
-        'buyer_address1': "concat_ws('', orderer_city, orderer_sub_address)",
-    }) }}
+    {{ nfkc_per_distinct('source', buyer_inputs, buyer_columns) }}
 
 )
 
@@ -55,13 +58,9 @@ select
     coalesce(cast(coupon_all_total_price as bigint), 0)         as discounts_jpy,
     coalesce(cast(used_point as bigint), 0)                     as points_jpy,
     cast(request_price as bigint)                               as request_jpy,
-    b.buyer_name,
-    b.buyer_name_kana,
-    b.buyer_email,
-    b.buyer_phone,
-    b.buyer_postal_code,
-    b.buyer_prefecture,
-    b.buyer_address1,
+    {%- for column in buyer_columns %}
+    b.{{ column }},
+    {%- endfor %}
     cast(_batch_id as varchar)                                  as _batch_id,
     cast(_fetched_at as timestamptz)                            as _fetched_at
 from latest

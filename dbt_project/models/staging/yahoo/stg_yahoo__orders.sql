@@ -16,20 +16,23 @@ latest as (
                         'bill_mail_address', 'bill_phone_number', 'bill_zip_code', 'bill_prefecture', 'bill_city',
                         'bill_address1', 'bill_address2'] %}
 
+{#- each buyer column of the shared contract and the landed text it is normalised from -#}
+{%- set buyer_columns = {
+    'buyer_name': "nullif(concat_ws(' ', bill_last_name, bill_first_name), '')",
+    'buyer_name_kana': "nullif(concat_ws(' ', bill_last_name_kana, bill_first_name_kana), '')",
+    'buyer_email': 'bill_mail_address',
+    'buyer_phone': 'bill_phone_number',
+    'buyer_postal_code': 'bill_zip_code',
+    'buyer_prefecture': 'bill_prefecture',
+    'buyer_city': 'bill_city',
+    'buyer_address1': 'bill_address1',
+    'buyer_address2': 'bill_address2',
+} %}
+
 -- The buyer's text normalised once per distinct buyer (DECISIONS.md D227).
 buyers as (
 
-    {{ nfkc_per_distinct('source', buyer_inputs, {
-        'buyer_name': "nullif(concat_ws(' ', bill_last_name, bill_first_name), '')",
-        'buyer_name_kana': "nullif(concat_ws(' ', bill_last_name_kana, bill_first_name_kana), '')",
-        'buyer_email': 'bill_mail_address',
-        'buyer_phone': 'bill_phone_number',
-        'buyer_postal_code': 'bill_zip_code',
-        'buyer_prefecture': 'bill_prefecture',
-        'buyer_city': 'bill_city',
-        'buyer_address1': 'bill_address1',
-        'buyer_address2': 'bill_address2',
-    }) }}
+    {{ nfkc_per_distinct('source', buyer_inputs, buyer_columns) }}
 
 )
 
@@ -55,15 +58,9 @@ select
     cast(ship_complete_date as timestamptz)                         as delivered_at,
     cast(cancel_date as timestamptz)                                as cancelled_at,
     {{ nfkc('ship_invoice_number1') }}                              as tracking_number,
-    b.buyer_name,
-    b.buyer_name_kana,
-    b.buyer_email,
-    b.buyer_phone,
-    b.buyer_postal_code,
-    b.buyer_prefecture,
-    b.buyer_city,
-    b.buyer_address1,
-    b.buyer_address2,
+    {%- for column in buyer_columns %}
+    b.{{ column }},
+    {%- endfor %}
     cast(_batch_id as varchar)                                      as _batch_id,
     cast(_fetched_at as timestamptz)                                as _fetched_at
 
