@@ -18,9 +18,7 @@
 -#}
 {% macro latest_version(relation, key_columns, updated_at='updated_at', columns='*', where=none) -%}
 {%- set keys = key_columns | join(', ') -%}
-{%- set same_key -%}
-    {%- for key in key_columns %}{{ ' and ' if not loop.first }}_landed.{{ key }} is not distinct from _repeated.{{ key }}{% endfor -%}
-{%- endset -%}
+{%- set same_key = null_safe_match('_landed', '_repeated', key_columns) -%}
 {%- set filter = ('where ' ~ where) if where else '' -%}
     with _repeated as (
         select {{ keys }} from {{ relation }} {{ filter }} group by {{ keys }} having count(*) > 1

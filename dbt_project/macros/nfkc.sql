@@ -70,7 +70,9 @@ end
 {#-
     nfkc_per_distinct(relation, inputs, outputs): nfkc() worked out once per distinct combination of input
     columns, not once per row. A query with one row per distinct `inputs` of `relation`: the inputs renamed
-    `_input_<column>` (the join-back columns, see nfkc_join_back) and `nfkc(expression)` as each `outputs` name.
+    `_input_<column>` and `nfkc(expression)` as each `outputs` name. Join it back to the rows with
+    `null_safe_match(<this CTE>, <the rows>, inputs, left_prefix='_input_')`: NULL matches NULL, so each row
+    finds exactly one normalised row.
 
     For a staging model's buyer columns: a buyer's name, e-mail, phone and address repeat on each of their
     orders, and nfkc() was most of a staging order model's compute at 10M order lines (DECISIONS.md D227). The
@@ -88,9 +90,3 @@ end
     from (select distinct {{ inputs | join(', ') }} from {{ relation }}) as _distinct_inputs
 {%- endmacro %}
 
-
-{#- The join condition of a model's rows (`rows`) to an nfkc_per_distinct CTE (`normalised`): every input equal,
-    NULL matching NULL, so each row finds exactly one normalised row. -#}
-{% macro nfkc_join_back(normalised, rows, inputs) -%}
-    {%- for column in inputs %}{{ ' and ' if not loop.first }}{{ normalised }}._input_{{ column }} is not distinct from {{ rows }}.{{ column }}{% endfor -%}
-{%- endmacro %}

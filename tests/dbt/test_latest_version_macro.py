@@ -20,10 +20,14 @@ import pytest
 MACROS = Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "latest_version.sql"
 ORDER = "updated_at desc nulls last, _fetched_at desc nulls last, _batch_id desc"
 
+JOIN_MACRO = MACROS.with_name("null_safe_match.sql")
+
 
 @pytest.fixture(scope="module")
 def macros():
-    return jinja2.Environment().from_string(MACROS.read_text(encoding="utf-8")).module
+    # null_safe_match() lives in its own file: dbt sees every macro file, so the test renders both together.
+    return jinja2.Environment().from_string(MACROS.read_text(encoding="utf-8")
+                                            + JOIN_MACRO.read_text(encoding="utf-8")).module
 
 
 def landed_rows(seed: int, rows: int) -> pa.Table:

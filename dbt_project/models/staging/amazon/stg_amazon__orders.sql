@@ -70,4 +70,4 @@ select
 
 from latest
 left join buyers as b
-    on {{ nfkc_join_back('b', 'latest', buyer_inputs) }}
+    on {{ null_safe_match('b', 'latest', buyer_inputs, left_prefix='_input_') }}
