@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 from sandbox.amazon import AmazonFaults, AmazonSettings
+from sandbox.files import write_atomic
 from sandbox.rakuten import RakutenFaults, RakutenSettings
 from sandbox.runner import start_world
 from sandbox.webhooks import DEFAULT_SECRET, WebhookSettings
@@ -127,20 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         log.info("world: seed %d, %d SKUs, %d variants, %d customers, %d orders", w.seed, len(w.products),
                  len(w.variants), len(w.customers), len(w.orders))
         if args.ready_file is not None:
-            _write_ready(args.ready_file, {"shopify": running.shopify_url, "rakuten": running.rakuten_url,
-                                           "yahoo": running.yahoo_url, "amazon": running.amazon_url})
+            urls = {"shopify": running.shopify_url, "rakuten": running.rakuten_url, "yahoo": running.yahoo_url,
+                    "amazon": running.amazon_url}
+            write_atomic(args.ready_file, json.dumps(urls).encode("utf-8"))
         print(f"sandbox ready at {running.shopify_url}", flush=True)
         while not stop.wait(0.5):
             pass
         log.info("stopping …")
     return 0
-
-
-def _write_ready(path: Path, urls: dict[str, str | None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(urls), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

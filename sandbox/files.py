@@ -57,7 +57,8 @@ def _rng(world: World, *parts: object) -> random.Random:
     return random.Random(":".join(str(p) for p in (world.seed, *parts)))
 
 
-def _write_atomic(path: Path, data: bytes) -> Path:
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write the whole file or nothing: a reader sees the old file or the new one (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -147,7 +148,7 @@ class FileDrops:
 
     def drop_pos_sales(self, store_code: str, day: date) -> Path:
         path = self.inbox / "pos" / "sales" / f"POS_URIAGE_{store_code}_{day:%Y%m%d}.csv"
-        return _write_atomic(path, _csv_bytes(POS_SALES_HEADER, self.pos_sales_rows(store_code, day)))
+        return write_atomic(path, _csv_bytes(POS_SALES_HEADER, self.pos_sales_rows(store_code, day)))
 
     def _members(self) -> list[PosMember]:
         rng = _rng(self.world, "pos_members")
@@ -206,7 +207,7 @@ class FileDrops:
 
     def drop_pos_members(self, day: date) -> Path:
         path = self.inbox / "pos" / "members" / f"POS_KAIIN_{day:%Y%m%d}.csv"
-        return _write_atomic(path, _csv_bytes(POS_MEMBERS_HEADER, self.pos_member_rows()))
+        return write_atomic(path, _csv_bytes(POS_MEMBERS_HEADER, self.pos_member_rows()))
 
     # ------------------------------------------------------------------------------------------ B2B
     def b2b_orders(self, day: date) -> list[tuple[str, str, list[tuple[object, ...]]]]:
@@ -239,7 +240,7 @@ class FileDrops:
                 cell.number_format = "yyyy/mm/dd"
             buffer = io.BytesIO()
             workbook.save(buffer)
-            paths.append(_write_atomic(self.inbox / "b2b" / "orders" / f"HACCHU_{customer}_{po}.xlsx",
+            paths.append(write_atomic(self.inbox / "b2b" / "orders" / f"HACCHU_{customer}_{po}.xlsx",
                                        buffer.getvalue()))
         return paths
 
@@ -265,4 +266,4 @@ class FileDrops:
         if not rows:
             return None
         path = self.inbox / "carrier" / "trackings" / f"B2_{day:%Y%m%d}.csv"
-        return _write_atomic(path, _csv_bytes(CARRIER_HEADER, rows))
+        return write_atomic(path, _csv_bytes(CARRIER_HEADER, rows))

@@ -81,11 +81,12 @@ class Simulator:
         themselves). Returns the intake rows taken, all databases together."""
         taken = 0
         truth = self.world.truth
+        orders = self.world.orders_truth() if self.erp_intake_fallback else None  # once for every database
         for connect in self._erp_connections():
             con = connect()
             try:
-                if self.erp_intake_fallback:
-                    post_world_orders(con, self.world.orders_truth())
+                if orders is not None:
+                    post_world_orders(con, orders)
                 # Under the world's lock: no shipment (and its ERP write) can pass between the check of an order's
                 # state and its allocation. The mirror only writes under this lock, so this cannot deadlock.
                 with self.world.lock:

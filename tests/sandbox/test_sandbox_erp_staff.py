@@ -53,7 +53,7 @@ def post_newer_version(con, order_id: str, sku: str, quantity: int) -> None:
     (intake_id,) = con.execute(
         f"INSERT INTO order_intake (channel, channel_order_id, order_version, event, total_jpy, posted_at, "
         f"posted_by_run) VALUES ('shopify', {mark}, 'edited', 'order', 1000, {mark}, 'test') RETURNING intake_id",
-        (order_id, "2026-11-23T04:00:00.000000Z" if mark == "?" else T)).fetchone()
+        (order_id, T.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if mark == "?" else T)).fetchone()  # SQLite stores UTC text
     con.execute(f"INSERT INTO order_intake_lines (intake_id, line_no, erp_sku, quantity, unit_price_jpy, "
                 f"tax_percent) VALUES ({mark}, 1, {mark}, {mark}, 1000, 10)", (intake_id, sku, quantity))
     con.commit()
