@@ -197,7 +197,7 @@ def resync(running, config, channel: str, speed: float) -> Result:
                "client_retries": dict(client_stats.retry_reasons)}
     bound = ""
     if channel == "amazon":
-        sales = getattr(pusher, "sales", None)
+        sales = pusher.sales
         details["fresh_reads"] = "every SKU (D65)" if sales is None else \
             f"SKUs sold since the plan's read only (D200): {len(sales.skus)} from searchOrders"
         bound = f"; {'every SKU read fresh' if sales is None else f'{len(sales.skus)} sold SKUs read fresh'}"

@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import duckdb
 import polars as pl
@@ -46,7 +45,7 @@ from ingestion.amazon import (
     ORDERS_PATH,
     operation_spec,
 )
-from ingestion.common import RecordError, format_utc, parse_utc
+from ingestion.common import format_utc
 from ingestion.errors import ChannelError
 from ingestion.http import ChannelClient
 from ingestion.landing import LandingZone
@@ -69,7 +68,7 @@ FEED_RATE_LIMITS: dict[str, tuple[float, int]] = {
 }
 QUANTITY_PATH = "/attributes/fulfillment_availability"
 # searchOrders answers only for orders created at least this long before the call (Amazon's systematic delay;
-# a `createdBefore` later than that is refused). Used when an answer does not state its `createdBefore`.
+# a `createdBefore` later than that is refused): reads younger than this are not asked about.
 ORDERS_DELAY = timedelta(minutes=2)
 
 
@@ -108,7 +107,6 @@ class _Sales:
 
     since: datetime  # orders created from here on count (the plan's oldest read − the look-back)
     skus: frozenset[str]  # seller SKUs in the orders searchOrders returned
-    horizon: datetime | None  # searchOrders' createdBefore: every order created earlier is in `skus`
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,8 @@ class AmazonStockPusher:
             for operation, (rate, burst) in FEED_RATE_LIMITS.items():
                 client.limiter.set_operation(operation, operation_spec(rate, burst, amazon.rate_scale))
         self.feed_ids: list[str] = []  # the feeds this pusher created (for the push's caller and tests)
-        self.sales: _Sales | None = None  # what the last feed push's sales check learnt (None: it read every SKU)
+        # What the last feed push's sales check learnt (None: it read every SKU); reported by bench/resync.py.
+        self.sales: _Sales | None = None
 
     def _item_path(self, seller_sku: str) -> str:
         return f"{LISTINGS_PATH}/{self.amazon.seller_id}/{seller_sku}"
@@ -202,7 +201,7 @@ class AmazonStockPusher:
         one after another, then every feed's processing report read (D201)."""
         size = self.amazon.feed_max_messages
         parts = [changes[start:start + size] for start in range(0, len(changes), size)]
-        knowledge = self._feed_knowledge(changes)
+        knowledge = self.sales = self._feed_knowledge(changes)
         ahead = self._read_ahead(changes, knowledge)
         done: list[list[PushRecord]] = []
         submitted: list[_Submitted] = []
@@ -219,17 +218,15 @@ class AmazonStockPusher:
                 on_progress(finished, len(changes))
         return out
 
-    def _feed_knowledge(self, changes: list[PlannedChange]) -> Any:
+    def _feed_knowledge(self, changes: list[PlannedChange]) -> _Sales | None:
         """Learnt once per push before the first feed: the sales check for a large push (D200), else None (every
         part reads its SKUs fresh, D65)."""
-        self.sales = None
         if len(changes) <= self.amazon.feed_fresh_read_max:
             return None
         try:
-            self.sales = self.sales_since(c.seen_at for c in changes)
+            return self.sales_since(c.seen_at for c in changes)
         except ChannelError:
-            self.sales = None  # no order knowledge: read every SKU, as a smaller push does
-        return self.sales
+            return None  # no order knowledge: read every SKU, as a smaller push does
 
     def _read_ahead(self, changes: list[PlannedChange], sales: _Sales | None) -> _ReadAhead | None:
         """With a sales check, the SKUs of the whole push that sold since the plan's read (or whose read time is
@@ -330,31 +327,22 @@ class AmazonStockPusher:
         now = datetime.now(UTC)
         since = (min(known) if known else now) - timedelta(minutes=self.amazon.feed_sales_lookback_minutes)
         if since >= now - ORDERS_DELAY:
-            return _Sales(since, frozenset(), None)
+            return _Sales(since, frozenset())
         params = {"createdAfter": format_utc(since), "marketplaceIds": self.amazon.marketplace_id,
                   "maxResultsPerPage": self.amazon.page_size}
         pager = paginate(self.client, PageRequest("GET", ORDERS_PATH, params=params), ENTITY_SPECS["orders"].paging,
                          operation="searchOrders", max_pages=self.amazon.feed_sales_max_pages, on_limit="stop")
         skus: set[str] = set()
-        horizon: datetime | None = None
         for page in pager:
             for order in page.items:
                 for item in (order or {}).get("orderItems") or []:
                     sku = (item.get("product") or {}).get("sellerSku")
                     if sku:
                         skus.add(sku)
-            if horizon is None:  # the window the search answers for, never later than Amazon's two minutes
-                horizon = now - ORDERS_DELAY
-                try:
-                    stated = parse_utc(page.body.get("createdBefore"), field="createdBefore")
-                except RecordError:
-                    stated = None
-                if stated is not None:
-                    horizon = min(horizon, stated)
         if pager.truncated:
             raise ChannelError(f"amazon: searchOrders: more orders since {format_utc(since)} than "
                                f"{self.amazon.feed_sales_max_pages} pages", channel="amazon", operation="searchOrders")
-        return _Sales(since, frozenset(skus), horizon)
+        return _Sales(since, frozenset(skus))
 
     def notified_skus(self, since: datetime) -> frozenset[str]:
         """Seller SKUs of the ORDER_CHANGE notifications landed for events from `since` on (the live worker
