@@ -87,13 +87,6 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
         self._held = threading.local()  # what the current thread's call holds (a thread runs one call at a time)
         self.throttled = 0  # THROTTLED answers seen (for tests and logs)
 
-    def available_now(self) -> float | None:
-        with self._lock:
-            if self._status is None:
-                return None
-            available, rate, maximum, seen = self._status
-            return min(maximum, available + rate * max(0.0, self._clock() - seen))
-
     def pace(self, operation: str) -> float:
         """Seconds to wait before this call; its cost is reserved until `answered` (or its answer's status)."""
         with self._lock:
@@ -105,8 +98,8 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
                 self._unpriced[operation] += 1
                 self._held.entry = (operation, None)
                 return 0.0
-            available, rate, maximum, seen = self._status
-            free = min(maximum, available + rate * max(0.0, self._clock() - seen)) - self._held_points_locked()
+            _, rate, maximum, _ = self._status
+            free = self._refilled_locked(self._clock()) - self._held_points_locked()
             need = min(cost, maximum)
             self._reserved += need
             self._held.entry = (operation, need)
@@ -117,6 +110,11 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
     def answered(self, operation: str) -> None:
         with self._lock:
             self._release_locked()
+
+    def _refilled_locked(self, now: float) -> float:
+        """The points the last status said were available, refilled at its rate up to `now` (at most the maximum)."""
+        available, rate, maximum, seen = self._status
+        return min(maximum, available + rate * max(0.0, now - seen))
 
     def _held_points_locked(self) -> float:
         return self._reserved + sum(self._cost.get(op, 0.0) * n for op, n in self._unpriced.items())
@@ -149,8 +147,7 @@ class ShopifyGraphQLThrottle(ThrottleStrategy):
                     # Answers of calls in flight can arrive out of order: an older snapshot, refilled to now,
                     # is never below a newer one (the bucket only lost points between them), so the lower of
                     # the two is the newer — keep it, or an earlier answer arriving last undoes a later call.
-                    before, before_rate, before_max, seen = self._status
-                    available = min(available, min(before_max, before + before_rate * max(0.0, now - seen)))
+                    available = min(available, self._refilled_locked(now))
                 self._status = (available, rate, maximum if maximum is not None else available, now)
                 self._release_locked()  # this call is in the status now; atomically, so no one sees neither
         return requested, available, rate
