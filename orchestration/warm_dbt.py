@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ichigen.config import PROJECT_ROOT
+
 SOCKET_ENV = "ICHIGEN_WARM_DBT_SOCKET"
 IDLE_SECONDS = 900  # a warm process nobody used (its run failed before the build) exits after this
 _started: dict[str, subprocess.Popen] = {}
@@ -58,17 +60,24 @@ def start(run_id: str, cwd: Path) -> None:
         [sys.executable, "-m", "orchestration.warm_dbt", "serve", str(socket_path(run_id)),
          "--watch-pid", str(run_process)],
         cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(filter(None, [_project_root(), os.environ.get("PYTHONPATH")]))},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))},
     )
 
 
 def stop(run_id: str) -> None:
     """End this run's warm process if it is still waiting (its build will not come)."""
+    _end(run_id, exits_by_itself_within=None)
+
+
+def _end(run_id: str, exits_by_itself_within: float | None) -> None:
+    """End this run's warm process and remove its socket. It is given `exits_by_itself_within` seconds to exit
+    (it has served a build), or told to stop at once when None; killed if it is still there after that."""
     process = _started.pop(run_id, None)
     if process is not None and process.poll() is None:
-        process.terminate()
+        if exits_by_itself_within is None:
+            process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=5 if exits_by_itself_within is None else exits_by_itself_within)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
@@ -76,26 +85,18 @@ def stop(run_id: str) -> None:
 
 
 @contextmanager
-def offered(run_id: str) -> Iterator[bool]:
+def offered(run_id: str) -> Iterator[None]:
     """While inside, dbt subprocesses started from this process go to this run's warm process when there is one.
-    Yields whether one was offered. Steps of a run execute one at a time in a process, so setting the variable
-    in os.environ (which dagster-dbt copies into the subprocess) affects only this build."""
+    Steps of a run execute one at a time in a process, so setting the variable in os.environ (which dagster-dbt
+    copies into the subprocess) affects only this build."""
     path = socket_path(run_id)
-    offer = path.exists()
-    if offer:
+    if path.exists():
         os.environ[SOCKET_ENV] = str(path)
     try:
-        yield offer
+        yield
     finally:
         os.environ.pop(SOCKET_ENV, None)
-        process = _started.pop(run_id, None)
-        if process is not None:
-            try:
-                process.wait(timeout=30)  # it has served the build and is exiting
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        path.unlink(missing_ok=True)
+        _end(run_id, exits_by_itself_within=30)
 
 
 LAUNCHER = '''\
@@ -141,10 +142,6 @@ def launcher(real_dbt: str) -> str:
         tmp.chmod(0o755)
         os.replace(tmp, path)
     return str(path)
-
-
-def _project_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
 
 
 # -- the warm process ------------------------------------------------------------------------------------------
