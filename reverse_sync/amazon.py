@@ -31,7 +31,7 @@ import gzip
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -115,6 +115,8 @@ class _ReadAhead:
 
     sold: frozenset[str]  # seller SKUs known sold when they were read
     shown: dict[str, int]  # what Amazon showed for them (a SKU Amazon does not know is absent)
+    # True for the first part, which follows the read at once: its notifications need no second look.
+    just_read: bool = True
 
 
 @dataclass
@@ -209,6 +211,8 @@ class AmazonStockPusher:
             records, sends = self._feed_sends(run_id, part, planned_at, knowledge, ahead)
             done.append(records)
             submitted.append(self._submit(sends))
+            if ahead is not None:
+                ahead = replace(ahead, just_read=False)
         out: list[PushRecord] = []
         finished = 0
         for records, feed in zip(done, submitted, strict=True):
@@ -245,12 +249,13 @@ class AmazonStockPusher:
                     sales: _Sales | None, ahead: _ReadAhead | None) -> tuple[list[PushRecord], list[_Fresh]]:
         """Records of the changes that need no message (not on Amazon, already at target, unreadable) and the
         re-targeted changes to send. With a sales check only the SKUs that sold since the plan's read (or whose
-        read time is unknown) are read fresh: those known before the first feed were read ahead, and the landed
-        notifications are looked at again right now so a SKU notified since is read too."""
+        read time is unknown) are read fresh: those known before the first feed were read ahead, and before each
+        later part the landed notifications are looked at again so a SKU notified since is read too (D223)."""
         if sales is None:
             fresh_reads, to_read = part, part
         else:
-            sold = sales.skus | self.notified_skus(sales.since)
+            sold = ahead.sold if ahead is not None and ahead.just_read else \
+                sales.skus | self.notified_skus(sales.since)
             fresh_reads = [c for c in part if c.seen_at is None or c.target_ref in sold]
             to_read = fresh_reads if ahead is None else [
                 c for c in fresh_reads if c.seen_at is not None and c.target_ref not in ahead.sold]

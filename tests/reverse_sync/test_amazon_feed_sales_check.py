@@ -25,6 +25,7 @@ from test_amazon_stock_sync import publish_targets, shown
 from ichigen.config import Config
 from ingestion import amazon as amazon_ingestion
 from ingestion.ratelimit import reset_channel_limiters
+from reverse_sync.amazon import AmazonStockPusher
 from reverse_sync.stock import sync_stock
 from sandbox import start_world
 from sandbox.amazon import AmazonSettings
@@ -148,8 +149,13 @@ def test_a_sale_that_searchorders_sees_stays_sold_and_only_sold_skus_are_read(co
     conformance(traffic)
 
 
-def test_a_sale_searchorders_cannot_see_yet_stays_sold_through_its_landed_notification(config, mall, queue):
+def test_a_sale_searchorders_cannot_see_yet_stays_sold_through_its_landed_notification(config, mall, queue,
+                                                                                      monkeypatch):
     sqs, _url, arn = queue
+    looks: list[datetime] = []  # each time the pusher looks at the landed notifications (the real method runs)
+    notified_skus = AmazonStockPusher.notified_skus
+    monkeypatch.setattr(AmazonStockPusher, "notified_skus",
+                        lambda self, since: looks.append(since) or notified_skus(self, since))
     with amazon_ingestion.make_client(config) as client:
         amazon_ingestion.subscribe_order_changes(client, arn)
     staged = sold_after_the_read(config, mall, datetime.now(UTC), None)  # sold now: too new for searchOrders
@@ -163,6 +169,8 @@ def test_a_sale_searchorders_cannot_see_yet_stays_sold_through_its_landed_notifi
     assert shown(mall)[sku] == targets[sku] - 1, "the unit sold after the plan's read must stay sold"
     assert calls == {"searchOrders": 0,  # every read is younger than searchOrders' two minutes
                      "searchListingsItems": 1}  # the notified SKU alone
+    # Once for the read ahead, then again before each later part; the first part follows the read at once (D223).
+    assert len(looks) == math.ceil(result.planned / 20) >= 2
 
 
 def test_more_orders_than_the_page_budget_means_every_sku_is_read_fresh(config, mall):
