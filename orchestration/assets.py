@@ -92,15 +92,14 @@ def build_landing_asset(config: Config) -> dg.AssetsDefinition:
         if run_builds_warehouse(context):
             warm_dbt.start(context.run.run_id, DBT_PROJECT_DIR)  # dbt imports while the sources land (D173)
         wanted = [tuple(key.path) for key in ingest_asset_keys() if key in context.selected_asset_keys]
-        failures: list[str] = []
-        for (source, entity), outcome, seconds in run_side_by_side(
-                wanted, budget=lambda item: ingestion.budget(*item),
-                work=lambda item: ingestion.ingest(config, *item)):
+        landed = run_side_by_side(wanted, budget=lambda item: ingestion.budget(*item),
+                                  work=lambda item: ingestion.ingest(config, *item))
+        # What lands is recorded as it lands; if any entity failed, the step fails after the others so nothing
+        # downstream builds on a partial landing (and the warm dbt process waiting for that build ends).
+        for (source, entity), outcome, seconds in succeeded(
+                context, landed, name=lambda item: "/".join(item), failed="of the selected entities did not land",
+                before_failing=lambda: warm_dbt.stop(context.run.run_id)):
             key = dg.AssetKey([source, entity])
-            if isinstance(outcome, BaseException):
-                context.log.error(f"{source}/{entity}: {type(outcome).__name__}: {outcome}")
-                failures.append(f"{source}/{entity}: {outcome}")
-                continue
             context.log.info(f"{source}/{entity}: landed {outcome.rows_landed} rows, "
                              f"quarantined {outcome.rows_quarantined}")
             yield dg.MaterializeResult(
@@ -114,11 +113,6 @@ def build_landing_asset(config: Config) -> dg.AssetsDefinition:
                 },
                 check_results=[quarantine_check(outcome, key)],
             )
-        if failures:
-            # What landed is recorded above; the step fails so nothing downstream builds on a partial landing.
-            warm_dbt.stop(context.run.run_id)
-            raise dg.Failure(description=f"{len(failures)} of the selected entities did not land: "
-                             + "; ".join(failures))
 
     return land
 
@@ -156,7 +150,25 @@ def run_side_by_side(wanted: list[Item], budget: Callable[[Item], str], work: Ca
             yield finished.get()
 
 
-def quarantine_check(result: ingestion.IngestResult, key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
+def succeeded(context: dg.AssetExecutionContext, outcomes: Iterator[tuple[Item, Any, float]],
+              name: Callable[[Item], str], failed: str,
+              before_failing: Callable[[], None] | None = None) -> Iterator[tuple[Item, Any, float]]:
+    """The items of run_side_by_side that succeeded, as they finish. Each failure is logged; once every item has
+    finished, the step fails with all of them (`<n> <failed>: …`), after `before_failing`."""
+    failures: list[str] = []
+    for item, outcome, seconds in outcomes:
+        if isinstance(outcome, Exception):
+            context.log.error(f"{name(item)}: {type(outcome).__name__}: {outcome}")
+            failures.append(f"{name(item)}: {outcome}")
+            continue
+        yield item, outcome, seconds
+    if failures:
+        if before_failing is not None:
+            before_failing()
+        raise dg.Failure(description=f"{len(failures)} {failed}: " + "; ".join(failures))
+
+
+def quarantine_check(result: ingestion.IngestResult, key: dg.AssetKey) -> dg.AssetCheckResult:
     """Passed when nothing was quarantined; otherwise a warning (the batch still landed) with the reasons."""
     reasons: dict[str, int] = {}
     if result.quarantine_path is not None and result.quarantine_path.exists():
@@ -323,22 +335,17 @@ def build_sync_asset(config: Config, channels: list[str]) -> dg.AssetsDefinition
     def reverse_sync(context: dg.AssetExecutionContext) -> Iterator[Any]:
         wanted = [(spec.key.path[0], spec.key.path[1].removesuffix("_push"))
                   for spec in specs if spec.key in context.selected_asset_keys]
-        failures: list[str] = []
         # A push draws on the budget of the channel state it reads (Rakuten: stock → inventory API, prices →
         # items API, side by side; elsewhere the channel's, stock before prices).
-        for (channel, field), outcome, seconds in run_side_by_side(
-                wanted, budget=lambda item: ingestion.budget(item[0], PUSHES[item[1]][1][item[0]]),
-                work=lambda item: PUSHES[item[1]][0](config, item[0])):
-            if isinstance(outcome, BaseException):
-                context.log.error(f"{channel} {field} push: {type(outcome).__name__}: {outcome}")
-                failures.append(f"{channel} {field}: {outcome}")
-                continue
+        pushed = run_side_by_side(
+            wanted, budget=lambda item: ingestion.budget(item[0], PUSHES[item[1]][1][item[0]]),
+            work=lambda item: PUSHES[item[1]][0](config, item[0]))
+        for (channel, field), outcome, seconds in succeeded(
+                context, pushed, name=lambda item: f"{item[0]} {item[1]} push", failed="of the selected pushes failed"):
             for reason in outcome.verdict.reasons if not outcome.verdict.allowed else ():
                 context.log.warning(reason)
             yield dg.MaterializeResult(asset_key=dg.AssetKey([channel, f"{field}_push"]),
                                        metadata={**push_metadata(outcome), "seconds": round(seconds, 3)})
-        if failures:
-            raise dg.Failure(description=f"{len(failures)} of the selected pushes failed: " + "; ".join(failures))
 
     return reverse_sync
 
