@@ -138,6 +138,7 @@ def run(scale: Scale) -> list[Result]:
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
+    slowest_assets = sorted(second.seconds.items(), key=lambda kv: -kv[1])
     first_landed = {k: v[0] for k, v in first.landed.items()}
     second_landed = {k: v[0] for k, v in second.landed.items()}
     details = {"world": size["world"], "orders_in_world": orders_before, "first_landed": first_landed,
@@ -145,7 +146,7 @@ def run(scale: Scale) -> list[Result]:
                "models_built": second.models_built, "tests_passed": second.tests_passed,
                "second_pushes": second.pushes,
                "first_timings": first_steps, "second_timings": second_steps,
-               "second_seconds_per_asset": dict(sorted(second.seconds.items(), key=lambda kv: -kv[1]))}
+               "second_seconds_per_asset": dict(slowest_assets)}
     published_s = second_steps["published_s"]
     if published_s is None:
         raise RuntimeError("the incremental cycle did not publish a serving copy")
@@ -155,7 +156,7 @@ def run(scale: Scale) -> list[Result]:
                      + ", ".join(f"{k} {v:,}" for k, v in second_landed.items())
                      + f"; {second.models_built} models, {second.tests_passed} tests; slowest steps: {_top(second_steps)}"
                      + "; slowest assets in them: " + ", ".join(
-                         f"{k} {v:.1f} s" for k, v in sorted(second.seconds.items(), key=lambda kv: -kv[1])[:6]),
+                         f"{k} {v:.1f} s" for k, v in slowest_assets[:6]),
                details=details),
         Result(WITH_PUSHES, second_s, "s", None,
                notes="the same cycle to its end: stock and price pushes to every channel and the ERP order intake "

@@ -215,13 +215,12 @@ def resync(running, config, channel: str, speed: float) -> Result:
                   details=details, also=(("≤ 1 × 429", throttled <= 1),))
 
 
-def run(scale: Scale, channels: tuple[str, ...] = CHANNELS, only: set[str] | None = None) -> list[Result]:
+def run(scale: Scale, only: set[str] | None = None) -> list[Result]:
     """One row per channel; `only`: the benchmark names asked for (`python -m bench --only …`)."""
     from ingestion.ratelimit import reset_channel_limiters
     from ingestion.throttle import reset_shared_throttles
 
-    if only is not None:
-        channels = tuple(c for c in channels if NAME.format(channel=c) in only)
+    channels = tuple(c for c in CHANNELS if only is None or NAME.format(channel=c) in only)
     size = SIZES[scale]
     speed = size["speed"]
     base = Path(tempfile.mkdtemp(prefix="ichigen-bench-resync-"))
