@@ -5,10 +5,12 @@
 --   kana_zip_key  katakana reading without spaces || '|' || 7-digit postal code (both needed)
 -- member_key = '<slug>:<the source's own id>' names the record; several rows may share one (a Shopify
 -- customer and each of its orders) and resolve together. order_key links order-derived rows to their order.
+-- The source's own id is not a column of its own: it is member_key's (or, for an order, order_key's) part after
+-- the slug, and a third copy of 6.6M ids cost the build a write for no reader (DECISIONS.md D230).
 -- source_priority orders the sources for survivorship in dim_customer (1 = most trusted: the ERP master).
 --
 -- Adding a source = one CTE selecting these columns + one `union all` line below (e.g. rakuten buyers:
---   select 'rakuten:' || order_id, 'rakuten', 'order', order_id, 'rakuten:' || order_id, buyer_name,
+--   select 'rakuten:' || order_id, 'rakuten', 'order', 'rakuten:' || order_id, buyer_name,
 --          buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
 --          false, null, 4, updated_at from ref('stg_rakuten__orders')).
 -- The sources and their union are read twice (the distinct key inputs, the rows): `not materialized` scans the
@@ -19,7 +21,6 @@ with erp_accounts as not materialized (
         'erp:' || customer_code                         as member_key,
         'erp'                                           as source,
         'account'                                       as record_kind,
-        customer_code                                   as source_id,
         cast(null as varchar)                           as order_key,
         coalesce(company_name, contact_name)            as full_name,
         coalesce(contact_name_kana, company_name_kana)  as name_kana,
@@ -39,7 +40,7 @@ with erp_accounts as not materialized (
 shopify_customers as not materialized (
 
     select
-        'shopify:' || customer_id, 'shopify', 'customer', customer_id, cast(null as varchar),
+        'shopify:' || customer_id, 'shopify', 'customer', cast(null as varchar),
         full_name, name_kana, email, phone, postal_code, prefecture, address1,
         false, cast(null as varchar), 2, updated_at
     from {{ ref('stg_shopify__customers') }}
@@ -49,7 +50,7 @@ shopify_customers as not materialized (
 pos_members as not materialized (
 
     select
-        'pos:' || member_id, 'pos', 'member', member_id, cast(null as varchar),
+        'pos:' || member_id, 'pos', 'member', cast(null as varchar),
         name, name_kana, email, phone, postal_code, cast(null as varchar), cast(null as varchar),
         false, cast(null as varchar), 3, _fetched_at
     from {{ ref('stg_pos__members') }}
@@ -61,7 +62,7 @@ pos_members as not materialized (
 shopify_orders as not materialized (
 
     select
-        'shopify:' || coalesce(customer_id, order_id), 'shopify', 'order', order_id, 'shopify:' || order_id,
+        'shopify:' || coalesce(customer_id, order_id), 'shopify', 'order', 'shopify:' || order_id,
         cast(null as varchar), cast(null as varchar), email, cast(null as varchar), cast(null as varchar),
         cast(null as varchar), cast(null as varchar),
         false, cast(null as varchar), 4, updated_at
@@ -74,7 +75,7 @@ shopify_orders as not materialized (
 rakuten_buyers as not materialized (
 
     select
-        'rakuten:' || order_id, 'rakuten', 'order', order_id, 'rakuten:' || order_id,
+        'rakuten:' || order_id, 'rakuten', 'order', 'rakuten:' || order_id,
         buyer_name, buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
         false, cast(null as varchar), 4, updated_at
     from {{ ref('stg_rakuten__orders') }}
@@ -84,7 +85,7 @@ rakuten_buyers as not materialized (
 amazon_buyers as not materialized (
 
     select
-        'amazon:' || order_id, 'amazon', 'order', order_id, 'amazon:' || order_id,
+        'amazon:' || order_id, 'amazon', 'order', 'amazon:' || order_id,
         buyer_name, buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
         false, cast(null as varchar), 4, updated_at
     from {{ ref('stg_amazon__orders') }}
@@ -94,7 +95,7 @@ amazon_buyers as not materialized (
 yahoo_buyers as not materialized (
 
     select
-        'yahoo:' || order_id, 'yahoo', 'order', order_id, 'yahoo:' || order_id,
+        'yahoo:' || order_id, 'yahoo', 'order', 'yahoo:' || order_id,
         buyer_name, buyer_name_kana, buyer_email, buyer_phone, buyer_postal_code, buyer_prefecture, buyer_address1,
         false, cast(null as varchar), 4, updated_at
     from {{ ref('stg_yahoo__orders') }}
@@ -155,7 +156,6 @@ select
     u.member_key,
     u.source,
     u.record_kind,
-    u.source_id,
     u.order_key,
     u.full_name,
     u.name_kana,
