@@ -6,7 +6,7 @@
 -- member_key = '<slug>:<the source's own id>' names the record; several rows may share one (a Shopify
 -- customer and each of its orders) and resolve together. order_key links order-derived rows to their order.
 -- The source's own id is not a column of its own: it is member_key's (or, for an order, order_key's) part after
--- the slug, and a third copy of 6.6M ids cost the build a write for no reader (DECISIONS.md D230).
+-- the slug; a third copy of 6.6M ids had no reader (DECISIONS.md D230).
 -- source_priority orders the sources for survivorship in dim_customer (1 = most trusted: the ERP master).
 --
 -- Adding a source = one CTE selecting these columns + one `union all` line below (e.g. rakuten buyers:
