@@ -32,7 +32,7 @@ from packaging.version import Version
 import ingestion
 from ichigen.config import Config
 from ichigen.publish import BuildReport, PublishRefused, last_build, publish, record_build
-from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, export_dbt_env
+from ichigen.warehouse import DBT_PROJECT_DIR, DBT_TARGET_PATH, PRODUCTION_BUILD_ARGS, export_dbt_env
 from ingestion.landing import LandingZone
 from orchestration import warm_dbt
 from orchestration.fast_path_events import push_metadata
@@ -234,11 +234,9 @@ def build_dbt_assets(config: Config, project: DbtProject) -> dg.AssetsDefinition
         with LandingZone(config.landing_dir).reading("dbt build") as hold, warm_dbt.offered(context.run.run_id):
             if hold.waited_seconds > 0.5:
                 context.log.info(f"waited {hold.waited_seconds:.2f} s for the landing read lock")
-            # Unit tests check logic, not data: they run in CI (tests/dbt), not in every production cycle.
-            # No debug log file: dbt formats every event a second time for it (≈ 1 s of a small build, D172);
-            # the events Dagster shows come from dbt's JSON stdout either way.
-            invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test", "--log-level-file", "none"],
-                                 context=context, target_path=target, raise_on_error=False)
+            # (no unit tests, no debug log file: PRODUCTION_BUILD_ARGS says why)
+            invocation = dbt.cli(list(PRODUCTION_BUILD_ARGS), context=context, target_path=target,
+                                 raise_on_error=False)
             yield from invocation.stream()
         keep_parse(target)
         report = BuildReport.from_run_results(invocation.get_artifact("run_results.json"))
