@@ -26,11 +26,11 @@ with identities as not materialized (
 
 ),
 
--- One row per member (member_key: one record, or several such as a Shopify customer and its orders). When
--- each key column has one value over all of its records (first = last), the member's keys are simply
--- (email, phone, kana_zip); otherwise it is a member with differing keys. Most members are one record (every
--- marketplace order is one): those pass as they are, and only the members with several records are grouped
--- (grouping all 6.6M records was a third of this model's time at 10M order lines, DECISIONS.md D225).
+-- One row per member (member_key: one record, or several such as a Shopify customer and the details on its
+-- orders). When each key column has one value over all of its records (first = last), the member's keys are
+-- simply (email, phone, kana_zip); otherwise it is a member with differing keys. Most members are one record
+-- (each marketplace buyer's set of details is one): those pass as they are, and only the members with several
+-- records are grouped (DECISIONS.md D225, from when every marketplace order was a record of its own).
 members_with_several_records as (
 
     select member_key from identities group by member_key having count(*) > 1

@@ -13,26 +13,8 @@ with identities as (
 
 {%- set attributes = ['full_name', 'name_kana', 'email', 'phone', 'postal_code', 'prefecture', 'address1'] %}
 
--- Records of one customer that agree on source, priority, update time and every attribute are one candidate,
--- named by its smallest member_key: the survivorship order (source_priority, updated_at, member_key) picks the
--- same value from the candidates as from the records. Marketplace buyers repeat their details on every order,
--- so this is a few rows per customer instead of one per order (5.3 → 3.1 CPU s at 10M lines, DECISIONS.md D229).
-candidates as (
-
-    select
-        unified_customer_id,
-        source,
-        source_priority,
-        updated_at,
-        {%- for a in attributes %}
-        {{ a }},
-        {%- endfor %}
-        min(member_key)                                                 as member_key
-    from identities
-    group by all
-
-),
-
+-- The identity records are already one per set of details (marketplace buyers repeat theirs on every order,
+-- D233), so the survivorship reads them directly; D229's grouping into candidates first is no longer needed.
 survived as (
 
     select
@@ -41,13 +23,13 @@ survived as (
         first({{ a }} order by source_priority, updated_at desc nulls last, member_key) filter (where {{ a }} is not null)  as {{ a }},
         {%- endfor %}
         list_sort(list_distinct(list(source)))                          as sources
-    from candidates
+    from identities
     group by unified_customer_id
 
 ),
 
 -- The member keys straight from int_customers__resolved (one row per member_key, tested unique and not null),
--- not from the 6.6M identity records: the same sorted list without a distinct over every record (D192).
+-- not from the identity records: the same sorted list without a distinct over every record (D192).
 members as (
 
     select
