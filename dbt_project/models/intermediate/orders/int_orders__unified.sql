@@ -214,7 +214,7 @@ rakuten as (
     select
         'rakuten'                                           as channel,
         o.order_id                                          as order_id,
-        o.order_name                                        as order_name,
+        o.order_id                                          as order_name,
         o.created_at                                        as ordered_at_utc,
         o.updated_at                                        as updated_at_utc,
         s.status                                            as status,

@@ -38,7 +38,6 @@ buyers as (
 
 select
     cast(order_number as varchar)                               as order_id,
-    cast(order_number as varchar)                               as order_name,
     cast(order_datetime as timestamptz)                         as created_at,
     cast(update_datetime as timestamptz)                        as updated_at,
     {{ jst_date('cast(order_datetime as timestamptz)') }}       as created_date_jst,
