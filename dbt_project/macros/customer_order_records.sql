@@ -31,3 +31,10 @@
     from {{ ref('stg_' ~ slug ~ '__orders') }}
     {%- endfor %}
 {%- endmacro %}
+
+
+{#- The columns that tell one order's buyer details from another's: an order's identity record is the one with the
+    same values in all of them (`null_safe_match`, NULL matching NULL). -#}
+{% macro customer_order_detail_columns() -%}
+    {{ return(['source', 'full_name', 'name_kana', 'email', 'phone', 'postal_code', 'prefecture', 'address1']) }}
+{%- endmacro %}

@@ -69,8 +69,7 @@ order_details as materialized (  -- small: one row per set of details
 
     select
         owner_key,
-        source,
-        full_name, name_kana, email, phone, postal_code, prefecture, address1,
+        {{ customer_order_detail_columns() | join(', ') }},
         min(order_key)                                  as first_order_key,
         count(*)                                        as order_count,
         max(updated_at)                                 as updated_at
@@ -185,5 +184,4 @@ select
 from order_details_without_keys as d
 inner join order_records as o
     on o.owner_key is null
-    and {{ null_safe_match('o', 'd', ['source', 'full_name', 'name_kana', 'email', 'phone', 'postal_code',
-                                      'prefecture', 'address1']) }}
+    and {{ null_safe_match('o', 'd', customer_order_detail_columns()) }}

@@ -15,7 +15,7 @@ with order_records as (
 -- the records that stand for several guest or marketplace orders (order_count > 1 and named by an order)
 shared_details as (
 
-    select member_key, source, full_name, name_kana, email, phone, postal_code, prefecture, address1
+    select member_key, {{ customer_order_detail_columns() | join(', ') }}
     from {{ ref('int_customers__identities') }}
     where first_order_key is not null and order_count > 1
 
@@ -27,7 +27,6 @@ select
 from order_records as o
 left join shared_details as d
     on o.owner_key is null
-    and {{ null_safe_match('o', 'd', ['source', 'full_name', 'name_kana', 'email', 'phone', 'postal_code',
-                                      'prefecture', 'address1']) }}
+    and {{ null_safe_match('o', 'd', customer_order_detail_columns()) }}
 inner join {{ ref('int_customers__resolved') }} as r
     on r.member_key = coalesce(o.owner_key, d.member_key, o.order_key)
