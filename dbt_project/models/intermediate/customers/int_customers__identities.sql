@@ -70,11 +70,12 @@ order_details as materialized (  -- small: one row per set of details
     select
         owner_key,
         {{ customer_order_detail_columns() | join(', ') }},
-        min(order_key)                                  as first_order_key,
+        -- names the record of guest and marketplace orders; a Shopify customer's orders are named by it
+        case when owner_key is null then min(order_key) end  as first_order_key,
         count(*)                                        as order_count,
         max(updated_at)                                 as updated_at
     from order_records
-    group by all
+    group by owner_key, {{ customer_order_detail_columns() | join(', ') }}
 
 ),
 
@@ -90,7 +91,7 @@ order_details_records as not materialized (
         4                                               as source_priority,
         updated_at,
         order_count,
-        case when owner_key is null then first_order_key end  as first_order_key
+        first_order_key
     from order_details
 
 ),
