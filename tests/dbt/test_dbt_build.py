@@ -712,6 +712,9 @@ def test_incremental_facts_rebuild_identically_and_merge_exactly_the_changed_ord
     assert third.query(
         f"select status, is_open, total_jpy, _fetched_at from main.fct_orders where order_key = '{order_key}'"
     ) == [("awaiting_shipment", True, 3000, dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC))]
+    # the merged rows keep the key columns' zstd (D236): the table was created with it, the merge only inserts
+    assert third.query("select distinct upper(compression) from pragma_storage_info('main.fct_orders') "
+                       "where column_name = 'order_key' and segment_type = 'VARCHAR'") == [("ZSTD",)]
 
 
 def test_declared_not_null_names_each_column_that_holds_nulls(happy_build, tmp_path):
@@ -736,3 +739,82 @@ def test_declared_not_null_names_each_column_that_holds_nulls(happy_build, tmp_p
     failures = result.query("select column_name, null_rows from dbt_test__audit.declared_not_null_dim_channel_ "
                             "order by column_name")
     assert failures == [("name_en", 2), ("price_step", 1)]
+
+
+def test_unique_reports_each_repeated_key_with_its_count(happy_build, tmp_path):
+    """dbt's `unique` is worked out from the key's hashes first (D238): GIVEN a copy of a passing build's
+    warehouse where one channel of dim_channel appears three times and another twice, THEN the model's unique test
+    fails with exactly those two keys and how many rows each has, as dbt's own test reports them."""
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(happy_build.warehouse, warehouse)
+    con = duckdb.connect(str(warehouse))
+    for _ in range(2):
+        con.execute("insert into main.dim_channel select * from main.dim_channel where channel = 'rakuten' limit 1")
+    con.execute("insert into main.dim_channel select * from main.dim_channel where channel = 'yahoo'")
+    con.close()
+
+    result = run_dbt(tmp_path, "test", "--select", "dim_channel,test_name:unique", "--store-failures",
+                     warehouse=warehouse, landing=happy_build.warehouse.parent / "landing")
+
+    assert result.returncode != 0
+    (test_id,) = result.statuses()
+    assert test_id.startswith("test.ichigen.unique_dim_channel_channel") and result.statuses()[test_id] == "fail"
+    assert result.query("select unique_field, n_records from dbt_test__audit.unique_dim_channel_channel "
+                        "order by unique_field") == [("rakuten", 3), ("yahoo", 2)]
+
+
+def test_relationships_carrying_columns_names_orphans_and_lines_that_disagree_with_their_order(happy_build, tmp_path):
+    """fct_order_lines' order_key test checks, in one join, that the order exists and that the date and status the
+    line carries are the order's (D237): GIVEN a copy of a passing build's warehouse where one order was deleted
+    from fct_orders and another order's line was given a different status, THEN the test fails with exactly
+    those two lines, the first marked as missing its order, the second showing both statuses."""
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(happy_build.warehouse, warehouse)
+    con = duckdb.connect(str(warehouse))
+    lines = con.execute("select order_key, order_status from main.fct_order_lines "
+                        "where order_key in (select order_key from main.fct_order_lines group by order_key "
+                        "having count(*) = 1) and order_status <> 'returned' order by order_key").fetchall()
+    assert len(lines) >= 2, lines
+    (orphan_order, orphan_status), (changed_order, changed_status) = lines[0], lines[-1]
+    con.execute("delete from main.fct_orders where order_key = ?", [orphan_order])
+    con.execute("update main.fct_order_lines set order_status = 'returned' where order_key = ?", [changed_order])
+    con.close()
+
+    result = run_dbt(tmp_path, "test", "--select", "fct_order_lines,test_name:relationships_carrying_columns",
+                     "--store-failures", warehouse=warehouse, landing=happy_build.warehouse.parent / "landing")
+
+    assert result.returncode != 0
+    (test_id,) = result.statuses()
+    assert result.statuses()[test_id] == "fail"
+    (audit_table,) = result.query("select table_name from information_schema.tables where table_schema = "
+                                  "'dbt_test__audit' and table_name like 'relationships_carrying_columns%'")[0]
+    failures = result.query(f"select child_key, parent_missing, order_status, parent_status "
+                            f"from dbt_test__audit.{audit_table} order by parent_missing desc")
+    assert failures == [(orphan_order, True, orphan_status, None), (changed_order, False, "returned", changed_status)]
+
+
+def test_key_and_id_columns_are_stored_with_zstd_and_the_rest_as_duckdb_chooses(happy_build):
+    """Models name their one-value-per-row text columns in config zstd_columns (D236): those columns are stored
+    with zstd, through a first build and the incremental runs after it; the model's other text columns keep
+    DuckDB's own choice."""
+    def compression(table: str) -> dict[str, set[str]]:
+        rows = happy_build.query(f"select column_name, compression from pragma_storage_info('{table}') "
+                                 f"where segment_type = 'VARCHAR'")
+        found: dict[str, set[str]] = {}
+        for column, method in rows:
+            found.setdefault(column, set()).add(method.upper())
+        return found
+
+    lines = compression("main.fct_order_lines")
+    assert lines["order_line_key"] == lines["order_key"] == {"ZSTD"}
+    assert "ZSTD" not in lines["channel"] | lines["sku"] | lines["order_status"]
+    orders = compression("main.fct_orders")
+    assert orders["order_key"] == orders["order_id"] == {"ZSTD"}
+    assert "ZSTD" not in orders["status"] | orders["channel"]
+    staged = compression("staging.stg_shopify__order_lines")
+    assert staged["line_item_id"] == staged["order_id"] == {"ZSTD"}
+    assert "ZSTD" not in staged["sku"]

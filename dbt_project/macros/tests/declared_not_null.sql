@@ -4,6 +4,9 @@
     scan each (268 of them made up two thirds of a build's tests, D175). The constraints are not enforced by the
     table (no model contract), this test is what enforces them. Fails with one row per column that holds nulls:
     the column's name and how many rows.
+    The nulls are counted as `count(*) - count(column)`: DuckDB answers that from the stored column statistics
+    when they show the column has no null, without reading the rows (10M order lines: 0.0 against 0.74 CPU s
+    for `count(*) filter (where column is null)`, D238); a column that may hold nulls is scanned as before.
 -#}
 {% test declared_not_null(model) %}
 {%- set columns = [] -%}
@@ -23,7 +26,7 @@
 with null_counts as (
     select
     {%- for column in columns %}
-        count(*) filter (where {{ adapter.quote(column) }} is null) as {{ adapter.quote(column) }}{{ "," if not loop.last }}
+        count(*) - count({{ adapter.quote(column) }}) as {{ adapter.quote(column) }}{{ "," if not loop.last }}
     {%- endfor %}
     from {{ model }}
 )

@@ -13,12 +13,14 @@
 -- A changed status arrives with a newer fetch, which replaces the order's lines. Not sorted on write: at 10M
 -- lines a sort of the whole table ran out of dbt's DuckDB memory limit (D73), and the scan of three narrow
 -- columns is what the join cost. Lines stored before these columns existed are reprocessed once.
+-- The key and id columns (one value per row) are stored with zstd: zstd_columns, DECISIONS.md D236.
 {%- set since_last_build = fetched_since_last_build('o._fetched_at') %}
 {{ config(
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
+    zstd_columns=['order_line_key', 'order_key'],
 ) }}
 select
     l.order_line_key,

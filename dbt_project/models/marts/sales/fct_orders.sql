@@ -7,12 +7,14 @@
 -- landing zone changes nothing. A change of the status map seed needs `dbt build --full-refresh`.
 -- unified_customer_id (int_customers__order_links) can change when identities merge: orders whose stored id
 -- differs from the current link are reprocessed too (and all of them when the column is new).
+-- The key and id columns (one value per row) are stored with zstd: zstd_columns, DECISIONS.md D236.
 {%- set since_last_build = fetched_since_last_build('o._fetched_at') %}
 {{ config(
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
+    zstd_columns=['order_key', 'order_id', 'order_name'],
 ) }}
 select
     o.order_key,

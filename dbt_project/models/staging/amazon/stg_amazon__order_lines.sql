@@ -1,4 +1,5 @@
 -- One row per item of the latest version of each Amazon order (items are landed inside their order).
+{{ config(zstd_columns=['line_id', 'order_item_id', 'order_id']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('amazon', 'orders') }}

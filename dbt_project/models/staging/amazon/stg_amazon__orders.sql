@@ -1,6 +1,7 @@
 -- One row per Amazon order: the latest version landed. Money: decimal strings -> integer JPY (tax-inclusive);
 -- timestamps UTC; text NFKC. The buyer columns follow the shared contract (buyer_* from buyer and the
 -- delivery address; Amazon has no kana and relays e-mail through a masked address).
+{{ config(zstd_columns=['order_id']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version(), once for the buyers
 
     select * from {{ source_or_empty('amazon', 'orders') }}

@@ -1,5 +1,6 @@
 -- One row per item of the latest version of each Rakuten order (items over all packages). A cancelled or
 -- returned order keeps its lines with current_quantity 0 (RMS keeps the ordered units on the item).
+{{ config(zstd_columns=['line_id', 'order_id']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('rakuten', 'orders') }}

@@ -2,6 +2,7 @@
 -- timestamps UTC; text NFKC. Status codes as RMS sends them, plus two derived codes the status map reads:
 -- payment_status_code (PAID / UNPAID for prepaid methods without a payment date / DEFERRED: card
 -- authorisation or 代引) and return_code (RETURN when a change reason says 返品).
+{{ config(zstd_columns=['order_id']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version(), once for the buyers
 
     select * from {{ source_or_empty('rakuten', 'orders') }}

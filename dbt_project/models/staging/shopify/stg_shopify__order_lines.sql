@@ -1,5 +1,6 @@
 -- One row per Shopify order line, unnested from the latest version of each order (lines are landed inside
 -- their order, D4). An order edit that removes a line keeps the line with current_quantity 0.
+{{ config(zstd_columns=['line_item_id', 'order_id']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'orders') }}

@@ -1,5 +1,6 @@
 -- One row per Shopify order: the latest version landed (the ingest look-back re-lands recent orders).
 -- Money: decimal strings -> integer JPY. Timestamps stay UTC (timestamptz); JST dates derived.
+{{ config(zstd_columns=['order_id', 'order_name']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'orders') }}

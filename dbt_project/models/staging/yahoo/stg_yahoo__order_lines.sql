@@ -1,5 +1,6 @@
 -- One row per Item line of the latest version of each Yahoo order. Yahoo keeps a cancelled order's lines as
 -- they were ordered; current_quantity is 0 for them (nothing is sold or reserved).
+{{ config(zstd_columns=['line_id', 'order_id']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('yahoo', 'orders') }}

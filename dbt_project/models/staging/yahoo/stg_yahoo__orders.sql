@@ -1,5 +1,6 @@
 -- One row per Yahoo!ショッピング order: the latest version landed (highest Version, then fetch time).
 -- Money is already integer JPY (tax included); timestamps UTC; text NFKC. Status codes as Yahoo sends them.
+{{ config(zstd_columns=['order_id']) }}  {#- ids: one value per row (D236) #}
 with source as not materialized (  -- read three times by latest_version(), once for the buyers
 
     select * from {{ source_or_empty('yahoo', 'orders') }}
