@@ -12,11 +12,15 @@ cast(round(cast({{ expr }} as decimal(18, 2))) as bigint)
 {#-
     jst_date(ts)
 
-    The calendar date in Japan (Asia/Tokyo, UTC+9, no DST) of a UTC timestamp(tz). Uses the built-in icu
-    extension. Business days, daily sales and the dashboard all use the JST date.
+    The calendar date in Japan (Asia/Tokyo) of a UTC timestamp(tz). Business days, daily sales and the dashboard
+    all use the JST date.
+    Japan has kept UTC+9 without daylight saving since 1951, so the date is the one of the instant's epoch
+    microseconds shifted by nine hours: integer arithmetic, the same date as icu's `at time zone 'Asia/Tokyo'`
+    for every instant since 1951 (1948–1951 summers had DST), at a tenth of its cost (6.5M orders: 0.04 against
+    0.55 CPU s, DECISIONS.md D239). NULL stays NULL.
 -#}
 {% macro jst_date(ts) -%}
-cast(({{ ts }}) at time zone 'Asia/Tokyo' as date)
+cast(make_timestamp(epoch_us({{ ts }}) + 32400000000) as date)
 {%- endmacro %}
 
 

@@ -78,6 +78,9 @@ end
     orders, and nfkc() was most of a staging order model's compute at 10M order lines (DECISIONS.md D227). The
     work then scales with buyers, not orders; with no repeat buyer at all it costs a distinct and a join more.
     Read the inputs from the model's landed rows (`source`): a superset of the latest versions, cheap to scan.
+    The order-lines models do the same for their item texts (SKU, title, options: a few thousand distinct values
+    over millions of lines), reading them from the unnested lines, which they declare `as materialized` so that
+    the landed items are decoded once for the texts and the rows (DECISIONS.md D240).
 -#}
 {% macro nfkc_per_distinct(relation, inputs, outputs) -%}
     select

@@ -1,5 +1,6 @@
 -- One row per item of the latest version of each Amazon order (items are landed inside their order).
 {{ config(zstd_columns=['line_id', 'order_item_id', 'order_id']) }}  {#- ids: one value per row (D236) #}
+{%- set text_inputs = ['raw_seller_sku', 'raw_title'] %}
 with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('amazon', 'orders') }}
@@ -13,32 +14,50 @@ latest as (
 
 ),
 
-unnested as (
+unnested as materialized (  -- read twice: its distinct texts, its rows (D240)
 
     select
         order_id,
         fulfillment_status,
-        unnest(order_items)                      as item,
-        generate_subscripts(order_items, 1)      as line_number
-    from latest
+        line_number,
+        item.order_item_id,
+        item.seller_sku                         as raw_seller_sku,
+        item.asin,
+        item.title                              as raw_title,
+        item.quantity_ordered,
+        item.quantity_fulfilled,
+        item.unit_price
+    from (
+        select order_id, fulfillment_status, unnest(order_items) as item,
+               generate_subscripts(order_items, 1) as line_number
+        from latest
+    )
+
+),
+
+texts as (
+
+    {{ nfkc_per_distinct('unnested', text_inputs, {'seller_sku': 'raw_seller_sku', 'title': 'raw_title'}) }}
 
 )
 
 select
-    cast(order_id as varchar) || ':' || cast(item.order_item_id as varchar)  as line_id,
-    cast(item.order_item_id as varchar)                         as order_item_id,
-    cast(order_id as varchar)                                   as order_id,
-    cast(line_number as integer)                                as line_number,
-    {{ nfkc('item.seller_sku') }}                               as seller_sku,
-    cast(item.asin as varchar)                                  as asin,
-    {{ nfkc('item.title') }}                                    as title,
-    cast(item.quantity_ordered as bigint)                       as quantity,
+    cast(i.order_id as varchar) || ':' || cast(i.order_item_id as varchar)  as line_id,
+    cast(i.order_item_id as varchar)                            as order_item_id,
+    cast(i.order_id as varchar)                                 as order_id,
+    cast(i.line_number as integer)                              as line_number,
+    t.seller_sku,
+    cast(i.asin as varchar)                                     as asin,
+    t.title,
+    cast(i.quantity_ordered as bigint)                          as quantity,
     -- a cancelled order keeps its items in the answer; nothing of it is still wanted
-    case when fulfillment_status = 'CANCELLED' then 0
-         else cast(item.quantity_ordered as bigint) end         as current_quantity,
-    cast(item.quantity_fulfilled as bigint)                     as quantity_fulfilled,
-    {{ jpy_from_decimal_string('item.unit_price') }}            as unit_price_jpy,
-    cast(item.quantity_ordered as bigint)
-        * {{ jpy_from_decimal_string('item.unit_price') }}      as line_total_jpy
+    case when i.fulfillment_status = 'CANCELLED' then 0
+         else cast(i.quantity_ordered as bigint) end            as current_quantity,
+    cast(i.quantity_fulfilled as bigint)                        as quantity_fulfilled,
+    {{ jpy_from_decimal_string('i.unit_price') }}               as unit_price_jpy,
+    cast(i.quantity_ordered as bigint)
+        * {{ jpy_from_decimal_string('i.unit_price') }}         as line_total_jpy
 
-from unnested
+from unnested as i
+left join texts as t
+    on {{ null_safe_match('t', 'i', text_inputs, left_prefix='_input_') }}

@@ -1,6 +1,7 @@
 -- One row per Shopify order line, unnested from the latest version of each order (lines are landed inside
 -- their order, D4). An order edit that removes a line keeps the line with current_quantity 0.
 {{ config(zstd_columns=['line_item_id', 'order_id']) }}  {#- ids: one value per row (D236) #}
+{%- set text_inputs = ['raw_sku', 'raw_title'] %}
 with source as not materialized (  -- read three times by latest_version()
 
     select * from {{ source_or_empty('shopify', 'orders') }}
@@ -13,28 +14,46 @@ latest as (
 
 ),
 
-unnested as (
+unnested as materialized (  -- read twice: its distinct texts, its rows (D240)
 
     select
         order_id,
-        unnest(line_items)                      as line,
-        generate_subscripts(line_items, 1)      as line_number
-    from latest
+        line_number,
+        line.line_item_id,
+        line.sku                                as raw_sku,
+        line.variant_id,
+        line.inventory_item_id,
+        line.title                              as raw_title,
+        line.quantity,
+        line.current_quantity,
+        line.unit_price
+    from (
+        select order_id, unnest(line_items) as line, generate_subscripts(line_items, 1) as line_number
+        from latest
+    )
+
+),
+
+texts as (
+
+    {{ nfkc_per_distinct('unnested', text_inputs, {'sku': 'raw_sku', 'title': 'raw_title'}) }}
 
 )
 
 select
-    cast(line.line_item_id as varchar)                          as line_item_id,
-    cast(order_id as varchar)                                   as order_id,
-    cast(line_number as integer)                                as line_number,
-    {{ nfkc('line.sku') }}                                      as sku,
-    cast(line.variant_id as varchar)                            as variant_id,
-    cast(line.inventory_item_id as varchar)                     as inventory_item_id,
-    {{ nfkc('line.title') }}                                    as title,
-    cast(line.quantity as bigint)                               as quantity,
-    cast(line.current_quantity as bigint)                       as current_quantity,
-    {{ jpy_from_decimal_string('line.unit_price') }}            as unit_price_jpy,
-    cast(line.quantity as bigint)
-        * {{ jpy_from_decimal_string('line.unit_price') }}      as line_total_jpy
+    cast(l.line_item_id as varchar)                             as line_item_id,
+    cast(l.order_id as varchar)                                 as order_id,
+    cast(l.line_number as integer)                              as line_number,
+    t.sku,
+    cast(l.variant_id as varchar)                               as variant_id,
+    cast(l.inventory_item_id as varchar)                        as inventory_item_id,
+    t.title,
+    cast(l.quantity as bigint)                                  as quantity,
+    cast(l.current_quantity as bigint)                          as current_quantity,
+    {{ jpy_from_decimal_string('l.unit_price') }}               as unit_price_jpy,
+    cast(l.quantity as bigint)
+        * {{ jpy_from_decimal_string('l.unit_price') }}         as line_total_jpy
 
-from unnested
+from unnested as l
+left join texts as t
+    on {{ null_safe_match('t', 'l', text_inputs, left_prefix='_input_') }}
