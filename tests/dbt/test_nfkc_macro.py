@@ -24,14 +24,11 @@ COVERED = [0x3000, *range(0xFF01, 0xFFA0), *range(0xFFE0, 0xFFEF)]
 # DuckDB's trim() strips the Unicode space separators (category Zs), not only ' '.
 SPACES = "".join(chr(cp) for cp in range(0x10000) if unicodedata.category(chr(cp)) == "Zs")
 
-JOIN_MACRO = MACROS.with_name("null_safe_match.sql")
 
 
 @pytest.fixture(scope="module")
 def macros():
-    # null_safe_match() lives in its own file: dbt sees every macro file, so the test renders both together.
-    return jinja2.Environment().from_string(MACROS.read_text(encoding="utf-8")
-                                            + JOIN_MACRO.read_text(encoding="utf-8")).module
+    return jinja2.Environment().from_string(MACROS.read_text(encoding="utf-8")).module
 
 
 def reference(text: str | None) -> str | None:
@@ -93,7 +90,7 @@ def test_the_fast_path_characters_never_change(macros) -> None:
 
 def test_normalised_once_per_distinct_buyer_joins_back_to_every_row(macros) -> None:
     """GIVEN orders whose buyer columns repeat across orders, hold NULLs and need NFKC, WHEN the buyers are normalised
-    once per distinct combination (nfkc_per_distinct) and joined back (null_safe_match), THEN every order gets
+    once per distinct combination (nfkc_per_distinct) and joined back on their hash (per_distinct_match), THEN every order gets
     exactly the values nfkc() gives it row by row: none lost, none doubled, NULL matching NULL."""
     family = ["ﾔﾏﾀﾞ", "山田", None, "ＳＭＩＴＨ"]
     phone = ["０９０－１２３４－５６７８", "03-1234-5678", None]
@@ -107,7 +104,7 @@ def test_normalised_once_per_distinct_buyer_joins_back_to_every_row(macros) -> N
     once = con.execute(
         f"with buyers as ({macros.nfkc_per_distinct('landed', inputs, outputs)}) "
         f"select landed.order_id, b.buyer_name, b.buyer_phone, b.buyer_city from landed "
-        f"left join buyers as b on {macros.null_safe_match('b', 'landed', inputs, left_prefix='_input_')} order by 1").fetchall()
+        f"left join buyers as b on {macros.per_distinct_match('b', 'landed', inputs)} order by 1").fetchall()
     per_row = con.execute(
         f"select order_id, {macros.nfkc(outputs['buyer_name'])}, {macros.nfkc('phone')}, {macros.nfkc('city')} "
         f"from landed order by 1").fetchall()

@@ -60,4 +60,4 @@ select
 
 from unnested as i
 left join texts as t
-    on {{ null_safe_match('t', 'i', text_inputs, left_prefix='_input_') }}
+    on {{ per_distinct_match('t', 'i', text_inputs) }}

@@ -61,4 +61,4 @@ select
     cast(i.units as bigint) * cast(i.price_tax_incl as bigint)  as line_total_jpy
 from unnested as i
 left join texts as t
-    on {{ null_safe_match('t', 'i', text_inputs, left_prefix='_input_') }}
+    on {{ per_distinct_match('t', 'i', text_inputs) }}

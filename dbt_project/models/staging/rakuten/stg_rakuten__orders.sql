@@ -65,4 +65,4 @@ select
     cast(_fetched_at as timestamptz)                            as _fetched_at
 from latest
 left join buyers as b
-    on {{ null_safe_match('b', 'latest', buyer_inputs, left_prefix='_input_') }}
+    on {{ per_distinct_match('b', 'latest', buyer_inputs) }}

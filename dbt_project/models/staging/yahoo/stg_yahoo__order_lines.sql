@@ -62,4 +62,4 @@ select
 
 from unnested as l
 left join texts as t
-    on {{ null_safe_match('t', 'l', text_inputs, left_prefix='_input_') }}
+    on {{ per_distinct_match('t', 'l', text_inputs) }}

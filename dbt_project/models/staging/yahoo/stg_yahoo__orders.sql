@@ -67,4 +67,4 @@ select
 
 from latest
 left join buyers as b
-    on {{ null_safe_match('b', 'latest', buyer_inputs, left_prefix='_input_') }}
+    on {{ per_distinct_match('b', 'latest', buyer_inputs) }}
