@@ -717,25 +717,38 @@ def test_incremental_facts_rebuild_identically_and_merge_exactly_the_changed_ord
                        "where column_name = 'order_key' and segment_type = 'VARCHAR'") == [("ZSTD",)]
 
 
-def test_declared_not_null_names_each_column_that_holds_nulls(happy_build, tmp_path):
-    """The not-null constraints of a model's columns are checked by one `declared_not_null` test per model (D175):
-    GIVEN a copy of a passing build's warehouse with nulls put into two declared columns of dim_channel, THEN
-    that model's test fails and its failing rows name exactly those columns and how many rows are null."""
+def _failing_test_on_a_damaged_copy(happy_build, tmp_path, damage: list[tuple[str, list]], select: str,
+                                    test_prefix: str) -> DbtResult:
+    """Copy a passing build's warehouse, run the `damage` statements on the copy, then `dbt test --select select
+    --store-failures` on it: the one test selected must fail (its failing rows are then in dbt_test__audit)."""
     import duckdb
 
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copyfile(happy_build.warehouse, warehouse)
     con = duckdb.connect(str(warehouse))
-    con.execute("update main.dim_channel set name_en = null where channel in ('shopify', 'rakuten')")
-    con.execute("update main.dim_channel set price_step = null where channel = 'amazon'")
+    for sql, params in damage:
+        con.execute(sql, params)
     con.close()
 
-    result = run_dbt(tmp_path, "test", "--select", "dim_channel,test_name:declared_not_null", "--store-failures",
+    result = run_dbt(tmp_path, "test", "--select", select, "--store-failures",
                      warehouse=warehouse, landing=happy_build.warehouse.parent / "landing")
 
     assert result.returncode != 0
     (test_id,) = result.statuses()
-    assert test_id.startswith("test.ichigen.declared_not_null_dim_channel") and result.statuses()[test_id] == "fail"
+    assert test_id.startswith(f"test.ichigen.{test_prefix}") and result.statuses()[test_id] == "fail", test_id
+    return result
+
+
+def test_declared_not_null_names_each_column_that_holds_nulls(happy_build, tmp_path):
+    """The not-null constraints of a model's columns are checked by one `declared_not_null` test per model (D175):
+    GIVEN a copy of a passing build's warehouse with nulls put into two declared columns of dim_channel, THEN
+    that model's test fails and its failing rows name exactly those columns and how many rows are null."""
+    result = _failing_test_on_a_damaged_copy(
+        happy_build, tmp_path,
+        [("update main.dim_channel set name_en = null where channel in ('shopify', 'rakuten')", []),
+         ("update main.dim_channel set price_step = null where channel = 'amazon'", [])],
+        "dim_channel,test_name:declared_not_null", "declared_not_null_dim_channel")
+
     failures = result.query("select column_name, null_rows from dbt_test__audit.declared_not_null_dim_channel_ "
                             "order by column_name")
     assert failures == [("name_en", 2), ("price_step", 1)]
@@ -745,22 +758,11 @@ def test_unique_reports_each_repeated_key_with_its_count(happy_build, tmp_path):
     """dbt's `unique` is worked out from the key's hashes first (D238): GIVEN a copy of a passing build's
     warehouse where one channel of dim_channel appears three times and another twice, THEN the model's unique test
     fails with exactly those two keys and how many rows each has, as dbt's own test reports them."""
-    import duckdb
+    copy_one = "insert into main.dim_channel select * from main.dim_channel where channel = ? limit 1"
+    result = _failing_test_on_a_damaged_copy(
+        happy_build, tmp_path, [(copy_one, ["rakuten"]), (copy_one, ["rakuten"]), (copy_one, ["yahoo"])],
+        "dim_channel,test_name:unique", "unique_dim_channel_channel")
 
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(happy_build.warehouse, warehouse)
-    con = duckdb.connect(str(warehouse))
-    for _ in range(2):
-        con.execute("insert into main.dim_channel select * from main.dim_channel where channel = 'rakuten' limit 1")
-    con.execute("insert into main.dim_channel select * from main.dim_channel where channel = 'yahoo'")
-    con.close()
-
-    result = run_dbt(tmp_path, "test", "--select", "dim_channel,test_name:unique", "--store-failures",
-                     warehouse=warehouse, landing=happy_build.warehouse.parent / "landing")
-
-    assert result.returncode != 0
-    (test_id,) = result.statuses()
-    assert test_id.startswith("test.ichigen.unique_dim_channel_channel") and result.statuses()[test_id] == "fail"
     assert result.query("select unique_field, n_records from dbt_test__audit.unique_dim_channel_channel "
                         "order by unique_field") == [("rakuten", 3), ("yahoo", 2)]
 
@@ -770,26 +772,18 @@ def test_relationships_carrying_columns_names_orphans_and_lines_that_disagree_wi
     line carries are the order's (D237): GIVEN a copy of a passing build's warehouse where one order was deleted
     from fct_orders and another order's line was given a different status, THEN the test fails with exactly
     those two lines, the first marked as missing its order, the second showing both statuses."""
-    import duckdb
-
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(happy_build.warehouse, warehouse)
-    con = duckdb.connect(str(warehouse))
-    lines = con.execute("select order_key, order_status from main.fct_order_lines "
-                        "where order_key in (select order_key from main.fct_order_lines group by order_key "
-                        "having count(*) = 1) and order_status <> 'returned' order by order_key").fetchall()
+    lines = happy_build.query("select order_key, order_status from main.fct_order_lines "
+                              "where order_key in (select order_key from main.fct_order_lines group by order_key "
+                              "having count(*) = 1) and order_status <> 'returned' order by order_key")
     assert len(lines) >= 2, lines
     (orphan_order, orphan_status), (changed_order, changed_status) = lines[0], lines[-1]
-    con.execute("delete from main.fct_orders where order_key = ?", [orphan_order])
-    con.execute("update main.fct_order_lines set order_status = 'returned' where order_key = ?", [changed_order])
-    con.close()
 
-    result = run_dbt(tmp_path, "test", "--select", "fct_order_lines,test_name:relationships_carrying_columns",
-                     "--store-failures", warehouse=warehouse, landing=happy_build.warehouse.parent / "landing")
+    result = _failing_test_on_a_damaged_copy(
+        happy_build, tmp_path,
+        [("delete from main.fct_orders where order_key = ?", [orphan_order]),
+         ("update main.fct_order_lines set order_status = 'returned' where order_key = ?", [changed_order])],
+        "fct_order_lines,test_name:relationships_carrying_columns", "relationships_carrying_columns_fct_order_lines")
 
-    assert result.returncode != 0
-    (test_id,) = result.statuses()
-    assert result.statuses()[test_id] == "fail"
     (audit_table,) = result.query("select table_name from information_schema.tables where table_schema = "
                                   "'dbt_test__audit' and table_name like 'relationships_carrying_columns%'")[0]
     failures = result.query(f"select child_key, parent_missing, order_status, parent_status "
