@@ -26,7 +26,7 @@ unnested as materialized (  -- read twice: its distinct texts, its rows (D240)
         item.title                              as raw_title,
         item.quantity_ordered,
         item.quantity_fulfilled,
-        item.unit_price
+        {{ jpy_from_decimal_string('item.unit_price') }}  as unit_price_jpy
     from (
         select order_id, fulfillment_status, unnest(order_items) as item,
                generate_subscripts(order_items, 1) as line_number
@@ -54,9 +54,8 @@ select
     case when i.fulfillment_status = 'CANCELLED' then 0
          else cast(i.quantity_ordered as bigint) end            as current_quantity,
     cast(i.quantity_fulfilled as bigint)                        as quantity_fulfilled,
-    {{ jpy_from_decimal_string('i.unit_price') }}               as unit_price_jpy,
-    cast(i.quantity_ordered as bigint)
-        * {{ jpy_from_decimal_string('i.unit_price') }}         as line_total_jpy
+    i.unit_price_jpy,
+    cast(i.quantity_ordered as bigint) * i.unit_price_jpy              as line_total_jpy
 
 from unnested as i
 left join texts as t

@@ -26,7 +26,7 @@ unnested as materialized (  -- read twice: its distinct texts, its rows (D240)
         line.title                              as raw_title,
         line.quantity,
         line.current_quantity,
-        line.unit_price
+        {{ jpy_from_decimal_string('line.unit_price') }}  as unit_price_jpy
     from (
         select order_id, unnest(line_items) as line, generate_subscripts(line_items, 1) as line_number
         from latest
@@ -50,9 +50,8 @@ select
     t.title,
     cast(l.quantity as bigint)                                  as quantity,
     cast(l.current_quantity as bigint)                          as current_quantity,
-    {{ jpy_from_decimal_string('l.unit_price') }}               as unit_price_jpy,
-    cast(l.quantity as bigint)
-        * {{ jpy_from_decimal_string('l.unit_price') }}         as line_total_jpy
+    l.unit_price_jpy,
+    cast(l.quantity as bigint) * l.unit_price_jpy                      as line_total_jpy
 
 from unnested as l
 left join texts as t
