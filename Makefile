@@ -28,7 +28,8 @@ $(UV):
 # --compile-bytecode: uv does not write .pyc files by itself, and where PYTHONDONTWRITEBYTECODE is set nothing
 # else does, so every dbt, Dagster or test process would compile its imports again (dbt's start-up: 3.9 s → 1.9 s,
 # DECISIONS.md D241).
-$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+# native/ (the page scanner, C) is built by uv from source: a change to it re-syncs.
+$(VENV)/.synced: uv.lock pyproject.toml native/pyproject.toml native/ichigen_pagescan.c | $(UV)
 	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 

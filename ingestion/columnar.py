@@ -334,9 +334,17 @@ def _run(sql: str, **tables: pa.Table) -> pa.Table:
             con.unregister(name)
 
 
-def map_pages(mapping: NodeMapping, pages: Sequence[str | bytes]) -> Mapped:
+def map_pages(mapping: NodeMapping, pages: Sequence[str | bytes], *, native: bool = True) -> Mapped:
     """Map the nodes of every page (the whole GraphQL answer as JSON text, str or the response bytes) in one
-    vectorised pass."""
+    vectorised pass: natively when every page is within the fast path (`ingestion.pagescan`, D243), else in
+    DuckDB, which also words why a node cannot land. `native=False`: DuckDB only (the reference the fast
+    path is tested against)."""
+    if native:
+        from ingestion.pagescan import map_pages as scan_pages  # (it imports this module's declarations)
+
+        scanned = scan_pages(mapping, pages)
+        if scanned is not None:
+            return Mapped(scanned, [])
     # register + sql: the relation API's from_arrow(...).query(...) binds the statement twice
     result = _run(mapping.sql, docs=_docs(pages, mapping.label))
     ok = result.column("ok")
