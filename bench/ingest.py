@@ -11,9 +11,10 @@ lines per order in this world; the count is in the notes). rows/s = orders / sec
 names) are reported in the notes, not counted.
 
 (a) ichigen: `ichigen_land` — exactly what `ingestion.shopify.ingest(config, "orders")` does with the pages
-    once they are fetched: `map_page_texts` (`ingestion.columnar`: DuckDB parses, validates and types every
-    node; bad nodes → quarantine) and `land_and_report` (quarantine file, then the batch: zstd Parquet, fsync,
-    atomic rename), one batch per ingest run's page bound (`max_pages`).
+    once they are fetched: `map_page_texts` (`ingestion.columnar`: the native scanner of `ingestion.pagescan`
+    types every node in one pass when all pages are within its fast path, as the sandbox's are; else DuckDB
+    parses, validates and types them, bad nodes → quarantine) and `land_and_report` (quarantine file, then the
+    batch: zstd Parquet, fsync, atomic rename), one batch per ingest run's page bound (`max_pages`).
 (b) dlt: a pipeline fed the same parsed pages (a resource yielding each page's order nodes), destination
     `filesystem` with a local bucket_url in tmp, `loader_file_format="parquet"`; timed over `pipeline.run`
     (extract → normalize → load). dlt gets its pages already parsed (json.loads outside its clock);

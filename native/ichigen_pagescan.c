@@ -77,6 +77,7 @@ static int buf_reserve(Buf *b, size_t more) {
     return 1;
 }
 static int buf_put(Buf *b, const void *src, size_t n) {
+    if (n == 0) return !b->failed; /* (memcpy into a buffer not yet allocated) */
     if (!buf_reserve(b, n)) return 0;
     memcpy(b->buf + b->len, src, n);
     b->len += n;
@@ -206,7 +207,11 @@ static int scan_int(Scan *s, int64_t *value) {
     if (p >= end || *p < '0' || *p > '9') return 0;
     const unsigned char *digits = p;
     int64_t v = 0;
-    while (p < end && *p >= '0' && *p <= '9') { v = v * 10 + (*p - '0'); p++; if (p - digits > 18) return 0; }
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (p - digits == 18) return 0; /* a 19th digit: beyond what every int64 holds */
+        v = v * 10 + (*p - '0');
+        p++;
+    }
     if ((digits[0] == '0' && p - digits > 1) || (negative && v == 0)) return 0;
     if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) return 0;
     *value = negative ? -v : v;
