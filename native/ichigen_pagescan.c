@@ -248,34 +248,36 @@ static int scan_literal(Scan *s, const char *word, size_t n) {
     return 1;
 }
 
-static int skip_value(Scan *s);
-
-static int skip_object(Scan *s) {
-    if (++s->depth > MAX_DEPTH) return 0;
-    s->p++; /* { */
-    if (s->p < s->end && *s->p == '}') { s->p++; s->depth--; return 1; }
-    for (;;) {
-        const unsigned char *k; size_t kl; int ke;
-        if (!scan_string(s, &k, &kl, &ke)) return 0;
-        if (s->p >= s->end || *s->p != ':') return 0;
-        s->p++;
-        if (!skip_value(s)) return 0;
-        if (s->p >= s->end) return 0;
-        if (*s->p == ',') { s->p++; continue; }
-        if (*s->p == '}') { s->p++; s->depth--; return 1; }
-        return 0;
-    }
+/* After a member or element: `,` -> MORE, the closing bracket -> CLOSED (both consumed), else BAD. */
+enum { BAD = 0, MORE = 1, CLOSED = 2 };
+static int after_item(Scan *s, unsigned char close) {
+    if (s->p >= s->end) return BAD;
+    if (*s->p == ',') { s->p++; return MORE; }
+    if (*s->p == close) { s->p++; return CLOSED; }
+    return BAD;
 }
 
-static int skip_array(Scan *s) {
+/* A member's key and its colon. */
+static int scan_key(Scan *s, const unsigned char **key, size_t *len, int *escaped) {
+    if (!scan_string(s, key, len, escaped) || s->p >= s->end || *s->p != ':') return 0;
+    s->p++;
+    return 1;
+}
+
+static int skip_value(Scan *s);
+
+/* An object (close '}': members with keys) or an array (close ']'), skipped but checked. */
+static int skip_container(Scan *s, unsigned char close) {
     if (++s->depth > MAX_DEPTH) return 0;
-    s->p++; /* [ */
-    if (s->p < s->end && *s->p == ']') { s->p++; s->depth--; return 1; }
+    s->p++; /* { or [ */
+    if (s->p < s->end && *s->p == close) { s->p++; s->depth--; return 1; }
     for (;;) {
+        const unsigned char *k; size_t kl; int ke;
+        if (close == '}' && !scan_key(s, &k, &kl, &ke)) return 0;
         if (!skip_value(s)) return 0;
-        if (s->p >= s->end) return 0;
-        if (*s->p == ',') { s->p++; continue; }
-        if (*s->p == ']') { s->p++; s->depth--; return 1; }
+        int next = after_item(s, close);
+        if (next == MORE) continue;
+        if (next == CLOSED) { s->depth--; return 1; }
         return 0;
     }
 }
@@ -284,8 +286,8 @@ static int skip_value(Scan *s) {
     if (s->p >= s->end) return 0;
     const unsigned char *k; size_t kl; int ke; int64_t v;
     switch (*s->p) {
-        case '{': return skip_object(s);
-        case '[': return skip_array(s);
+        case '{': return skip_container(s, '}');
+        case '[': return skip_container(s, ']');
         case '"': return scan_string(s, &k, &kl, &ke);
         case 't': return scan_literal(s, "true", 4);
         case 'f': return scan_literal(s, "false", 5);
@@ -387,6 +389,20 @@ static int set_null(Column *c) {
 static int scan_object(Scan *s, const Shape *shape, int level);
 static int scan_record(Scan *s, const Shape *shape, int level);
 
+/* A text list's element: a string, appended to the list's child buffers. */
+static int scan_list_text(Scan *s, Column *c) {
+    const unsigned char *v; size_t n; int escaped;
+    return scan_string(s, &v, &n, &escaped) && put_unescaped(&c->child_data, v, n, escaped)
+           && buf_put_i32(&c->child_offsets, (int64_t)(c->child_data.len));
+}
+
+/* A record list's element: an object, one row of the next level. */
+static int scan_list_record(Scan *s, const Shape *shape, int level) {
+    if (s->p >= s->end || *s->p != '{') return 0;
+    s->rows[level]++;
+    return scan_record(s, shape, level);
+}
+
 /* The value at s->p for entry e (its column already checked as not yet set for this row). */
 static int scan_entry(Scan *s, const Entry *e, int level) {
     Column *c = e->column >= 0 ? &s->columns[e->column] : NULL;
@@ -414,26 +430,7 @@ static int scan_entry(Scan *s, const Entry *e, int level) {
             if (!scan_int(s, &x)) return 0;
             c->count++;
             return buf_put_u8(&c->valid, 1) && buf_put_i64(&c->data, x);
-        case K_TEXT_LIST:
-            if (s->p >= s->end || *s->p != '[') return 0;
-            s->p++;
-            if (s->p < s->end && *s->p == ']') {
-                s->p++;
-            } else {
-                for (;;) {
-                    if (!scan_string(s, &v, &n, &escaped)) return 0;
-                    if (!put_unescaped(&c->child_data, v, n, escaped)
-                        || !buf_put_i32(&c->child_offsets, (int64_t)c->child_data.len))
-                        return 0;
-                    c->child_count++;
-                    if (s->p >= s->end) return 0;
-                    if (*s->p == ',') { s->p++; continue; }
-                    if (*s->p == ']') { s->p++; break; }
-                    return 0;
-                }
-            }
-            c->count++;
-            return buf_put_u8(&c->valid, 1) && buf_put_i32(&c->offsets, c->child_count);
+        case K_TEXT_LIST: /* a list of strings, or of records whose leaves are the next level's columns */
         case K_OBJECT_LIST:
             if (s->p >= s->end || *s->p != '[' || level + 1 >= MAX_LEVELS) return 0;
             s->p++;
@@ -441,13 +438,12 @@ static int scan_entry(Scan *s, const Entry *e, int level) {
                 s->p++;
             } else {
                 for (;;) {
-                    if (s->p >= s->end || *s->p != '{') return 0;
-                    s->rows[level + 1]++;
-                    if (!scan_record(s, e->child, level + 1)) return 0;
+                    if (!(e->kind == K_TEXT_LIST ? scan_list_text(s, c) : scan_list_record(s, e->child, level + 1)))
+                        return 0;
                     c->child_count++;
-                    if (s->p >= s->end) return 0;
-                    if (*s->p == ',') { s->p++; continue; }
-                    if (*s->p == ']') { s->p++; break; }
+                    int next = after_item(s, ']');
+                    if (next == MORE) continue;
+                    if (next == CLOSED) break;
                     return 0;
                 }
             }
@@ -485,9 +481,7 @@ static int scan_object(Scan *s, const Shape *shape, int level) {
     } else {
         for (;;) {
             const unsigned char *k; size_t kl; int ke;
-            if (!scan_string(s, &k, &kl, &ke)) return 0;
-            if (s->p >= s->end || *s->p != ':') return 0;
-            s->p++;
+            if (!scan_key(s, &k, &kl, &ke)) return 0;
             int found = -1;
             if (!ke) {
                 for (int i = 0; i < shape->n; i++) {
@@ -502,9 +496,9 @@ static int scan_object(Scan *s, const Shape *shape, int level) {
                 seen |= 1ULL << found;
                 if (!scan_entry(s, &shape->entries[found], level)) return 0;
             }
-            if (s->p >= s->end) return 0;
-            if (*s->p == ',') { s->p++; continue; }
-            if (*s->p == '}') { s->p++; break; }
+            int next = after_item(s, '}');
+            if (next == MORE) continue;
+            if (next == CLOSED) break;
             return 0;
         }
     }
@@ -539,10 +533,9 @@ static int scan_nodes(Scan *s, const Shape *shape, Column *raw) {
         if (!buf_put(&raw->data, start, (size_t)(s->p - start))
             || !buf_put_i32(&raw->offsets, (int64_t)raw->data.len) || !buf_put_u8(&raw->valid, 1))
             return 0;
-        if (s->p >= s->end) return 0;
-        if (*s->p == ',') { s->p++; continue; }
-        if (*s->p == ']') { s->p++; return 1; }
-        return 0;
+        int next = after_item(s, ']');
+        if (next == MORE) continue;
+        return next == CLOSED;
     }
 }
 
@@ -555,9 +548,7 @@ static int scan_path(Scan *s, const Path *path, int step, const Shape *shape, Co
     if (s->p < s->end && *s->p == '}') return 0;
     for (;;) {
         const unsigned char *k; size_t kl; int ke;
-        if (!scan_string(s, &k, &kl, &ke)) return 0;
-        if (s->p >= s->end || *s->p != ':') return 0;
-        s->p++;
+        if (!scan_key(s, &k, &kl, &ke)) return 0;
         if (!ke && (size_t)path->lens[step] == kl && memcmp(path->keys[step], k, kl) == 0) {
             if (seen++) return 0;
             if (step + 1 == path->n ? !scan_nodes(s, shape, raw) : !scan_path(s, path, step + 1, shape, raw))
@@ -565,9 +556,9 @@ static int scan_path(Scan *s, const Path *path, int step, const Shape *shape, Co
         } else if (!skip_value(s)) {
             return 0;
         }
-        if (s->p >= s->end) return 0;
-        if (*s->p == ',') { s->p++; continue; }
-        if (*s->p == '}') { s->p++; break; }
+        int next = after_item(s, '}');
+        if (next == MORE) continue;
+        if (next == CLOSED) break;
         return 0;
     }
     s->depth--;
