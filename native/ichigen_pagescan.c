@@ -59,6 +59,7 @@ typedef struct {
     const unsigned char *p, *end;
     int depth;
     int in_node; /* inside a node every number must be a canonical integer (it is part of `_raw`) */
+    int rewrite; /* the node being scanned holds an escape DuckDB would write otherwise */
     Column *columns;
     int ncolumns;
     int64_t rows[MAX_LEVELS]; /* rows started per level */
@@ -96,7 +97,18 @@ static void buf_free(Buf *b) { free(b->buf); b->buf = NULL; b->len = b->cap = 0;
 static int hexval(unsigned char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1; /* DuckDB writes upper-case hex: lower case is not canonical */
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+static int hex4(const unsigned char *p) { /* the four hex digits of a \u escape, or -1 */
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    return v;
 }
 
 /* One UTF-8 sequence starting at p (a byte >= 0x80): its length, or 0 when invalid (overlong, surrogate, >
@@ -127,9 +139,47 @@ static void init_special(void) {
     for (int c = 0; c < 256; c++) SPECIAL[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
 }
 
+/* The escape at p (on its backslash, within a string ending before `end`): the code point it stands for and
+ * its length (a surrogate pair is one escape of 12 bytes), or 0 when it is not a valid JSON escape (a lone
+ * surrogate included). *canonical: whether DuckDB's JSON writer would write this very escape again -- \" \\ \b
+ * \f \n \r \t, and \u00XX in upper-case hex for the other control characters. */
+static int read_escape(const unsigned char *p, const unsigned char *end, uint32_t *code, int *canonical) {
+    if (end - p < 2) return 0;
+    *canonical = 1;
+    switch (p[1]) {
+        case '"': *code = '"'; return 2;
+        case '\\': *code = '\\'; return 2;
+        case 'b': *code = '\b'; return 2;
+        case 'f': *code = '\f'; return 2;
+        case 'n': *code = '\n'; return 2;
+        case 'r': *code = '\r'; return 2;
+        case 't': *code = '\t'; return 2;
+        case '/': *code = '/'; *canonical = 0; return 2;
+        case 'u': break;
+        default: return 0;
+    }
+    if (end - p < 6) return 0;
+    int v = hex4(p + 2);
+    if (v < 0) return 0;
+    if (v >= 0xDC00 && v <= 0xDFFF) return 0; /* a low surrogate first */
+    if (v >= 0xD800 && v <= 0xDBFF) {
+        if (end - p < 12 || p[6] != '\\' || p[7] != 'u') return 0;
+        int low = hex4(p + 8);
+        if (low < 0xDC00 || low > 0xDFFF) return 0;
+        *code = 0x10000 + (((uint32_t)v - 0xD800) << 10) + ((uint32_t)low - 0xDC00);
+        *canonical = 0;
+        return 12;
+    }
+    *code = (uint32_t)v;
+    int short_form = v == 0x08 || v == 0x09 || v == 0x0A || v == 0x0C || v == 0x0D;
+    *canonical = v < 0x20 && !short_form && p[2] == '0' && p[3] == '0' && hexval(p[4]) >= 0 && p[4] <= 'F'
+                 && (p[5] <= '9' || (p[5] >= 'A' && p[5] <= 'F'));
+    return 6;
+}
+
 /* A string at s->p (on its opening quote). On success: s->p after the closing quote, `start` and `len` the raw
- * content, *escaped whether it holds escapes. Only DuckDB's own escapes are canonical: \" \\ \b \f \n \r \t and
- * \u00XX (upper-case hex) for the other control characters. */
+ * content, *escaped whether it holds escapes; s->rewrite is set when some escape is not in DuckDB's own form
+ * (then the node's `_raw` is written again in that form, as DuckDB would). */
 static int scan_string(Scan *s, const unsigned char **start, size_t *len, int *escaped) {
     const unsigned char *p = s->p, *end = s->end;
     if (p >= end || *p != '"') return 0;
@@ -147,54 +197,96 @@ static int scan_string(Scan *s, const unsigned char **start, size_t *len, int *e
         }
         if (c < 0x20) return 0;
         if (c == '\\') {
-            *escaped = 1;
-            if (end - p < 2) return 0;
-            unsigned char e = p[1];
-            if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
-                p += 2;
-                continue;
-            }
-            if (e != 'u' || end - p < 6 || p[2] != '0' || p[3] != '0') return 0;
-            int hi = hexval(p[4]), lo = hexval(p[5]);
-            if (hi < 0 || lo < 0) return 0;
-            int code = hi * 16 + lo;
-            if (code >= 0x20 || code == 0x08 || code == 0x09 || code == 0x0A || code == 0x0C || code == 0x0D) return 0;
-            p += 6;
-            continue;
-        }
-        if (c >= 0x80) {
-            int n = utf8_len(p, end);
+            uint32_t code;
+            int canonical, n = read_escape(p, end, &code, &canonical);
             if (!n) return 0;
+            *escaped = 1;
+            if (!canonical) s->rewrite = 1;
             p += n;
             continue;
         }
-        p++;
+        int n = utf8_len(p, end);
+        if (!n) return 0;
+        p += n;
     }
     return 0;
 }
 
-/* Append the string's value (escapes decoded) to b. */
+static int put_utf8(Buf *b, uint32_t code) {
+    unsigned char out[4];
+    int n;
+    if (code < 0x80) { out[0] = (unsigned char)code; n = 1; }
+    else if (code < 0x800) { out[0] = (unsigned char)(0xC0 | (code >> 6)); out[1] = (unsigned char)(0x80 | (code & 0x3F)); n = 2; }
+    else if (code < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (code >> 12));
+        out[1] = (unsigned char)(0x80 | ((code >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (code & 0x3F));
+        n = 3;
+    } else {
+        out[0] = (unsigned char)(0xF0 | (code >> 18));
+        out[1] = (unsigned char)(0x80 | ((code >> 12) & 0x3F));
+        out[2] = (unsigned char)(0x80 | ((code >> 6) & 0x3F));
+        out[3] = (unsigned char)(0x80 | (code & 0x3F));
+        n = 4;
+    }
+    return buf_put(b, out, (size_t)n);
+}
+
+/* Append the string's value (escapes decoded; the string was checked by scan_string) to b. */
 static int put_unescaped(Buf *b, const unsigned char *p, size_t len, int escaped) {
     if (!escaped) return buf_put(b, p, len);
     const unsigned char *end = p + len;
     while (p < end) {
-        if (*p != '\\') {
-            if (!buf_put_u8(b, *p)) return 0;
+        const unsigned char *run = p;
+        while (p < end && *p != '\\') p++;
+        if (!buf_put(b, run, (size_t)(p - run))) return 0;
+        if (p >= end) break;
+        uint32_t code;
+        int canonical, n = read_escape(p, end, &code, &canonical);
+        if (!n || !put_utf8(b, code)) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+/* Append the node text [p, end) -- already checked -- with every escape in DuckDB's own form: what DuckDB
+ * writes for `_raw` when the source escaped otherwise (`\u0026`, `\/`, `\u00e9`, a surrogate pair...). */
+static int put_canonical(Buf *b, const unsigned char *p, const unsigned char *end) {
+    static const char hex[] = "0123456789ABCDEF";
+    int in_string = 0;
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p != '"' && *p != '\\') p++;
+        if (!buf_put(b, run, (size_t)(p - run))) return 0;
+        if (p >= end) break;
+        if (*p == '"') {
+            in_string = !in_string;
+            if (!buf_put_u8(b, '"')) return 0;
             p++;
             continue;
         }
-        unsigned char e = p[1], out;
-        switch (e) {
-            case 'b': out = '\b'; break;
-            case 'f': out = '\f'; break;
-            case 'n': out = '\n'; break;
-            case 'r': out = '\r'; break;
-            case 't': out = '\t'; break;
-            case 'u': out = (unsigned char)(hexval(p[4]) * 16 + hexval(p[5])); p += 4; break;
-            default: out = e; break; /* " and \ */
+        uint32_t code; /* a backslash: only inside strings */
+        int canonical, n = read_escape(p, end, &code, &canonical);
+        if (!n || !in_string) return 0;
+        p += n;
+        if (canonical) {
+            if (!buf_put(b, p - n, (size_t)n)) return 0;
+        } else if (code == '"' || code == '\\') {
+            unsigned char out[2] = {'\\', (unsigned char)code};
+            if (!buf_put(b, out, 2)) return 0;
+        } else if (code < 0x20) {
+            const char *short_forms = "\b\f\n\r\t", *letters = "bfnrt";
+            const char *at = code ? strchr(short_forms, (int)code) : NULL;
+            if (at) {
+                unsigned char out[2] = {'\\', (unsigned char)letters[at - short_forms]};
+                if (!buf_put(b, out, 2)) return 0;
+            } else {
+                unsigned char out[6] = {'\\', 'u', '0', '0', (unsigned char)hex[code >> 4], (unsigned char)hex[code & 15]};
+                if (!buf_put(b, out, 6)) return 0;
+            }
+        } else if (!put_utf8(b, code)) {
+            return 0;
         }
-        if (!buf_put_u8(b, out)) return 0;
-        p += 2;
     }
     return 1;
 }
@@ -482,12 +574,11 @@ static int scan_object(Scan *s, const Shape *shape, int level) {
         for (;;) {
             const unsigned char *k; size_t kl; int ke;
             if (!scan_key(s, &k, &kl, &ke)) return 0;
+            if (ke) return 0; /* an escaped key: which declared key it names is DuckDB's to say */
             int found = -1;
-            if (!ke) {
-                for (int i = 0; i < shape->n; i++) {
-                    const Entry *e = &shape->entries[i];
-                    if ((size_t)e->key_len == kl && memcmp(e->key, k, kl) == 0) { found = i; break; }
-                }
+            for (int i = 0; i < shape->n && found < 0; i++) {
+                const Entry *e = &shape->entries[i];
+                if ((size_t)e->key_len == kl && memcmp(e->key, k, kl) == 0) found = i;
             }
             if (found < 0) {
                 if (!skip_value(s)) return 0;
@@ -527,10 +618,11 @@ static int scan_nodes(Scan *s, const Shape *shape, Column *raw) {
         const unsigned char *start = s->p;
         s->rows[0]++;
         s->in_node = 1;
+        s->rewrite = 0;
         if (!scan_record(s, shape, 0)) return 0;
         s->in_node = 0;
         raw->count++;
-        if (!buf_put(&raw->data, start, (size_t)(s->p - start))
+        if (!(s->rewrite ? put_canonical(&raw->data, start, s->p) : buf_put(&raw->data, start, (size_t)(s->p - start)))
             || !buf_put_i32(&raw->offsets, (int64_t)raw->data.len) || !buf_put_u8(&raw->valid, 1))
             return 0;
         int next = after_item(s, ']');
@@ -549,7 +641,8 @@ static int scan_path(Scan *s, const Path *path, int step, const Shape *shape, Co
     for (;;) {
         const unsigned char *k; size_t kl; int ke;
         if (!scan_key(s, &k, &kl, &ke)) return 0;
-        if (!ke && (size_t)path->lens[step] == kl && memcmp(path->keys[step], k, kl) == 0) {
+        if (ke) return 0;
+        if ((size_t)path->lens[step] == kl && memcmp(path->keys[step], k, kl) == 0) {
             if (seen++) return 0;
             if (step + 1 == path->n ? !scan_nodes(s, shape, raw) : !scan_path(s, path, step + 1, shape, raw))
                 return 0;
