@@ -17,8 +17,8 @@ mutated ones.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
@@ -35,8 +35,7 @@ _ARROW = {TEXT: pa.string(), MONEY: pa.string(), TIMESTAMP: pa.timestamp("us", t
           TEXT_LIST: pa.list_(pa.string())}
 # pages per native call when a call's pages are split across threads (the GIL is released while scanning)
 MIN_PAGES_PER_THREAD = 32
-THREADS = max(1, os.cpu_count() or 1)
-_pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="pagescan")
+THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -151,12 +150,29 @@ def map_pages(mapping: NodeMapping, pages: Sequence[str | bytes]) -> pa.Table | 
     plan = plan_of(mapping)
     blobs = [p.encode() if isinstance(p, str) else p for p in pages]
     parts = max(1, min(THREADS, len(blobs) // MIN_PAGES_PER_THREAD))
-    if parts == 1:
-        results = [scan(blobs, plan.native)]
-    else:
-        size = -(-len(blobs) // parts)
-        results = list(_pool.map(lambda start: scan(blobs[start:start + size], plan.native),
-                                 range(0, len(blobs), size)))
+    size = max(1, -(-len(blobs) // parts))
+    chunks = [blobs[start:start + size] for start in range(0, len(blobs), size)] or [[]]
+    results: list = [None] * len(chunks)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = scan(chunks[i], plan.native)
+        except BaseException as exc:  # raised on the caller's thread below, not lost in a helper's
+            errors.append(exc)
+
+    # the other parts on threads of their own, started per call (no pool: nothing to break across a fork),
+    # the first part on the caller's thread
+    helpers = [threading.Thread(target=run, args=(i,), name="pagescan") for i in range(1, len(chunks))]
+    for helper in helpers:
+        helper.start()
+    try:
+        run(0)
+    finally:
+        for helper in helpers:
+            helper.join()
+    if errors:
+        raise errors[0]
     if any(r is None for r in results):
         return None
     batches = [_batch(plan, r) for r in results]
