@@ -210,10 +210,11 @@ def test_forms_left_to_duckdb_fall_back_and_land_as_before(node, pages):
         assert_same([*pages[:2], text])
 
 
-def test_an_empty_page_stays_on_the_fast_path():
-    text = page_of([])
-    assert scan_pages(MAPPING, [text]) is not None
-    assert_same([text])
+def test_an_empty_page_and_no_pages_stay_on_the_fast_path():
+    for call in ([page_of([])], []):
+        table = scan_pages(MAPPING, call)
+        assert table is not None and table.num_rows == 0 and table.column_names[-1] == "_raw"
+        assert_same(call)
 
 
 def test_page_level_numbers_and_trailing_space_stay_on_the_fast_path(node):
