@@ -79,11 +79,16 @@ def label(order_lines: int) -> str:
     return str(order_lines)
 
 
+def is_cached(order_lines: int, seed: int = DEFAULT_SEED) -> bool:
+    """Whether the landing for `order_lines` lines is complete in the cache."""
+    return (cache_dir(order_lines, seed) / "complete.json").exists()
+
+
 def ensure_landing(order_lines: int, seed: int = DEFAULT_SEED, log=print) -> tuple[Path, dict]:
     """The landing root for `order_lines` lines (built unless cached) and its manifest."""
     root = cache_dir(order_lines, seed)
     done = root / "complete.json"
-    if done.exists():
+    if is_cached(order_lines, seed):
         return root / "landing", json.loads(done.read_text(encoding="utf-8"))
     started = time.perf_counter()
     base_done = root / "base.json"

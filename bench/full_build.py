@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from bench import Result, Scale
-from bench.big_landing import DEFAULT_SEED, cache_dir, ensure_landing, label
+from bench.big_landing import DEFAULT_SEED, cache_dir, ensure_landing, is_cached, label
 
 ORDER_LINES_ENV = "ICHIGEN_BENCH_ORDER_LINES"
 ORDER_LINES = {"full": 10_000_000, "quick": 100_000}
@@ -125,7 +125,7 @@ def build_and_publish(lines: int, log=print) -> dict:
     from ichigen.publish import BuildReport, publish
     from ichigen.warehouse import DBT_PROJECT_DIR, PRODUCTION_BUILD_ARGS
 
-    if not (cache_dir(lines) / "complete.json").exists():  # built elsewhere: see the module docstring (RSS)
+    if not is_cached(lines):  # built in a process of its own: see the module docstring (RSS)
         subprocess.run([sys.executable, "-m", "bench.big_landing", "--order-lines", str(lines),
                         "--seed", str(DEFAULT_SEED)], check=True, timeout=3600)
     landing, manifest = ensure_landing(lines, log=log)
@@ -156,7 +156,8 @@ def build_and_publish(lines: int, log=print) -> dict:
     nodes = _node_times(run_results)
     measured = {"order_lines": manifest["order_lines"], "orders": manifest["orders"], "dbt_build_s": dbt_s,
                 "dbt_cpu_s": dbt_cpu_s, "publish_s": publish_s, "total_s": dbt_s + publish_s,
-                "dbt_peak_rss_mb": own_rss, "tree_peak_rss_mb": tree_rss, "dbt_ru_maxrss_mb": maxrss, "models_built": report.models_built,
+                "dbt_peak_rss_mb": own_rss, "tree_peak_rss_mb": tree_rss, "dbt_ru_maxrss_mb": maxrss,
+                "models_built": report.models_built,
                 "tests_passed": report.tests_passed, "dbt_elapsed_s": run_results.get("elapsed_time"),
                 "warehouse_mb": p["warehouse"].stat().st_size / 1e6, "load_before": load_before,
                 "load_after": load_after, "slowest_nodes": nodes, "reader_during_publish": reader,

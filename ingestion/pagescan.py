@@ -3,11 +3,12 @@
 `ichigen_pagescan` (C, `native/`) reads the pages once, with no intermediate JSON values: it walks each node
 against the mapping's declared shape, copies the declared values into Arrow buffers (timestamps already as UTC
 microseconds) and the node's own text into `_raw`. It accepts only what it can prove lands exactly as the DuckDB
-statement lands it: canonical compact JSON (the text DuckDB's writer would produce again, so `_raw` is the same
-bytes), every declared value of its plain form (timestamps `YYYY-MM-DDTHH:MM:SS[.ffffff]` with `Z` or `±HH:MM`,
+statement lands it: compact JSON inside the nodes (the text DuckDB's writer would produce again, so `_raw` is the
+same bytes; escapes DuckDB writes otherwise are decoded and the node's `_raw` written in DuckDB's form), every
+declared value of its plain form (timestamps `YYYY-MM-DDTHH:MM:SS[.ffffff]` with `Z` or `±HH:MM`,
 money `-?digits[.digits]`, integers as JSON integers), no repeated declared key, no missing required value.
 
-Anything else — a bad record, a pretty-printed or escaped page, a number where text is declared — makes the scan
+Anything else — a bad record, a pretty-printed page, an escaped key, a number where text is declared — makes the scan
 answer None for the whole call, and `columnar.map_pages` maps the pages through DuckDB as before, which also
 words the quarantine reasons. The fast path never sets a record aside; it only lands calls it fully accepts.
 tests/ingestion/test_pagescan.py holds the two paths to the same tables over the sandbox's pages and over
@@ -31,8 +32,7 @@ from ingestion.columnar import Field, NodeMapping
 # the scanner's kinds (ichigen_pagescan.c)
 TEXT, TIMESTAMP, MONEY, INT, TEXT_LIST, OBJECT, OBJECT_LIST = range(7)
 _KIND = {"text": TEXT, "gid": TEXT, "timestamp": TIMESTAMP, "money": MONEY, "int": INT, "text_list": TEXT_LIST}
-_ARROW = {TEXT: pa.string(), MONEY: pa.string(), TIMESTAMP: pa.timestamp("us", tz="UTC"), INT: pa.int64(),
-          TEXT_LIST: pa.list_(pa.string())}
+_ARROW = {TIMESTAMP: pa.timestamp("us", tz="UTC"), INT: pa.int64(), TEXT_LIST: pa.list_(pa.string())}
 # pages per native call when a call's pages are split across threads (the GIL is released while scanning)
 MIN_PAGES_PER_THREAD = 32
 THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,10 +1,12 @@
 /* ichigen_pagescan: GraphQL answer pages (compact JSON bytes) -> column buffers for landing, in one pass.
  *
  * The fast path of ingestion.columnar (DECISIONS.md D243). It accepts only what it can map exactly as the DuckDB
- * statement would: canonical compact JSON (no whitespace between tokens, only the escapes DuckDB's JSON writer
- * itself produces, integers of at most 18 digits, no fractions or exponents anywhere), every declared value of
- * the expected JSON type and form, no repeated declared key. Anything else -- bad input included -- makes
- * `scan` return None and the caller maps the pages through DuckDB, which also words the quarantine reasons.
+ * statement would: compact JSON inside the nodes (no whitespace between tokens, integers of at most 18 digits,
+ * no fractions or exponents; outside them any JSON number), every declared value of the expected JSON type and
+ * form, no repeated or escaped declared key. Every valid escape is decoded; a node holding one DuckDB's writer
+ * would write otherwise gets its `_raw` written again in DuckDB's form (put_canonical). Anything else -- bad
+ * input included -- makes `scan` return None and the caller maps the pages through DuckDB, which also words the
+ * quarantine reasons.
  * So this file never decides that a record is bad; it only proves that every record of the call is good.
  *
  * The plan (built by ingestion/pagescan.py from a NodeMapping) is a tree of tuples:
@@ -14,9 +16,9 @@
  * the list column; the objects' leaves are columns of the next level).
  *
  * The result is a list with one tuple per column, then one for the node texts (`_raw`):
- *   (count, validity: bytes (1 byte per row), offsets: bytes | None (int32), data: bytes | None,
- *    child_offsets: bytes | None, child_data: bytes | None)
- * where `data` holds UTF-8 text (text kinds, `_raw`), int64 values (timestamp as UTC microseconds, int), and a
+ *   (count, validity, offsets | None (int32), data | None, child_offsets | None, child_data | None)
+ * each buffer handed over without a copy as (address, length, capsule that frees it), validity 1 byte per row;
+ * `data` holds UTF-8 text (text kinds, `_raw`) or int64 values (timestamp as UTC microseconds, int), and a
  * text list keeps its strings in the child buffers. Every read is bounded by the page's end; nesting is bounded
  * by MAX_DEPTH. The GIL is released while scanning.
  */
@@ -495,7 +497,7 @@ static int scan_list_record(Scan *s, const Shape *shape, int level) {
     return scan_record(s, shape, level);
 }
 
-/* The value at s->p for entry e (its column already checked as not yet set for this row). */
+/* The value at s->p for entry e (a declared key not yet seen in this object). */
 static int scan_entry(Scan *s, const Entry *e, int level) {
     Column *c = e->column >= 0 ? &s->columns[e->column] : NULL;
     const unsigned char *v; size_t n; int escaped; int64_t x;

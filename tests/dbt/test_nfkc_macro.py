@@ -25,7 +25,6 @@ COVERED = [0x3000, *range(0xFF01, 0xFFA0), *range(0xFFE0, 0xFFEF)]
 SPACES = "".join(chr(cp) for cp in range(0x10000) if unicodedata.category(chr(cp)) == "Zs")
 
 
-
 @pytest.fixture(scope="module")
 def macros():
     return jinja2.Environment().from_string(MACROS.read_text(encoding="utf-8")).module

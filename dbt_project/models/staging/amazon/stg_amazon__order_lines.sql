@@ -55,7 +55,7 @@ select
          else cast(i.quantity_ordered as bigint) end            as current_quantity,
     cast(i.quantity_fulfilled as bigint)                        as quantity_fulfilled,
     i.unit_price_jpy,
-    cast(i.quantity_ordered as bigint) * i.unit_price_jpy              as line_total_jpy
+    cast(i.quantity_ordered as bigint) * i.unit_price_jpy        as line_total_jpy
 
 from unnested as i
 left join texts as t

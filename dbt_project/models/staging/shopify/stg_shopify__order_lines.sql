@@ -51,7 +51,7 @@ select
     cast(l.quantity as bigint)                                  as quantity,
     cast(l.current_quantity as bigint)                          as current_quantity,
     l.unit_price_jpy,
-    cast(l.quantity as bigint) * l.unit_price_jpy                      as line_total_jpy
+    cast(l.quantity as bigint) * l.unit_price_jpy                as line_total_jpy
 
 from unnested as l
 left join texts as t
